@@ -1,0 +1,84 @@
+/* data.h: image data sets as sequences of patch tokens.
+ *
+ * An sn_images holds n grayscale images (uint8) with labels.  Training
+ * draws from the training file minus a held-out validation split chosen by
+ * a seeded permutation; search and `eval --split val` use that split; the
+ * test file is only for reporting.  Batches are produced as normalised
+ * patch tokens: an image of rows x cols with patch p becomes
+ * (rows/p)*(cols/p) tokens of p*p values, row-major over patches, each
+ * patch's pixels row-major, pixel value (v/255 - mean) / std.
+ */
+#ifndef SN_DATA_H
+#define SN_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/rng.h"
+
+typedef struct sn_images {
+    int64_t n;
+    int rows, cols;
+    uint8_t *pixels;    /* (n, rows, cols); owned */
+    int32_t *labels;    /* (n); owned */
+    int n_classes;      /* 1 + largest label */
+} sn_images;
+
+/* Loads an images file and a labels file (IDX, gzip'd or raw); checks
+ * that the image file is 3-D, the label file 1-D, the counts agree and
+ * every label is below 256.  SN_ERR with the file named. */
+int sn_images_load(const char *images_path, const char *labels_path,
+                   sn_images *out, char *err, size_t errlen);
+/* The Fashion-MNIST files from Debian's dataset-fashion-mnist inside dir
+ * (default /usr/share/datasets/fashion-mnist): split "train" or "test". */
+int sn_images_load_dir(const char *dir, const char *split, sn_images *out,
+                       char *err, size_t errlen);
+void sn_images_free(sn_images *x);
+
+/* Per-pixel normalisation constants computed over a set of images. */
+typedef struct sn_norm {
+    float mean, std;
+} sn_norm;
+/* Mean and standard deviation of all pixels (scaled to [0,1]) of the
+ * images idx[0..n) (idx NULL: all images). */
+sn_norm sn_images_norm(const sn_images *x, const int64_t *idx, int64_t n);
+
+/* Splits [0, total) into a training part and a held-out validation part of
+ * n_val indices, by a permutation seeded with seed; both outputs are
+ * sorted ascending and owned by the caller (free with sn_free).
+ * SN_ERR if n_val < 0 or n_val >= total. */
+int sn_split_indices(int64_t total, int64_t n_val, uint64_t seed,
+                     int64_t **train_idx, int64_t *n_train,
+                     int64_t **val_idx, int64_t *n_val_out,
+                     char *err, size_t errlen);
+
+/* Tokens per image and values per token for patch size p; SN_ERR unless p
+ * divides both rows and cols. */
+int sn_patch_dims(const sn_images *x, int p, int *n_tokens, int *token_dim,
+                  char *err, size_t errlen);
+/* Writes the tokens of images idx[0..b) into out (b, n_tokens, p*p)
+ * contiguous and their labels into labels (b). */
+void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p,
+                     sn_norm norm, float *out, int32_t *labels);
+
+/* Deterministic epoch-wise shuffling of an index set.  Epoch k visits the
+ * indices in a permutation derived from (seed, k) alone, so that a
+ * position (epoch, cursor) identifies the loader's state exactly. */
+typedef struct sn_loader {
+    const int64_t *idx;  /* borrowed: the index set (e.g. train split) */
+    int64_t n;
+    uint64_t seed;
+    int64_t epoch;
+    int64_t cursor;      /* next position in this epoch's permutation */
+    int64_t *perm;       /* (n) owned: this epoch's order */
+} sn_loader;
+int sn_loader_init(sn_loader *l, const int64_t *idx, int64_t n, uint64_t seed,
+                   char *err, size_t errlen);
+/* Positions the loader at (epoch, cursor), e.g. when resuming. */
+void sn_loader_seek(sn_loader *l, int64_t epoch, int64_t cursor);
+/* Fills out[0..b) with the next b image indices; an epoch ending mid-batch
+ * continues into the next epoch's permutation. */
+void sn_loader_next(sn_loader *l, int64_t *out, int64_t b);
+void sn_loader_free(sn_loader *l);
+
+#endif

@@ -1,0 +1,59 @@
+#include "mpi/runtime.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "src/tensor.h"
+#include "src/util.h"
+
+static void abort_job(int code)
+{
+    int up = 0, down = 0;
+    MPI_Initialized(&up);
+    MPI_Finalized(&down);
+    if (up && !down) MPI_Abort(MPI_COMM_WORLD, code);
+    exit(code);
+}
+
+int sn_mpi_init(int *argc, char ***argv, sn_mpi_info *info)
+{
+    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+        fprintf(stderr, "supernest: MPI_Init failed\n");
+        return SN_ERR;
+    }
+    sn_set_abort_hook(abort_job);
+    MPI_Comm_rank(MPI_COMM_WORLD, &info->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &info->size);
+    MPI_Comm local;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info->rank, MPI_INFO_NULL,
+                            &local) != MPI_SUCCESS) {
+        fprintf(stderr, "supernest: MPI_Comm_split_type failed\n");
+        return SN_ERR;
+    }
+    MPI_Comm_rank(local, &info->local_rank);
+    MPI_Comm_size(local, &info->local_size);
+    MPI_Comm_free(&local);
+    return SN_OK;
+}
+
+int sn_mpi_default_threads(const sn_mpi_info *info)
+{
+    int cores = sn_cpu_count();
+    int t = cores / (info->local_size > 0 ? info->local_size : 1);
+    return t < 1 ? 1 : t;
+}
+
+int sn_mpi_any_failed(int code)
+{
+    int mine = code != 0, any = 0;
+    MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    return any;
+}
+
+void sn_mpi_finalize(void)
+{
+    int down = 0;
+    MPI_Finalized(&down);
+    if (!down) MPI_Finalize();
+}

@@ -1,0 +1,23 @@
+/* runtime.h: MPI start-up and shutdown for the command layer.
+ *
+ * sn_mpi_init starts MPI (a plain `supernest` run is a one-rank MPI
+ * singleton), installs MPI_Abort as the hook of SN_CHECK so that one failed
+ * rank ends the whole job, and records the world and node-local layout.
+ */
+#ifndef SN_MPI_RUNTIME_H
+#define SN_MPI_RUNTIME_H
+
+typedef struct sn_mpi_info {
+    int rank, size;          /* in MPI_COMM_WORLD */
+    int local_rank, local_size; /* among the ranks sharing this node */
+} sn_mpi_info;
+
+/* Returns SN_OK, or SN_ERR after printing why MPI could not start. */
+int sn_mpi_init(int *argc, char ***argv, sn_mpi_info *info);
+/* Threads per rank that keep ranks x threads within the node's cores. */
+int sn_mpi_default_threads(const sn_mpi_info *info);
+/* True on every rank if any rank passed a non-zero code (a collective). */
+int sn_mpi_any_failed(int code);
+void sn_mpi_finalize(void);
+
+#endif

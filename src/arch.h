@@ -1,0 +1,102 @@
+/* arch.h: the search space, sub-network configurations and their canonical
+ * string, parameter and MAC counts, and sampling.
+ *
+ * A supernet has n_stages stages of blocks (stages of the *search space*,
+ * independent of the rank layout).  A sub-network keeps a prefix of every
+ * elastic dimension: the first `embed` channels, the first depth[s] blocks
+ * of stage s, and in each kept block the first heads[i] attention heads
+ * (of head_dim channels each) and the first mlp[i] hidden units.
+ *
+ * Canonical string (round-trip exact):
+ *     e<embed>-d<depth0>.<depth1>...-h<heads per kept block>-f<mlp per kept block>
+ * e.g. e192-d3.3-h3.3.3.3.3.3-f768.768.768.768.768.768.  Kept blocks are
+ * listed in order: stage 0's blocks, then stage 1's, ...
+ */
+#ifndef SN_ARCH_H
+#define SN_ARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/rng.h"
+
+#define SN_MAX_CHOICES 32
+#define SN_MAX_STAGES 16
+#define SN_MAX_BLOCKS 64
+#define SN_SUBNET_STRLEN 1024
+
+typedef struct sn_space {
+    /* elastic choices, strictly ascending, each list non-empty */
+    int n_embed;
+    int embed[SN_MAX_CHOICES];
+    int n_heads;
+    int heads[SN_MAX_CHOICES];
+    int n_mlp;
+    int mlp[SN_MAX_CHOICES];
+    int n_stages;
+    int min_depth[SN_MAX_STAGES];   /* >= 1 */
+    int max_depth[SN_MAX_STAGES];   /* >= min_depth; sum <= SN_MAX_BLOCKS */
+    int head_dim;                   /* channels per head, fixed */
+    /* fixed by the task */
+    int n_tokens;                   /* sequence length t */
+    int token_dim;                  /* input values per token (patch size^2) */
+    int n_classes;                  /* classifier outputs */
+} sn_space;
+
+typedef struct sn_subnet {
+    int embed;
+    int n_stages;
+    int depth[SN_MAX_STAGES];
+    int n_blocks;                   /* sum of depth[] */
+    int heads[SN_MAX_BLOCKS];       /* per kept block, in order */
+    int mlp[SN_MAX_BLOCKS];
+} sn_subnet;
+
+/* The default image space: e {64,96,128,160,192}, heads {1,2,3} of 64,
+ * MLP {96,192,...,768}, 2 stages of 1..3 blocks; tokens 49 of 16 values,
+ * 10 classes.  About 1.04e9 sub-networks; the largest is the 6-layer ViT of
+ * embed 192, 3 heads, MLP 768. */
+void sn_space_default(sn_space *s);
+
+/* Checks that every list is non-empty, ascending and positive, depths
+ * consistent, dimensions positive.  SN_ERR with the field named. */
+int sn_space_validate(const sn_space *s, char *err, size_t errlen);
+
+/* Total blocks of the supernet (sum of max_depth). */
+int sn_space_max_blocks(const sn_space *s);
+/* Index, in the supernet, of the first block of stage s. */
+int sn_space_stage_offset(const sn_space *s, int stage);
+/* Number of distinct sub-networks (as a double: it can exceed 2^63). */
+double sn_space_count(const sn_space *s);
+
+/* Largest / smallest sub-network. */
+void sn_subnet_max(const sn_space *s, sn_subnet *out);
+void sn_subnet_min(const sn_space *s, sn_subnet *out);
+/* Uniform random sub-network: every dimension (embed, each stage's depth,
+ * each kept block's heads and MLP width) drawn uniformly and independently
+ * from its choices. */
+void sn_subnet_sample(const sn_space *s, sn_rng *r, sn_subnet *out);
+
+/* Supernet block index of the i-th kept block of n. */
+int sn_subnet_block(const sn_space *s, const sn_subnet *n, int i);
+
+/* Parses a canonical string, or "max" / "min".  On error returns SN_ERR
+ * and a message naming the field and the values allowed, e.g.
+ * "sub-network 'e100-...': embed 100 is not one of 64,96,128,160,192". */
+int sn_subnet_parse(const sn_space *s, const char *str, sn_subnet *out,
+                    char *err, size_t errlen);
+/* Writes the canonical string; returns its length, or SN_ERR if buf is
+ * too small. */
+int sn_subnet_format(const sn_subnet *n, char *buf, size_t len);
+/* Checks that n lies inside s (same checks as parse). */
+int sn_subnet_validate(const sn_space *s, const sn_subnet *n, char *err, size_t errlen);
+
+/* Trainable parameters a sub-network uses (patch embedding, positions,
+ * blocks, final norm, classifier). */
+int64_t sn_subnet_params(const sn_space *s, const sn_subnet *n);
+/* Multiply-accumulates of one forward pass of one input sequence
+ * (linear layers and the two attention products; norms and activations
+ * are not counted). */
+int64_t sn_subnet_macs(const sn_space *s, const sn_subnet *n);
+
+#endif

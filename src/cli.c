@@ -1,0 +1,166 @@
+#include "src/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util.h"
+
+sn_opt *sn_cli_find(sn_opt *opts, const char *name)
+{
+    for (sn_opt *o = opts; o->name; o++)
+        if (strcmp(o->name, name) == 0) return o;
+    return NULL;
+}
+
+static int parse_value(sn_opt *o, const char *v, char *err, size_t errlen)
+{
+    char *end = NULL;
+    errno = 0;
+    switch (o->kind) {
+    case SN_OPT_INT: {
+        long long x = strtoll(v, &end, 10);
+        if (*v == '\0' || *end != '\0' || errno == ERANGE)
+            return sn_errf(err, errlen, "--%s '%s': not an integer", o->name, v);
+        if ((double)x < o->min || (double)x > o->max)
+            return sn_errf(err, errlen, "--%s %lld: must be in %.0f..%.0f", o->name, x, o->min,
+                           o->max);
+        *(int64_t *)o->dst = x;
+        break;
+    }
+    case SN_OPT_FLOAT: {
+        double x = strtod(v, &end);
+        if (*v == '\0' || *end != '\0' || errno == ERANGE || !isfinite(x))
+            return sn_errf(err, errlen, "--%s '%s': not a finite number", o->name, v);
+        if (x < o->min || x > o->max)
+            return sn_errf(err, errlen, "--%s %g: must be in [%g, %g]", o->name, x, o->min,
+                           o->max);
+        *(double *)o->dst = x;
+        break;
+    }
+    case SN_OPT_STR:
+        if (*v == '\0') return sn_errf(err, errlen, "--%s: empty value", o->name);
+        *(const char **)o->dst = v;
+        break;
+    case SN_OPT_FLAG:
+        break;
+    }
+    return SN_OK;
+}
+
+int sn_cli_parse(const char *cmd, const char *usage, sn_opt *opts, int argc, char **argv,
+                 int first, const char **pos, int max_pos, int *n_pos,
+                 char *err, size_t errlen)
+{
+    if (n_pos) *n_pos = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            sn_cli_help(stdout, cmd, usage, opts);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (!pos || !n_pos || *n_pos >= max_pos)
+                return sn_errf(err, errlen, "%s: unexpected argument '%s' (see %s --help)",
+                               cmd, a, cmd);
+            pos[(*n_pos)++] = a;
+            continue;
+        }
+        char name[64];
+        const char *eq = strchr(a + 2, '=');
+        size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        if (len >= sizeof name)
+            return sn_errf(err, errlen, "%s: unknown option '%.40s...'", cmd, a);
+        memcpy(name, a + 2, len);
+        name[len] = '\0';
+        sn_opt *o = sn_cli_find(opts, name);
+        if (!o) return sn_errf(err, errlen, "%s: unknown option '--%s' (see %s --help)", cmd, name, cmd);
+        if (o->kind == SN_OPT_FLAG) {
+            if (eq) return sn_errf(err, errlen, "--%s takes no value", name);
+            *(bool *)o->dst = true;
+        } else {
+            const char *v;
+            if (eq) {
+                v = eq + 1;
+            } else {
+                if (i + 1 >= argc) return sn_errf(err, errlen, "--%s: missing value", name);
+                v = argv[++i];
+            }
+            if (parse_value(o, v, err, errlen) != SN_OK) return SN_ERR;
+        }
+        o->seen = true;
+    }
+    return SN_OK;
+}
+
+static void print_value(FILE *f, const sn_opt *o)
+{
+    switch (o->kind) {
+    case SN_OPT_FLAG: fprintf(f, "%s", *(bool *)o->dst ? "true" : "false"); break;
+    case SN_OPT_INT: fprintf(f, "%lld", (long long)*(int64_t *)o->dst); break;
+    case SN_OPT_FLOAT: fprintf(f, "%.9g", *(double *)o->dst); break;
+    case SN_OPT_STR: {
+        const char *s = *(const char **)o->dst;
+        fprintf(f, "%s", s ? s : "");
+        break;
+    }
+    }
+}
+
+void sn_cli_help(FILE *f, const char *cmd, const char *usage, const sn_opt *opts)
+{
+    fprintf(f, "usage: %s\n\noptions:\n", usage);
+    for (const sn_opt *o = opts; o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        fprintf(f, "  %-26s %s", left, o->help);
+        if (o->kind != SN_OPT_FLAG) {
+            bool has_default = o->kind != SN_OPT_STR || *(const char **)o->dst != NULL;
+            if (has_default) {
+                fprintf(f, " [");
+                print_value(f, o);
+                fprintf(f, "]");
+            }
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "  %-26s %s\n", "--help", "show this help and exit");
+    (void)cmd;
+}
+
+void sn_cli_write_config(FILE *f, const sn_opt *opts)
+{
+    for (const sn_opt *o = opts; o->name; o++) {
+        fprintf(f, "%s = ", o->name);
+        print_value(f, o);
+        fprintf(f, "\n");
+    }
+}
+
+int sn_parse_int_list(const char *what, const char *s, int *out, int max,
+                      char *err, size_t errlen)
+{
+    int n = 0;
+    const char *p = s;
+    if (*p == '\0') return sn_errf(err, errlen, "%s: empty list", what);
+    for (;;) {
+        char *end;
+        errno = 0;
+        if (*p < '0' || *p > '9')
+            return sn_errf(err, errlen, "%s '%s': expected comma-separated positive integers",
+                           what, s);
+        long x = strtol(p, &end, 10);
+        if (errno == ERANGE || x <= 0 || x > 1000000)
+            return sn_errf(err, errlen, "%s '%s': value out of range 1..1000000", what, s);
+        if (n >= max) return sn_errf(err, errlen, "%s '%s': more than %d values", what, s, max);
+        out[n++] = (int)x;
+        if (*end == '\0') break;
+        if (*end != ',')
+            return sn_errf(err, errlen, "%s '%s': expected comma-separated positive integers",
+                           what, s);
+        p = end + 1;
+    }
+    return n;
+}

@@ -1,0 +1,56 @@
+/* cli.h: table-driven command-line options shared by every command.
+ *
+ * Each command declares a table of sn_opt; sn_cli_parse fills the
+ * destinations, checks every value strictly (whole-string numbers, ranges,
+ * choice lists) and reports the first problem as one line naming the
+ * option.  The same table prints --help and the resolved configuration.
+ */
+#ifndef SN_CLI_H
+#define SN_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum sn_opt_kind {
+    SN_OPT_FLAG,    /* bool, set to true when present */
+    SN_OPT_INT,     /* int64_t within [min, max] */
+    SN_OPT_FLOAT,   /* double within [min, max] */
+    SN_OPT_STR,     /* const char * (points into argv) */
+} sn_opt_kind;
+
+typedef struct sn_opt {
+    const char *name;       /* without the leading "--" */
+    sn_opt_kind kind;
+    void *dst;              /* bool*, int64_t*, double* or const char** */
+    const char *metavar;    /* shown in help, e.g. "N" */
+    const char *help;       /* one line; defaults are printed from *dst */
+    double min, max;        /* for INT and FLOAT */
+    bool seen;              /* set by sn_cli_parse */
+} sn_opt;
+
+/* Parses argv[first..argc) into opts (terminated by an entry with name
+ * NULL).  Accepts "--name value" and "--name=value".  Positional arguments
+ * are stored in pos[0..max_pos) and counted in *n_pos (pos may be NULL when
+ * none are accepted).  Returns 1 if --help was given (help printed to
+ * stdout), SN_OK, or SN_ERR with a message. */
+int sn_cli_parse(const char *cmd, const char *usage, sn_opt *opts, int argc, char **argv,
+                 int first, const char **pos, int max_pos, int *n_pos,
+                 char *err, size_t errlen);
+
+/* Prints usage and one line per option with its default value. */
+void sn_cli_help(FILE *f, const char *cmd, const char *usage, const sn_opt *opts);
+
+/* Writes "name = value" for every option (resolved configuration). */
+void sn_cli_write_config(FILE *f, const sn_opt *opts);
+
+/* Looks an option up by name (NULL if absent). */
+sn_opt *sn_cli_find(sn_opt *opts, const char *name);
+
+/* Parses a comma-separated list of positive ints into out[0..max);
+ * returns the count, or SN_ERR with a message naming what. */
+int sn_parse_int_list(const char *what, const char *s, int *out, int max,
+                      char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,17 @@
+/* commands.h: the sub-commands of `supernest`.  Each takes the full argv
+ * (argv[1] is the command name) and returns the process exit status. */
+#ifndef SN_COMMANDS_H
+#define SN_COMMANDS_H
+
+#include "mpi/runtime.h"
+
+/* Exit statuses (documented in README). */
+enum {
+    SN_EXIT_OK = 0,
+    SN_EXIT_FAILURE = 1,   /* the run failed: bad data, NaN loss, I/O error */
+    SN_EXIT_USAGE = 2,     /* bad command line or configuration */
+};
+
+int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi);
+
+#endif

@@ -1,0 +1,27 @@
+/* evaluate.h: accuracy and loss of a sub-network over a set of images —
+ * the one evaluation path used at the end of training and by
+ * `supernest eval`.  Part of the command layer (it reads io/ data).
+ */
+#ifndef SN_EVALUATE_H
+#define SN_EVALUATE_H
+
+#include <stdint.h>
+
+#include "io/data.h"
+#include "src/model.h"
+
+typedef struct sn_eval_result {
+    int64_t n;          /* images evaluated */
+    double loss;        /* mean cross-entropy */
+    double accuracy;    /* fraction correct */
+} sn_eval_result;
+
+/* Evaluates sub-network n on images idx[0..count) (idx NULL: all) in
+ * batches of at most the workspace's max batch; tokens (batch, T, P) and
+ * labels (batch) are caller-owned scratch of that size. */
+sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
+                           const sn_subnet *n, const sn_images *x, const int64_t *idx,
+                           int64_t count, int patch, sn_norm norm,
+                           float *tokens, int32_t *labels);
+
+#endif

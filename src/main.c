@@ -1,0 +1,45 @@
+/* supernest: trains a weight-sharing transformer supernet and searches it
+ * for the sub-networks that suit a machine.  This file only dispatches to
+ * the commands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "mpi/runtime.h"
+#include "src/commands.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: supernest <command> [options]\n\n"
+            "commands:\n"
+            "  train     train the supernet (sandwich rule + in-place distillation)\n\n"
+            "Run 'supernest <command> --help' for the options of a command.\n"
+            "  --version  print the version and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return SN_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("supernest %s\n", SN_VERSION);
+        return SN_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return SN_EXIT_OK;
+    }
+    int (*cmd)(int, char **, const sn_mpi_info *) = NULL;
+    if (strcmp(argv[1], "train") == 0) cmd = sn_cmd_train;
+    if (!cmd) {
+        fprintf(stderr, "supernest: unknown command '%s' (try: supernest --help)\n", argv[1]);
+        return SN_EXIT_USAGE;
+    }
+    sn_mpi_info mpi;
+    if (sn_mpi_init(&argc, &argv, &mpi) != 0) return SN_EXIT_FAILURE;
+    int rc = cmd(argc, argv, &mpi);
+    sn_mpi_finalize();
+    return rc;
+}

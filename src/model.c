@@ -1,0 +1,403 @@
+#include "src/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "src/ops.h"
+#include "src/rng.h"
+#include "src/tensor.h"
+#include "src/util.h"
+
+/* ---- the parameter table ------------------------------------------------ */
+
+static int max_choice(const int *v, int n) { return v[n - 1]; }
+
+typedef struct dims {
+    int64_t E, H, D, F, T, P, C, HD;
+} dims;
+
+static dims space_dims(const sn_space *s)
+{
+    dims d;
+    d.E = max_choice(s->embed, s->n_embed);
+    d.H = max_choice(s->heads, s->n_heads);
+    d.F = max_choice(s->mlp, s->n_mlp);
+    d.D = s->head_dim;
+    d.HD = d.H * d.D;
+    d.T = s->n_tokens;
+    d.P = s->token_dim;
+    d.C = s->n_classes;
+    return d;
+}
+
+static void add_tensor(sn_param_info *info, int *n, size_t *off, const char *name,
+                       int block, int64_t r, int64_t c, bool decay)
+{
+    sn_param_info *t = &info[(*n)++];
+    memset(t, 0, sizeof *t);
+    if (block >= 0)
+        snprintf(t->name, sizeof t->name, "blocks.%d.%s", block, name);
+    else
+        snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = c > 0 ? 2 : 1;
+    t->shape[0] = r;
+    t->shape[1] = c > 0 ? c : 0;
+    t->count = (size_t)(r * (c > 0 ? c : 1));
+    t->offset = *off;
+    t->decay = decay;
+    t->block = block;
+    /* keep every tensor 64-byte aligned inside the buffer */
+    *off += (t->count + 15) & ~(size_t)15;
+}
+
+int sn_param_table(const sn_space *s, sn_param_info *info, size_t *total)
+{
+    dims d = space_dims(s);
+    int n = 0;
+    size_t off = 0;
+    add_tensor(info, &n, &off, "patch_embed.weight", -1, d.E, d.P, true);
+    add_tensor(info, &n, &off, "patch_embed.bias", -1, d.E, 0, false);
+    add_tensor(info, &n, &off, "pos_embed", -1, d.T, d.E, false);
+    int nb = sn_space_max_blocks(s);
+    for (int l = 0; l < nb; l++) {
+        add_tensor(info, &n, &off, "ln1.weight", l, d.E, 0, false);
+        add_tensor(info, &n, &off, "ln1.bias", l, d.E, 0, false);
+        add_tensor(info, &n, &off, "attn.qkv.weight", l, 3 * d.HD, d.E, true);
+        add_tensor(info, &n, &off, "attn.qkv.bias", l, 3 * d.HD, 0, false);
+        add_tensor(info, &n, &off, "attn.proj.weight", l, d.E, d.HD, true);
+        add_tensor(info, &n, &off, "attn.proj.bias", l, d.E, 0, false);
+        add_tensor(info, &n, &off, "ln2.weight", l, d.E, 0, false);
+        add_tensor(info, &n, &off, "ln2.bias", l, d.E, 0, false);
+        add_tensor(info, &n, &off, "mlp.fc1.weight", l, d.F, d.E, true);
+        add_tensor(info, &n, &off, "mlp.fc1.bias", l, d.F, 0, false);
+        add_tensor(info, &n, &off, "mlp.fc2.weight", l, d.E, d.F, true);
+        add_tensor(info, &n, &off, "mlp.fc2.bias", l, d.E, 0, false);
+    }
+    add_tensor(info, &n, &off, "norm.weight", -1, d.E, 0, false);
+    add_tensor(info, &n, &off, "norm.bias", -1, d.E, 0, false);
+    add_tensor(info, &n, &off, "head.weight", -1, d.C, d.E, true);
+    add_tensor(info, &n, &off, "head.bias", -1, d.C, 0, false);
+    *total = off;
+    return n;
+}
+
+/* The views follow the table's order exactly (12 tensors per block). */
+void sn_params_bind(const sn_space *s, float *base, sn_params *p)
+{
+    sn_param_info info[SN_MAX_PARAM_TENSORS];
+    size_t total;
+    int n = sn_param_table(s, info, &total);
+    int k = 0;
+    memset(p, 0, sizeof *p);
+    p->patch_w = base + info[k++].offset;
+    p->patch_b = base + info[k++].offset;
+    p->pos = base + info[k++].offset;
+    int nb = sn_space_max_blocks(s);
+    for (int l = 0; l < nb; l++) {
+        sn_block_params *b = &p->block[l];
+        b->ln1_g = base + info[k++].offset;
+        b->ln1_b = base + info[k++].offset;
+        b->qkv_w = base + info[k++].offset;
+        b->qkv_b = base + info[k++].offset;
+        b->proj_w = base + info[k++].offset;
+        b->proj_b = base + info[k++].offset;
+        b->ln2_g = base + info[k++].offset;
+        b->ln2_b = base + info[k++].offset;
+        b->fc1_w = base + info[k++].offset;
+        b->fc1_b = base + info[k++].offset;
+        b->fc2_w = base + info[k++].offset;
+        b->fc2_b = base + info[k++].offset;
+    }
+    p->norm_g = base + info[k++].offset;
+    p->norm_b = base + info[k++].offset;
+    p->head_w = base + info[k++].offset;
+    p->head_b = base + info[k++].offset;
+    SN_CHECK(k == n);
+}
+
+static bool is_layernorm_gain(const char *name)
+{
+    size_t len = strlen(name);
+    static const char *const gains[] = {"ln1.weight", "ln2.weight", "norm.weight"};
+    for (size_t i = 0; i < sizeof gains / sizeof gains[0]; i++) {
+        size_t gl = strlen(gains[i]);
+        if (len >= gl && strcmp(name + len - gl, gains[i]) == 0) return true;
+    }
+    return false;
+}
+
+sn_model *sn_model_create(const sn_space *s, uint64_t seed)
+{
+    sn_model *m = sn_calloc(sizeof *m);
+    if (!m) return NULL;
+    m->space = *s;
+    m->n_tensors = sn_param_table(s, m->info, &m->n_params);
+    m->params = sn_calloc(m->n_params * sizeof(float));
+    m->grads = sn_calloc(m->n_params * sizeof(float));
+    if (!m->params || !m->grads) {
+        sn_model_destroy(m);
+        return NULL;
+    }
+    sn_params_bind(s, m->params, &m->p);
+    sn_params_bind(s, m->grads, &m->g);
+    /* Each tensor draws from its own stream so that adding a tensor never
+     * changes the initial values of the others. */
+    for (int i = 0; i < m->n_tensors; i++) {
+        const sn_param_info *t = &m->info[i];
+        float *w = m->params + t->offset;
+        if (is_layernorm_gain(t->name)) {
+            for (size_t j = 0; j < t->count; j++) w[j] = 1.0f;
+        } else if (t->decay || strcmp(t->name, "pos_embed") == 0) {
+            sn_rng r;
+            sn_rng_seed(&r, seed, 1000 + (uint64_t)i);
+            for (size_t j = 0; j < t->count; j++) w[j] = 0.02f * sn_rng_normal(&r);
+        }
+    }
+    return m;
+}
+
+void sn_model_destroy(sn_model *m)
+{
+    if (!m) return;
+    sn_free(m->params);
+    sn_free(m->grads);
+    sn_free(m);
+}
+
+void sn_model_zero_grad(sn_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+
+/* ---- activations ---------------------------------------------------------- */
+
+typedef struct block_acts {
+    float *ln1;         /* (BT, e) */
+    float *mean1, *rstd1; /* (BT) */
+    float *qkv;         /* (BT, 3*h*D) */
+    float *att;         /* (B, h, T, T) */
+    float *ao;          /* (BT, h*D) */
+    float *xm;          /* (BT, e) residual after attention */
+    float *ln2;         /* (BT, e) */
+    float *mean2, *rstd2;
+    float *h1;          /* (BT, f) before GELU */
+    float *h2;          /* (BT, f) after GELU */
+} block_acts;
+
+struct sn_acts {
+    sn_space space;
+    int64_t max_batch;
+    size_t bytes;
+    float *arena;
+    float *x[SN_MAX_BLOCKS + 1]; /* (BT, e) residual stream entering block i */
+    block_acts blk[SN_MAX_BLOCKS];
+    float *lnf, *meanf, *rstdf;  /* (BT, e), (BT), (BT) */
+    float *pooled;               /* (B, e) */
+    float *logits;               /* (B, C) */
+    /* backward scratch */
+    float *dres;                 /* (BT, E) */
+    float *dln;                  /* (BT, E) */
+    float *dbig;                 /* (BT, max(3HD, F)) */
+    float *dmid;                 /* (BT, max(HD, F)) */
+    float *dpooled;              /* (B, E) */
+    float *att_scratch;          /* (scratch_threads, T, T) */
+    int scratch_threads;
+    /* the last forward */
+    sn_subnet net;
+    const float *tokens;
+    int64_t b;
+};
+
+size_t sn_acts_bytes(const sn_acts *a) { return a->bytes; }
+
+sn_acts *sn_acts_create(const sn_space *s, int64_t max_batch)
+{
+    sn_acts *a = sn_calloc(sizeof *a);
+    if (!a) return NULL;
+    a->space = *s;
+    a->max_batch = max_batch;
+    dims d = space_dims(s);
+    int64_t BT = max_batch * d.T;
+    int nb = sn_space_max_blocks(s);
+    int64_t big = 3 * d.HD > d.F ? 3 * d.HD : d.F;
+    int64_t mid = d.HD > d.F ? d.HD : d.F;
+    a->scratch_threads = SN_MAX_THREADS;
+    /* sizes in floats, each rounded to 16 (64 bytes) */
+#define R16(x) ((((size_t)(x)) + 15) & ~(size_t)15)
+    size_t per_block = R16(BT * d.E) * 3 + R16(BT) * 4 + R16(BT * 3 * d.HD) +
+                       R16(max_batch * d.H * d.T * d.T) + R16(BT * d.HD) + R16(BT * d.F) * 2;
+    size_t total = per_block * (size_t)nb + R16(BT * d.E) * (size_t)(nb + 1) +
+                   R16(BT * d.E) + R16(BT) * 2 + R16(max_batch * d.E) + R16(max_batch * d.C) +
+                   R16(BT * d.E) * 2 + R16(BT * big) + R16(BT * mid) + R16(max_batch * d.E) +
+                   R16((int64_t)a->scratch_threads * d.T * d.T);
+    a->arena = sn_alloc(total * sizeof(float));
+    if (!a->arena) {
+        sn_free(a);
+        return NULL;
+    }
+    a->bytes = total * sizeof(float);
+    float *p = a->arena;
+#define TAKE(ptr, n) do { (ptr) = p; p += R16(n); } while (0)
+    for (int i = 0; i <= nb; i++) TAKE(a->x[i], BT * d.E);
+    for (int i = 0; i < nb; i++) {
+        block_acts *k = &a->blk[i];
+        TAKE(k->ln1, BT * d.E);
+        TAKE(k->mean1, BT);
+        TAKE(k->rstd1, BT);
+        TAKE(k->qkv, BT * 3 * d.HD);
+        TAKE(k->att, max_batch * d.H * d.T * d.T);
+        TAKE(k->ao, BT * d.HD);
+        TAKE(k->xm, BT * d.E);
+        TAKE(k->ln2, BT * d.E);
+        TAKE(k->mean2, BT);
+        TAKE(k->rstd2, BT);
+        TAKE(k->h1, BT * d.F);
+        TAKE(k->h2, BT * d.F);
+    }
+    TAKE(a->lnf, BT * d.E);
+    TAKE(a->meanf, BT);
+    TAKE(a->rstdf, BT);
+    TAKE(a->pooled, max_batch * d.E);
+    TAKE(a->logits, max_batch * d.C);
+    TAKE(a->dres, BT * d.E);
+    TAKE(a->dln, BT * d.E);
+    TAKE(a->dbig, BT * big);
+    TAKE(a->dmid, BT * mid);
+    TAKE(a->dpooled, max_batch * d.E);
+    TAKE(a->att_scratch, (int64_t)a->scratch_threads * d.T * d.T);
+#undef TAKE
+#undef R16
+    SN_CHECK((size_t)(p - a->arena) == total);
+    return a;
+}
+
+void sn_acts_destroy(sn_acts *a)
+{
+    if (!a) return;
+    sn_free(a->arena);
+    sn_free(a);
+}
+
+/* ---- forward and backward --------------------------------------------- */
+
+/* y += x, both (m, c) contiguous. */
+static void add_inplace(int nt, float *restrict y, const float *restrict x, int64_t n)
+{
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+const float *sn_model_forward(int nt, const sn_model *m, sn_acts *a,
+                              const sn_subnet *n, const float *tokens, int64_t b)
+{
+    SN_CHECK(b > 0 && b <= a->max_batch);
+    const sn_space *s = &m->space;
+    dims d = space_dims(s);
+    const int64_t e = n->embed, T = d.T, BT = b * T;
+    a->net = *n;
+    a->tokens = tokens;
+    a->b = b;
+
+    /* patch embedding + positions */
+    float *x0 = a->x[0];
+    sn_linear_forward(nt, x0, e, tokens, d.P, m->p.patch_w, d.P, m->p.patch_b, BT, e, d.P);
+    const float *pos = m->p.pos;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t r = 0; r < BT; r++) {
+        const float *pr = pos + (r % T) * d.E;
+        float *xr = x0 + r * e;
+        for (int64_t c = 0; c < e; c++) xr[c] += pr[c];
+    }
+
+    for (int i = 0; i < n->n_blocks; i++) {
+        const sn_block_params *w = &m->p.block[sn_subnet_block(s, n, i)];
+        block_acts *k = &a->blk[i];
+        const int64_t hd = (int64_t)n->heads[i] * d.D, f = n->mlp[i];
+        sn_layernorm_forward(nt, k->ln1, e, k->mean1, k->rstd1, a->x[i], e,
+                             w->ln1_g, w->ln1_b, BT, e);
+        sn_linear_forward(nt, k->qkv, 3 * hd, k->ln1, e, w->qkv_w, d.E, w->qkv_b,
+                          BT, 3 * hd, e);
+        sn_attention_forward(nt, k->ao, hd, k->att, k->qkv, 3 * hd, b, T, n->heads[i],
+                             d.D, false);
+        sn_linear_forward(nt, k->xm, e, k->ao, hd, w->proj_w, d.HD, w->proj_b, BT, e, hd);
+        add_inplace(nt, k->xm, a->x[i], BT * e);
+        sn_layernorm_forward(nt, k->ln2, e, k->mean2, k->rstd2, k->xm, e,
+                             w->ln2_g, w->ln2_b, BT, e);
+        sn_linear_forward(nt, k->h1, f, k->ln2, e, w->fc1_w, d.E, w->fc1_b, BT, f, e);
+        sn_gelu_forward(nt, k->h2, f, k->h1, f, BT, f);
+        sn_linear_forward(nt, a->x[i + 1], e, k->h2, f, w->fc2_w, d.F, w->fc2_b, BT, e, f);
+        add_inplace(nt, a->x[i + 1], k->xm, BT * e);
+    }
+
+    sn_layernorm_forward(nt, a->lnf, e, a->meanf, a->rstdf, a->x[n->n_blocks], e,
+                         m->p.norm_g, m->p.norm_b, BT, e);
+    sn_meanpool_forward(nt, a->pooled, e, a->lnf, e, b, T, e);
+    sn_linear_forward(nt, a->logits, d.C, a->pooled, e, m->p.head_w, d.E, m->p.head_b,
+                      b, d.C, e);
+    return a->logits;
+}
+
+void sn_model_backward(int nt, sn_model *m, sn_acts *a, const float *dlogits)
+{
+    const sn_space *s = &m->space;
+    const sn_subnet *n = &a->net;
+    dims d = space_dims(s);
+    const int64_t b = a->b, e = n->embed, T = d.T, BT = b * T;
+    sn_params *g = &m->g;
+
+    memset(a->dpooled, 0, (size_t)(b * e) * sizeof(float));
+    sn_linear_backward(nt, a->dpooled, e, g->head_w, d.E, g->head_b, dlogits, d.C,
+                       a->pooled, e, m->p.head_w, d.E, b, d.C, e);
+    memset(a->dln, 0, (size_t)(BT * e) * sizeof(float));
+    sn_meanpool_backward(nt, a->dln, e, a->dpooled, e, b, T, e);
+    float *dres = a->dres;
+    memset(dres, 0, (size_t)(BT * e) * sizeof(float));
+    sn_layernorm_backward(nt, dres, e, g->norm_g, g->norm_b, a->dln, e,
+                          a->x[n->n_blocks], e, a->meanf, a->rstdf, m->p.norm_g, BT, e);
+
+    for (int i = n->n_blocks - 1; i >= 0; i--) {
+        int l = sn_subnet_block(s, n, i);
+        const sn_block_params *w = &m->p.block[l];
+        sn_block_params *gw = &g->block[l];
+        block_acts *k = &a->blk[i];
+        const int64_t h = n->heads[i], hd = h * d.D, f = n->mlp[i];
+
+        /* x[i+1] = xm + fc2(gelu(fc1(ln2(xm)))) */
+        float *dh2 = a->dmid, *dh1 = a->dbig;
+        memset(dh2, 0, (size_t)(BT * f) * sizeof(float));
+        sn_linear_backward(nt, dh2, f, gw->fc2_w, d.F, gw->fc2_b, dres, e, k->h2, f,
+                           w->fc2_w, d.F, BT, e, f);
+        memset(dh1, 0, (size_t)(BT * f) * sizeof(float));
+        sn_gelu_backward(nt, dh1, f, dh2, f, k->h1, f, BT, f);
+        memset(a->dln, 0, (size_t)(BT * e) * sizeof(float));
+        sn_linear_backward(nt, a->dln, e, gw->fc1_w, d.E, gw->fc1_b, dh1, f, k->ln2, e,
+                           w->fc1_w, d.E, BT, f, e);
+        sn_layernorm_backward(nt, dres, e, gw->ln2_g, gw->ln2_b, a->dln, e, k->xm, e,
+                              k->mean2, k->rstd2, w->ln2_g, BT, e);
+
+        /* xm = x[i] + proj(attention(qkv(ln1(x[i])))) */
+        float *dao = a->dmid, *dqkv = a->dbig;
+        memset(dao, 0, (size_t)(BT * hd) * sizeof(float));
+        sn_linear_backward(nt, dao, hd, gw->proj_w, d.HD, gw->proj_b, dres, e, k->ao, hd,
+                           w->proj_w, d.HD, BT, e, hd);
+        memset(dqkv, 0, (size_t)(BT * 3 * hd) * sizeof(float));
+        sn_attention_backward(nt < a->scratch_threads ? nt : a->scratch_threads, dqkv, 3 * hd, dao, hd, k->att, k->qkv, 3 * hd,
+                              a->att_scratch, b, T, h, d.D);
+        memset(a->dln, 0, (size_t)(BT * e) * sizeof(float));
+        sn_linear_backward(nt, a->dln, e, gw->qkv_w, d.E, gw->qkv_b, dqkv, 3 * hd, k->ln1, e,
+                           w->qkv_w, d.E, BT, 3 * hd, e);
+        sn_layernorm_backward(nt, dres, e, gw->ln1_g, gw->ln1_b, a->dln, e, a->x[i], e,
+                              k->mean1, k->rstd1, w->ln1_g, BT, e);
+    }
+
+    /* positions: sum over the batch, token by token */
+    float *gpos = g->pos;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        float *gp = gpos + t * d.E;
+        for (int64_t bi = 0; bi < b; bi++) {
+            const float *dr = dres + (bi * T + t) * e;
+            for (int64_t c = 0; c < e; c++) gp[c] += dr[c];
+        }
+    }
+    sn_linear_backward(nt, NULL, 0, g->patch_w, d.P, g->patch_b, dres, e, a->tokens, d.P,
+                       m->p.patch_w, d.P, BT, e, d.P);
+}

@@ -1,0 +1,99 @@
+/* ops.h: forward and backward of every layer of the transformer.
+ *
+ * Conventions (as in llm.c): outputs first, inputs const; matrices are
+ * row-major with an explicit row stride (ld*, in elements) so that elastic
+ * prefix slices of the supernet's weights are used in place; backward
+ * functions ACCUMULATE (+=) into every gradient they are given, and a NULL
+ * gradient pointer means "not needed".  nt is the number of threads the op
+ * may use (>= 1).  No op allocates except where stated.
+ */
+#ifndef SN_OPS_H
+#define SN_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* y = x w^T + b.  x (m, k) ldx; w (n, k) ldw; b (n) or NULL; y (m, n) ldy
+ * (overwritten). */
+void sn_linear_forward(int nt, float *y, int64_t ldy,
+                       const float *x, int64_t ldx,
+                       const float *w, int64_t ldw, const float *b,
+                       int64_t m, int64_t n, int64_t k);
+/* dx += dy w; dw += dy^T x; db += column sums of dy.  Shapes as forward;
+ * dx (m, k) lddx, dw (n, k) lddw, dy (m, n) lddy. */
+void sn_linear_backward(int nt, float *dx, int64_t lddx,
+                        float *dw, int64_t lddw, float *db,
+                        const float *dy, int64_t lddy,
+                        const float *x, int64_t ldx,
+                        const float *w, int64_t ldw,
+                        int64_t m, int64_t n, int64_t k);
+
+/* Layer normalisation over the c features of each of m rows (eps 1e-5):
+ * y = (x - mean) * rstd * gamma + beta.  mean, rstd (m) are saved for
+ * backward.  x (m, c) ldx; y (m, c) ldy (may equal x only if ldy == ldx). */
+void sn_layernorm_forward(int nt, float *y, int64_t ldy, float *mean, float *rstd,
+                          const float *x, int64_t ldx,
+                          const float *gamma, const float *beta,
+                          int64_t m, int64_t c);
+void sn_layernorm_backward(int nt, float *dx, int64_t lddx,
+                           float *dgamma, float *dbeta,
+                           const float *dy, int64_t lddy,
+                           const float *x, int64_t ldx,
+                           const float *mean, const float *rstd,
+                           const float *gamma, int64_t m, int64_t c);
+
+/* GELU, tanh approximation (PyTorch's approximate="tanh"), elementwise on
+ * m rows of c values.  y may equal x when ldy == ldx. */
+void sn_gelu_forward(int nt, float *y, int64_t ldy, const float *x, int64_t ldx,
+                     int64_t m, int64_t c);
+/* dx += dy * gelu'(x), x the forward input. */
+void sn_gelu_backward(int nt, float *dx, int64_t lddx, const float *dy, int64_t lddy,
+                      const float *x, int64_t ldx, int64_t m, int64_t c);
+
+/* Multi-head self-attention core for b sequences of t tokens, h heads of d
+ * channels each.  qkv (b*t, 3*h*d) row stride ldqkv, each token's row laid
+ * out head by head as [q(d) k(d) v(d)] (the supernet's head-major layout,
+ * so the first h heads are a prefix).  out (b*t, h*d) row stride ldo:
+ * softmax(q k^T / sqrt(d)) v per head, concatenated.  att (b, h, t, t)
+ * receives the probabilities (saved for backward).  causal masks keys after
+ * the query.  Score and value products are BLIS GEMMs per (sequence, head);
+ * the (sequence, head) pairs are spread over nt threads. */
+void sn_attention_forward(int nt, float *out, int64_t ldo, float *att,
+                          const float *qkv, int64_t ldqkv,
+                          int64_t b, int64_t t, int64_t h, int64_t d, bool causal);
+/* dqkv += gradient w.r.t. qkv given dout (b*t, h*d) lddo and the saved att.
+ * scratch: at least nt * t * t floats. */
+void sn_attention_backward(int nt, float *dqkv, int64_t lddqkv,
+                           const float *dout, int64_t lddo,
+                           const float *att, const float *qkv, int64_t ldqkv,
+                           float *scratch,
+                           int64_t b, int64_t t, int64_t h, int64_t d);
+
+/* Mean over the t tokens of each of b sequences: x (b*t, c) ldx -> y (b, c)
+ * ldy (overwritten). */
+void sn_meanpool_forward(int nt, float *y, int64_t ldy, const float *x, int64_t ldx,
+                         int64_t b, int64_t t, int64_t c);
+/* dx += dy / t broadcast over the tokens. */
+void sn_meanpool_backward(int nt, float *dx, int64_t lddx, const float *dy, int64_t lddy,
+                          int64_t b, int64_t t, int64_t c);
+
+/* Row softmax of logits / temperature: p (n, c) from x (n, c), contiguous. */
+void sn_softmax(float *p, const float *x, int64_t n, int64_t c, float temperature);
+
+/* Mean cross-entropy over n rows of c logits (contiguous) against integer
+ * labels in [0, c), with label smoothing eps in [0, 1): the target is
+ * (1 - eps) one-hot + eps / c.  If dlogits is non-NULL it receives
+ * (overwrites) scale * d(loss)/d(logits).  If correct is non-NULL it
+ * receives the number of rows whose argmax equals the label.  Returns the
+ * loss (not scaled). */
+float sn_xent_hard(float *dlogits, int64_t *correct, const float *logits,
+                   const int32_t *labels, int64_t n, int64_t c,
+                   float eps, float scale);
+
+/* Mean cross-entropy against soft targets q (n, c) (rows sum to 1):
+ * -sum q log softmax(logits).  dlogits (optional) receives (overwrites)
+ * scale * (softmax(logits) - q) / n.  Returns the loss. */
+float sn_xent_soft(float *dlogits, const float *logits, const float *q,
+                   int64_t n, int64_t c, float scale);
+
+#endif
