@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs what supernest needs on Debian 12 (only the packages missing),
+# then configures and builds it in ./build (release).  Idempotent.
+#   scripts/setup.sh            build dependencies + Fashion-MNIST
+#   scripts/setup.sh --tests    also what the tests need (PyTorch, numpy)
+set -eu
+cd "$(dirname "$0")/.."
+
+pkgs="gcc libc6-dev meson ninja-build pkg-config libblis-dev libopenmpi-dev openmpi-bin
+      libhdf5-openmpi-dev hdf5-tools zlib1g-dev dataset-fashion-mnist"
+if [ "${1:-}" = "--tests" ]; then
+    pkgs="$pkgs libcmocka-dev python3 python3-torch python3-numpy"
+fi
+
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing$missing"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+if [ ! -f build/build.ninja ]; then
+    meson setup build --buildtype=release
+fi
+ninja -C build
