@@ -140,7 +140,9 @@ sn_norm sn_images_norm(const sn_images *x, const int64_t *idx, int64_t n)
     double count = (double)n * (double)npix;
     double mean = (double)sum / count / 255.0;
     double var = (double)sumsq / count / (255.0 * 255.0) - mean * mean;
-    return (sn_norm){.mean = (float)mean, .std = (float)sqrt(var > 0.0 ? var : 0.0)};
+    /* Constant images have no spread: keep the scale finite. */
+    double sd = sqrt(var > 0.0 ? var : 0.0);
+    return (sn_norm){.mean = (float)mean, .std = (float)(sd > 1e-6 ? sd : 1.0)};
 }
 
 int sn_split_indices(int64_t total, int64_t n_val, uint64_t seed, int64_t **train_idx,

@@ -25,12 +25,13 @@ typedef struct sn_images {
 } sn_images;
 
 /* Loads an images file and a labels file (IDX, gzip'd or raw); checks
- * that the image file is 3-D, the label file 1-D, the counts agree and
- * every label is below 256.  SN_ERR with the file named. */
+ * that the image file is 3-D, the label file 1-D and the counts agree.
+ * SN_ERR with the file named; *out is zeroed on error. */
 int sn_images_load(const char *images_path, const char *labels_path,
                    sn_images *out, char *err, size_t errlen);
 /* The Fashion-MNIST files from Debian's dataset-fashion-mnist inside dir
- * (default /usr/share/datasets/fashion-mnist): split "train" or "test". */
+ * (default /usr/share/datasets/fashion-mnist): split "train" or "test".
+ * Each file is looked for as NAME.gz, then NAME. */
 int sn_images_load_dir(const char *dir, const char *split, sn_images *out,
                        char *err, size_t errlen);
 void sn_images_free(sn_images *x);
@@ -40,7 +41,8 @@ typedef struct sn_norm {
     float mean, std;
 } sn_norm;
 /* Mean and standard deviation of all pixels (scaled to [0,1]) of the
- * images idx[0..n) (idx NULL: all images). */
+ * images idx[0..n) (idx NULL: all images, n ignored); the set must not be
+ * empty.  A set of constant images gets std 1, so scaling stays finite. */
 sn_norm sn_images_norm(const sn_images *x, const int64_t *idx, int64_t n);
 
 /* Splits [0, total) into a training part and a held-out validation part of
@@ -74,7 +76,8 @@ typedef struct sn_loader {
 } sn_loader;
 int sn_loader_init(sn_loader *l, const int64_t *idx, int64_t n, uint64_t seed,
                    char *err, size_t errlen);
-/* Positions the loader at (epoch, cursor), e.g. when resuming. */
+/* Positions the loader at (epoch, cursor), 0 <= cursor <= n, e.g. when
+ * resuming; (k, n) and (k + 1, 0) are the same position. */
 void sn_loader_seek(sn_loader *l, int64_t epoch, int64_t cursor);
 /* Fills out[0..b) with the next b image indices; an epoch ending mid-batch
  * continues into the next epoch's permutation. */

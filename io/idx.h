@@ -5,8 +5,9 @@
  * unsigned-byte type (0x08) only.  The reader validates the magic, the
  * number of dimensions, each dimension (> 0) and that the data length
  * equals the product of the dimensions exactly (neither truncated nor
- * trailing bytes); gzip input is detected by its magic bytes and inflated
- * with zlib.
+ * trailing bytes) and at most 4 GiB; gzip input is detected by its magic
+ * bytes and inflated with zlib, never past the size the header declares.
+ * On error *out is zeroed, so sn_idx_free is always safe.
  */
 #ifndef SN_IDX_H
 #define SN_IDX_H

@@ -80,8 +80,10 @@ void sn_subnet_sample(const sn_space *s, sn_rng *r, sn_subnet *out);
 /* Supernet block index of the i-th kept block of n. */
 int sn_subnet_block(const sn_space *s, const sn_subnet *n, int i);
 
-/* Parses a canonical string, or "max" / "min".  On error returns SN_ERR
- * and a message naming the field and the values allowed, e.g.
+/* Parses a canonical string, or "max" / "min" (s must be valid; out is
+ * written only on success; stages and blocks in messages count from 0).
+ * On error returns SN_ERR and a message naming the field and the values
+ * allowed, e.g.
  * "sub-network 'e100-...': embed 100 is not one of 64,96,128,160,192". */
 int sn_subnet_parse(const sn_space *s, const char *str, sn_subnet *out,
                     char *err, size_t errlen);

@@ -62,8 +62,8 @@ int sn_cli_parse(const char *cmd, const char *usage, sn_opt *opts, int argc, cha
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             if (!pos || !n_pos || *n_pos >= max_pos)
-                return sn_errf(err, errlen, "%s: unexpected argument '%s' (see %s --help)",
-                               cmd, a, cmd);
+                return sn_errf(err, errlen, "unexpected argument '%s' (see %s --help)", a,
+                               cmd);
             pos[(*n_pos)++] = a;
             continue;
         }
@@ -71,11 +71,11 @@ int sn_cli_parse(const char *cmd, const char *usage, sn_opt *opts, int argc, cha
         const char *eq = strchr(a + 2, '=');
         size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
         if (len >= sizeof name)
-            return sn_errf(err, errlen, "%s: unknown option '%.40s...'", cmd, a);
+            return sn_errf(err, errlen, "unknown option '%.40s...' (see %s --help)", a, cmd);
         memcpy(name, a + 2, len);
         name[len] = '\0';
         sn_opt *o = sn_cli_find(opts, name);
-        if (!o) return sn_errf(err, errlen, "%s: unknown option '--%s' (see %s --help)", cmd, name, cmd);
+        if (!o) return sn_errf(err, errlen, "unknown option '--%s' (see %s --help)", name, cmd);
         if (o->kind == SN_OPT_FLAG) {
             if (eq) return sn_errf(err, errlen, "--%s takes no value", name);
             *(bool *)o->dst = true;

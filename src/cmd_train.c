@@ -118,9 +118,12 @@ typedef struct report_row {
     sn_subnet net;
 } report_row;
 
+/* Returns SN_EXIT_OK, SN_EXIT_USAGE for a bad configuration (options,
+ * search space, sub-network, layout) or SN_EXIT_FAILURE when the run
+ * itself fails (data, memory, non-finite loss, I/O), with err set. */
 static int run(train_args *a, sn_opt *opts, const sn_mpi_info *mpi, char *err, size_t errlen)
 {
-    int rc = SN_ERR;
+    int rc = SN_EXIT_USAGE;
     sn_images train = {0}, test = {0};
     int64_t *train_idx = NULL, *val_idx = NULL;
     sn_model *model = NULL;
@@ -132,21 +135,28 @@ static int run(train_args *a, sn_opt *opts, const sn_mpi_info *mpi, char *err, s
     FILE *metrics = NULL, *evalf = NULL;
     bool trainer_up = false;
 
-    if (strcmp(a->task, "image") != 0)
-        return sn_errf(err, errlen, "--task '%s': this version trains the image task only "
-                                    "(use --task image)", a->task);
-    if (sn_cli_find(opts, "steps")->seen && sn_cli_find(opts, "epochs")->seen)
-        return sn_errf(err, errlen, "give either --steps or --epochs, not both");
-    if (mpi->size > 1)
-        return sn_errf(err, errlen, "this version trains on one rank; run without mpirun "
-                                    "(got %d ranks)", mpi->size);
+    if (strcmp(a->task, "image") != 0) {
+        sn_errf(err, errlen, "--task '%s': this version trains the image task only "
+                             "(use --task image)", a->task);
+        return rc;
+    }
+    if (sn_cli_find(opts, "steps")->seen && sn_cli_find(opts, "epochs")->seen) {
+        sn_errf(err, errlen, "give either --steps or --epochs, not both");
+        return rc;
+    }
+    if (mpi->size > 1) {
+        sn_errf(err, errlen, "this version trains on one rank; run without mpirun (got %d ranks)",
+                mpi->size);
+        return rc;
+    }
 
     sn_space space;
-    if (build_space(a, &space, err, errlen) != SN_OK) return SN_ERR;
-    if (sn_blas_init(a->blis_arch, err, errlen) != SN_OK) return SN_ERR;
+    if (build_space(a, &space, err, errlen) != SN_OK) return rc;
+    if (sn_blas_init(a->blis_arch, err, errlen) != SN_OK) return rc;
     int nt = a->threads > 0 ? (int)a->threads : sn_mpi_default_threads(mpi);
     if (nt > SN_MAX_THREADS) nt = SN_MAX_THREADS;
 
+    rc = SN_EXIT_FAILURE; /* unreadable data is a failed run */
     if (sn_images_load_dir(a->data, "train", &train, err, errlen) != SN_OK) goto out;
     if (sn_images_load_dir(a->data, "test", &test, err, errlen) != SN_OK) goto out;
     if (test.rows != train.rows || test.cols != train.cols) {
@@ -154,6 +164,7 @@ static int run(train_args *a, sn_opt *opts, const sn_mpi_info *mpi, char *err, s
                 test.rows, test.cols, train.rows, train.cols);
         goto out;
     }
+    rc = SN_EXIT_USAGE; /* options that do not fit the data */
     int64_t n_train, n_val;
     if (sn_split_indices(train.n, a->val_size, (uint64_t)a->seed, &train_idx, &n_train, &val_idx,
                          &n_val, err, errlen) != SN_OK)
@@ -187,6 +198,7 @@ static int run(train_args *a, sn_opt *opts, const sn_mpi_info *mpi, char *err, s
     to.adamw.total = total;
     to.adamw.warmup = a->warmup >= 0 ? a->warmup : total / 20;
 
+    rc = SN_EXIT_FAILURE;
     model = sn_model_create(&space, (uint64_t)a->seed);
     if (!model) {
         sn_errf(err, errlen, "out of memory creating the supernet");
@@ -324,7 +336,7 @@ static int run(train_args *a, sn_opt *opts, const sn_mpi_info *mpi, char *err, s
         metrics = NULL;
         if (sn_run_close(f, "metrics.jsonl", err, errlen) != SN_OK) goto out;
     }
-    rc = SN_OK;
+    rc = SN_EXIT_OK;
 out:
     if (metrics) fclose(metrics);
     if (evalf) fclose(evalf);
@@ -397,9 +409,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         if (mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
         return SN_EXIT_USAGE;
     }
-    if (run(&a, opts, mpi, err, sizeof err) != SN_OK) {
-        if (mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
-        return SN_EXIT_FAILURE;
-    }
-    return SN_EXIT_OK;
+    int rc = run(&a, opts, mpi, err, sizeof err);
+    if (rc != SN_EXIT_OK && mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
+    return rc;
 }

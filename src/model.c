@@ -290,6 +290,8 @@ const float *sn_model_forward(int nt, const sn_model *m, sn_acts *a,
 {
     SN_CHECK(b > 0 && b <= a->max_batch);
     const sn_space *s = &m->space;
+    SN_CHECK(sn_subnet_validate(s, n, NULL, 0) == SN_OK);
+    SN_CHECK(memcmp(&a->space, s, sizeof *s) == 0);
     dims d = space_dims(s);
     const int64_t e = n->embed, T = d.T, BT = b * T;
     a->net = *n;
@@ -379,7 +381,8 @@ void sn_model_backward(int nt, sn_model *m, sn_acts *a, const float *dlogits)
         sn_linear_backward(nt, dao, hd, gw->proj_w, d.HD, gw->proj_b, dres, e, k->ao, hd,
                            w->proj_w, d.HD, BT, e, hd);
         memset(dqkv, 0, (size_t)(BT * 3 * hd) * sizeof(float));
-        sn_attention_backward(nt < a->scratch_threads ? nt : a->scratch_threads, dqkv, 3 * hd, dao, hd, k->att, k->qkv, 3 * hd,
+        int att_nt = nt < a->scratch_threads ? nt : a->scratch_threads;
+        sn_attention_backward(att_nt, dqkv, 3 * hd, dao, hd, k->att, k->qkv, 3 * hd,
                               a->att_scratch, b, T, h, d.D);
         memset(a->dln, 0, (size_t)(BT * e) * sizeof(float));
         sn_linear_backward(nt, a->dln, e, gw->qkv_w, d.E, gw->qkv_b, dqkv, 3 * hd, k->ln1, e,

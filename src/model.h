@@ -96,9 +96,11 @@ void sn_acts_destroy(sn_acts *a);
 /* Bytes held by the workspace (for the memory report). */
 size_t sn_acts_bytes(const sn_acts *a);
 
-/* Forward pass of sub-network n over b sequences (b <= max_batch) of
- * tokens (b, T, P) contiguous.  Returns the logits (b, C), owned by the
- * workspace and valid until its next forward.  nt threads. */
+/* Forward pass of sub-network n (inside m's space; a created for that
+ * space) over b sequences (b <= max_batch) of tokens (b, T, P) contiguous.
+ * Returns the logits (b, C), owned by the workspace and valid until its
+ * next forward.  tokens is borrowed: it must stay unchanged until the
+ * backward of this forward.  nt threads. */
 const float *sn_model_forward(int nt, const sn_model *m, sn_acts *a,
                               const sn_subnet *n, const float *tokens, int64_t b);
 /* Backward of the last forward through a: accumulates the gradients of

@@ -282,6 +282,18 @@ static void softmax_rows(float *s, int64_t t, bool causal)
     }
 }
 
+/* Offsets of pair p = s h + hh (sequence s, head hh): its q columns in a
+ * qkv-shaped buffer (row stride ld), and its columns in an out-shaped one. */
+static inline int64_t pair_qkv(int64_t p, int64_t h, int64_t t, int64_t ld, int64_t d)
+{
+    return (p / h) * t * ld + (p % h) * 3 * d;
+}
+
+static inline int64_t pair_out(int64_t p, int64_t h, int64_t t, int64_t ld, int64_t d)
+{
+    return (p / h) * t * ld + (p % h) * d;
+}
+
 /* Per (sequence s, head hh) pair p = s h + hh:
  *   q, k, v (t, d) are views of qkv rows s t .. s t + t - 1 at columns
  *   hh 3d, hh 3d + d, hh 3d + 2d (row stride ldqkv);
@@ -295,12 +307,11 @@ void sn_attention_forward(int nt, float *out, int64_t ldo, float *att,
     int64_t pairs = b * h;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < pairs; p++) {
-        int64_t s = p / h, hh = p % h;
-        const float *q = qkv + s * t * ldqkv + hh * 3 * d;
+        const float *q = qkv + pair_qkv(p, h, t, ldqkv, d);
         const float *k = q + d;
         const float *v = q + 2 * d;
         float *a = att + p * t * t;
-        float *o = out + s * t * ldo + hh * d;
+        float *o = out + pair_out(p, h, t, ldo, d);
         sn_gemm(1, false, true, t, t, d, scale, q, ldqkv, k, ldqkv, 0.0f, a, t);
         softmax_rows(a, t, causal);
         sn_gemm(1, false, false, t, d, t, 1.0f, a, t, v, ldqkv, 0.0f, o, ldo);
@@ -322,15 +333,14 @@ void sn_attention_backward(int nt, float *dqkv, int64_t lddqkv,
     int64_t pairs = b * h;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t p = 0; p < pairs; p++) {
-        int64_t s = p / h, hh = p % h;
-        const float *q = qkv + s * t * ldqkv + hh * 3 * d;
+        const float *q = qkv + pair_qkv(p, h, t, ldqkv, d);
         const float *k = q + d;
         const float *v = q + 2 * d;
-        float *dq = dqkv + s * t * lddqkv + hh * 3 * d;
+        float *dq = dqkv + pair_qkv(p, h, t, lddqkv, d);
         float *dk = dq + d;
         float *dv = dq + 2 * d;
         const float *pm = att + p * t * t;
-        const float *dob = dout + s * t * lddo + hh * d;
+        const float *dob = dout + pair_out(p, h, t, lddo, d);
         float *ds = scratch + (int64_t)omp_get_thread_num() * t * t;
         sn_gemm(1, false, true, t, t, d, 1.0f, dob, lddo, v, ldqkv, 0.0f, ds, t);
         for (int64_t i = 0; i < t; i++) {

@@ -14,13 +14,14 @@
 #include <stdint.h>
 
 /* y = x w^T + b.  x (m, k) ldx; w (n, k) ldw; b (n) or NULL; y (m, n) ldy
- * (overwritten). */
+ * (overwritten; must not overlap x or w). */
 void sn_linear_forward(int nt, float *y, int64_t ldy,
                        const float *x, int64_t ldx,
                        const float *w, int64_t ldw, const float *b,
                        int64_t m, int64_t n, int64_t k);
 /* dx += dy w; dw += dy^T x; db += column sums of dy.  Shapes as forward;
- * dx (m, k) lddx, dw (n, k) lddw, dy (m, n) lddy. */
+ * dx (m, k) lddx, dw (n, k) lddw, dy (m, n) lddy; no gradient may overlap
+ * an input.  db is summed in an order independent of nt. */
 void sn_linear_backward(int nt, float *dx, int64_t lddx,
                         float *dw, int64_t lddw, float *db,
                         const float *dy, int64_t lddy,
@@ -42,8 +43,9 @@ void sn_layernorm_backward(int nt, float *dx, int64_t lddx,
                            const float *mean, const float *rstd,
                            const float *gamma, int64_t m, int64_t c);
 
-/* GELU, tanh approximation (PyTorch's approximate="tanh"), elementwise on
- * m rows of c values.  y may equal x when ldy == ldx. */
+/* GELU, tanh approximation (PyTorch's approximate="tanh", to 1-2 ulp, not
+ * bit for bit), elementwise on m rows of c values.  y may equal x when
+ * ldy == ldx. */
 void sn_gelu_forward(int nt, float *y, int64_t ldy, const float *x, int64_t ldx,
                      int64_t m, int64_t c);
 /* dx += dy * gelu'(x), x the forward input. */
@@ -62,7 +64,8 @@ void sn_attention_forward(int nt, float *out, int64_t ldo, float *att,
                           const float *qkv, int64_t ldqkv,
                           int64_t b, int64_t t, int64_t h, int64_t d, bool causal);
 /* dqkv += gradient w.r.t. qkv given dout (b*t, h*d) lddo and the saved att.
- * scratch: at least nt * t * t floats. */
+ * scratch: at least nt * t * t floats, private to this call (split by
+ * OpenMP thread number). */
 void sn_attention_backward(int nt, float *dqkv, int64_t lddqkv,
                            const float *dout, int64_t lddo,
                            const float *att, const float *qkv, int64_t ldqkv,
@@ -85,7 +88,8 @@ void sn_softmax(float *p, const float *x, int64_t n, int64_t c, float temperatur
  * (1 - eps) one-hot + eps / c.  If dlogits is non-NULL it receives
  * (overwrites) scale * d(loss)/d(logits).  If correct is non-NULL it
  * receives the number of rows whose argmax equals the label.  Returns the
- * loss (not scaled). */
+ * loss (not scaled).  A label outside [0, c) is an internal error (SN_CHECK):
+ * callers validate labels when they load data. */
 float sn_xent_hard(float *dlogits, int64_t *correct, const float *logits,
                    const int32_t *labels, int64_t n, int64_t c,
                    float eps, float scale);

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Bad command lines and configurations: each must exit with the documented
+# status and one line on stderr that names the problem.
+# usage: cli_errors.sh SUPERNEST
+set -u
+sn=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+n=0
+
+# expect STATUS KEYWORD ARGS...
+expect() {
+    want=$1 key=$2
+    shift 2
+    n=$((n + 1))
+    timeout 60 "$sn" "$@" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    lines=$(wc -l <"$tmp/err")
+    if [ "$got" -ne "$want" ] || ! grep -q -- "$key" "$tmp/err" || [ "$lines" -ne 1 ]; then
+        echo "FAIL: supernest $*: status $got (want $want), stderr ($lines lines):"
+        cat "$tmp/err"
+        fails=$((fails + 1))
+    fi
+}
+
+printf 'not an idx file at all' >"$tmp/train-images-idx3-ubyte"
+cp "$tmp/train-images-idx3-ubyte" "$tmp/train-labels-idx1-ubyte"
+
+expect 2 "unknown command" frobnicate
+expect 2 "unknown option '--bogus'" train --bogus
+expect 2 "'abc': not an integer" train --steps abc
+expect 2 "must be in" train --batch-size 0
+expect 2 "missing value" train --seed
+expect 2 "not a finite number" train --lr nan
+expect 2 "either --steps or --epochs" train --steps 2 --epochs 1
+expect 2 "image task only" train --task lm
+expect 2 "embed 100 is not one of" train --fixed-subnet e100-d3.3-h3.3.3.3.3.3-f768.768.768.768.768.768
+expect 2 "heads" train --fixed-subnet e192-d3.3-h3.3.3.3.3-f768.768.768.768.768.768
+expect 2 "strictly ascending" train --embed-choices 64,32
+expect 2 "--min-depths" train --depths 3,3 --min-depths 1
+expect 2 "comma-separated" train --mlp-choices 96,,192
+expect 2 "does not divide" train --patch 5
+expect 2 "validation split" train --val-size 60000
+expect 2 "unknown BLIS configuration" train --blis-arch pentium
+expect 1 "not found" train --data "$tmp/nowhere"
+expect 1 "train-images-idx3-ubyte" train --data "$tmp"
+
+echo "$((n - fails)) of $n bad inputs refused correctly"
+[ "$fails" -eq 0 ]
