@@ -18,6 +18,11 @@ static void abort_job(int code)
 
 int sn_mpi_init(int *argc, char ***argv, sn_mpi_info *info)
 {
+    /* Open MPI's default MPI-IO (OMPIO) can hang in collective writes where
+     * some ranks write nothing (open-mpi/ompi#7414), which is how every
+     * checkpoint is written, and prints multi-line errors on a full disk;
+     * ROMIO has neither problem.  A user's own choice wins. */
+    setenv("OMPI_MCA_io", "romio321", 0);
     if (MPI_Init(argc, argv) != MPI_SUCCESS) {
         fprintf(stderr, "supernest: MPI_Init failed\n");
         return SN_ERR;
@@ -57,3 +62,7 @@ void sn_mpi_finalize(void)
     MPI_Finalized(&down);
     if (!down) MPI_Finalize();
 }
+
+MPI_Comm sn_mpi_world(void) { return MPI_COMM_WORLD; }
+
+void sn_mpi_bcast_int(int *v, int root) { MPI_Bcast(v, 1, MPI_INT, root, MPI_COMM_WORLD); }

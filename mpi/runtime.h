@@ -7,6 +7,8 @@
 #ifndef SN_MPI_RUNTIME_H
 #define SN_MPI_RUNTIME_H
 
+#include <mpi.h>
+
 typedef struct sn_mpi_info {
     int rank, size;          /* in MPI_COMM_WORLD */
     int local_rank, local_size; /* among the ranks sharing this node */
@@ -19,5 +21,11 @@ int sn_mpi_default_threads(const sn_mpi_info *info);
 /* True on every rank if any rank passed a non-zero code (a collective). */
 int sn_mpi_any_failed(int code);
 void sn_mpi_finalize(void);
+
+/* The communicator of the whole job, for io/ functions that take one (the
+ * command layer passes it on without calling MPI itself). */
+MPI_Comm sn_mpi_world(void);
+/* Broadcasts *v from world rank root to every rank. */
+void sn_mpi_bcast_int(int *v, int root);
 
 #endif

@@ -517,3 +517,46 @@ int64_t sn_subnet_macs(const sn_space *s, const sn_subnet *n)
     }
     return total;
 }
+
+static bool same_ints(const int *a, const int *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (a[i] != b[i]) return false;
+    return true;
+}
+
+bool sn_space_equal(const sn_space *a, const sn_space *b)
+{
+    return a->n_embed == b->n_embed && same_ints(a->embed, b->embed, a->n_embed) &&
+           a->n_heads == b->n_heads && same_ints(a->heads, b->heads, a->n_heads) &&
+           a->n_mlp == b->n_mlp && same_ints(a->mlp, b->mlp, a->n_mlp) &&
+           a->n_stages == b->n_stages && same_ints(a->min_depth, b->min_depth, a->n_stages) &&
+           same_ints(a->max_depth, b->max_depth, a->n_stages) && a->head_dim == b->head_dim &&
+           a->n_tokens == b->n_tokens && a->token_dim == b->token_dim &&
+           a->n_classes == b->n_classes;
+}
+
+static size_t put_list(char *buf, size_t len, size_t at, const char *label, const int *v, int n)
+{
+    if (at < len) at += (size_t)snprintf(buf + at, len - at, "%s ", label);
+    for (int i = 0; i < n && at < len; i++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%d", i ? "," : "", v[i]);
+    if (at < len) at += (size_t)snprintf(buf + at, len - at, " ");
+    return at;
+}
+
+void sn_space_format(const sn_space *s, char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    at = put_list(buf, len, at, "embed", s->embed, s->n_embed);
+    at = put_list(buf, len, at, "heads", s->heads, s->n_heads);
+    at = put_list(buf, len, at, "mlp", s->mlp, s->n_mlp);
+    if (at < len) at += (size_t)snprintf(buf + at, len - at, "depths");
+    for (int i = 0; i < s->n_stages && at < len; i++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%d-%d", i ? "," : " ", s->min_depth[i],
+                               s->max_depth[i]);
+    if (at < len)
+        snprintf(buf + at, len - at, " head_dim %d tokens %dx%d classes %d", s->head_dim,
+                 s->n_tokens, s->token_dim, s->n_classes);
+}

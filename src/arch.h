@@ -15,6 +15,7 @@
 #ifndef SN_ARCH_H
 #define SN_ARCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,14 @@ void sn_space_default(sn_space *s);
 /* Checks that every list is non-empty, ascending and positive, depths
  * consistent, dimensions positive.  SN_ERR with the field named. */
 int sn_space_validate(const sn_space *s, char *err, size_t errlen);
+
+/* True if a and b describe the same space (the used entries of every list
+ * and every dimension; unused array slots are ignored). */
+bool sn_space_equal(const sn_space *a, const sn_space *b);
+
+/* One-line description: "embed 64,96 heads 1,2 mlp 96,192 depths 1-3,1-3
+ * head_dim 64 tokens 49x16 classes 10". */
+void sn_space_format(const sn_space *s, char *buf, size_t len);
 
 /* Total blocks of the supernet (sum of max_depth). */
 int sn_space_max_blocks(const sn_space *s);

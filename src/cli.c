@@ -40,6 +40,7 @@ static int parse_value(sn_opt *o, const char *v, char *err, size_t errlen)
         break;
     }
     case SN_OPT_STR:
+    case SN_OPT_OPTSTR:
         if (*v == '\0') return sn_errf(err, errlen, "--%s: empty value", o->name);
         *(const char **)o->dst = v;
         break;
@@ -83,6 +84,11 @@ int sn_cli_parse(const char *cmd, const char *usage, sn_opt *opts, int argc, cha
             const char *v;
             if (eq) {
                 v = eq + 1;
+            } else if (o->kind == SN_OPT_OPTSTR &&
+                       (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+                *(const char **)o->dst = "";
+                o->seen = true;
+                continue;
             } else {
                 if (i + 1 >= argc) return sn_errf(err, errlen, "--%s: missing value", name);
                 v = argv[++i];
@@ -100,7 +106,8 @@ static void print_value(FILE *f, const sn_opt *o)
     case SN_OPT_FLAG: fprintf(f, "%s", *(bool *)o->dst ? "true" : "false"); break;
     case SN_OPT_INT: fprintf(f, "%lld", (long long)*(int64_t *)o->dst); break;
     case SN_OPT_FLOAT: fprintf(f, "%.9g", *(double *)o->dst); break;
-    case SN_OPT_STR: {
+    case SN_OPT_STR:
+    case SN_OPT_OPTSTR: {
         const char *s = *(const char **)o->dst;
         fprintf(f, "%s", s ? s : "");
         break;
@@ -117,7 +124,8 @@ void sn_cli_help(FILE *f, const char *cmd, const char *usage, const sn_opt *opts
                  o->metavar ? o->metavar : "");
         fprintf(f, "  %-26s %s", left, o->help);
         if (o->kind != SN_OPT_FLAG) {
-            bool has_default = o->kind != SN_OPT_STR || *(const char **)o->dst != NULL;
+            bool is_str = o->kind == SN_OPT_STR || o->kind == SN_OPT_OPTSTR;
+            bool has_default = !is_str || *(const char **)o->dst != NULL;
             if (has_default) {
                 fprintf(f, " [");
                 print_value(f, o);

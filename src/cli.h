@@ -18,6 +18,9 @@ typedef enum sn_opt_kind {
     SN_OPT_INT,     /* int64_t within [min, max] */
     SN_OPT_FLOAT,   /* double within [min, max] */
     SN_OPT_STR,     /* const char * (points into argv) */
+    SN_OPT_OPTSTR,  /* SN_OPT_STR whose value may be omitted ("" then): given as
+                       --name=value, or --name value when value does not
+                       start with "--" */
 } sn_opt_kind;
 
 typedef struct sn_opt {

@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/ckpt.h"
 #include "io/data.h"
+#include "io/h5.h"
 #include "io/runlog.h"
+#include "mpi/runtime.h"
 #include "src/arch.h"
 #include "src/cli.h"
 #include "src/commands.h"
@@ -22,8 +25,10 @@ enum { STREAM_REPORT = 0x7e70 };
 typedef struct train_args {
     const char *task, *data, *run_dir, *fixed_subnet, *blis_arch;
     const char *embed_choices, *heads_choices, *mlp_choices, *depths, *min_depths;
+    const char *checkpoint_dir, *resume;
     int64_t steps, epochs, batch, seed, val_size, train_subset, patch, threads;
     int64_t sandwich_random, warmup, log_every, report_random, head_dim;
+    int64_t checkpoint_every, checkpoint_minutes, keep, stop_after;
     double lr, min_lr, weight_decay, clip, smoothing;
     bool no_distill, quiet;
 } train_args;
@@ -118,204 +123,225 @@ typedef struct report_row {
     sn_subnet net;
 } report_row;
 
-/* Returns SN_EXIT_OK, SN_EXIT_USAGE for a bad configuration (options,
- * search space, sub-network, layout) or SN_EXIT_FAILURE when the run
- * itself fails (data, memory, non-finite loss, I/O), with err set. */
-static int run(train_args *a, sn_opt *opts, const sn_mpi_info *mpi, char *err, size_t errlen)
-{
-    int rc = SN_EXIT_USAGE;
-    sn_images train = {0}, test = {0};
-    int64_t *train_idx = NULL, *val_idx = NULL;
-    sn_model *model = NULL;
-    sn_trainer tr = {0};
-    sn_loader loader = {0};
-    float *tokens = NULL;
-    int32_t *labels = NULL;
-    int64_t *ids = NULL;
-    FILE *metrics = NULL, *evalf = NULL;
-    bool trainer_up = false;
-
-    if (strcmp(a->task, "image") != 0) {
-        sn_errf(err, errlen, "--task '%s': this version trains the image task only "
-                             "(use --task image)", a->task);
-        return rc;
-    }
-    if (sn_cli_find(opts, "steps")->seen && sn_cli_find(opts, "epochs")->seen) {
-        sn_errf(err, errlen, "give either --steps or --epochs, not both");
-        return rc;
-    }
-    if (mpi->size > 1) {
-        sn_errf(err, errlen, "this version trains on one rank; run without mpirun (got %d ranks)",
-                mpi->size);
-        return rc;
-    }
-
+/* Everything a training run holds; released by ctx_free. */
+typedef struct train_ctx {
+    train_args *a;
+    sn_opt *opts;
+    const sn_mpi_info *mpi;
+    int nt;
     sn_space space;
-    if (build_space(a, &space, err, errlen) != SN_OK) return rc;
-    if (sn_blas_init(a->blis_arch, err, errlen) != SN_OK) return rc;
-    int nt = a->threads > 0 ? (int)a->threads : sn_mpi_default_threads(mpi);
-    if (nt > SN_MAX_THREADS) nt = SN_MAX_THREADS;
+    sn_images train, test;
+    int64_t *train_idx, *val_idx, n_train, n_val;
+    sn_norm norm;
+    sn_model *model;
+    sn_trainer tr;
+    bool trainer_up;
+    sn_loader loader;
+    float *tokens;
+    int32_t *labels;
+    int64_t *ids;
+    FILE *metrics;
+    const char *ckpt_dir;           /* NULL: no checkpoints */
+    char ckpt_dir_buf[4096];
+    sn_file_info info;              /* what checkpoints record besides tensors */
+    char *options_text;             /* owned (open_memstream) */
+    size_t options_len;
+} train_ctx;
 
-    rc = SN_EXIT_FAILURE; /* unreadable data is a failed run */
-    if (sn_images_load_dir(a->data, "train", &train, err, errlen) != SN_OK) goto out;
-    if (sn_images_load_dir(a->data, "test", &test, err, errlen) != SN_OK) goto out;
-    if (test.rows != train.rows || test.cols != train.cols) {
-        sn_errf(err, errlen, "%s: test images are %dx%d, training images %dx%d", a->data,
-                test.rows, test.cols, train.rows, train.cols);
-        goto out;
+static void ctx_free(train_ctx *c)
+{
+    if (c->metrics) fclose(c->metrics);
+    sn_free(c->tokens);
+    sn_free(c->labels);
+    sn_free(c->ids);
+    sn_loader_free(&c->loader);
+    if (c->trainer_up) sn_trainer_free(&c->tr);
+    sn_model_destroy(c->model);
+    sn_free(c->train_idx);
+    sn_free(c->val_idx);
+    sn_images_free(&c->train);
+    sn_images_free(&c->test);
+    free(c->options_text);
+}
+
+/* Checks the options that need no data; SN_ERR with a message. */
+static int check_options(train_ctx *c, char *err, size_t errlen)
+{
+    train_args *a = c->a;
+    if (strcmp(a->task, "image") != 0)
+        return sn_errf(err, errlen, "--task '%s': this version trains the image task only "
+                                    "(use --task image)", a->task);
+    if (sn_cli_find(c->opts, "steps")->seen && sn_cli_find(c->opts, "epochs")->seen)
+        return sn_errf(err, errlen, "give either --steps or --epochs, not both");
+    if (c->mpi->size > 1)
+        return sn_errf(err, errlen, "this version trains on one rank; run without mpirun "
+                                    "(got %d ranks)", c->mpi->size);
+    if (build_space(a, &c->space, err, errlen) != SN_OK) return SN_ERR;
+    if (a->checkpoint_dir) {
+        c->ckpt_dir = a->checkpoint_dir;
+    } else if (a->run_dir) {
+        snprintf(c->ckpt_dir_buf, sizeof c->ckpt_dir_buf, "%s/checkpoints", a->run_dir);
+        c->ckpt_dir = c->ckpt_dir_buf;
     }
-    rc = SN_EXIT_USAGE; /* options that do not fit the data */
-    int64_t n_train, n_val;
-    if (sn_split_indices(train.n, a->val_size, (uint64_t)a->seed, &train_idx, &n_train, &val_idx,
-                         &n_val, err, errlen) != SN_OK)
-        goto out;
-    if (a->train_subset > 0 && a->train_subset < n_train) n_train = a->train_subset;
+    if (a->resume && a->resume[0] == '\0' && !c->ckpt_dir)
+        return sn_errf(err, errlen, "--resume without a file needs --run-dir or --checkpoint-dir");
+    if (a->stop_after > 0 && !c->ckpt_dir)
+        return sn_errf(err, errlen, "--stop-after needs --run-dir or --checkpoint-dir (the "
+                                    "run is resumed from its checkpoint)");
+    return SN_OK;
+}
+
+/* The checkpoint to resume from, and the seed it fixes: a resumed run
+ * keeps its validation split and sampling, so --seed must agree. */
+static int resolve_resume(train_ctx *c, char *path, size_t len, char *err, size_t errlen)
+{
+    train_args *a = c->a;
+    const char *arg = a->resume[0] ? a->resume : c->ckpt_dir;
+    if (sn_ckpt_resolve(arg, path, len, err, errlen) != SN_OK) return SN_ERR;
+    sn_file_info *fi = calloc(1, sizeof *fi);
+    if (!fi) return sn_errf(err, errlen, "out of memory");
+    int rc = sn_file_read_info(sn_mpi_world(), path, fi, err, errlen);
+    if (rc == SN_OK && fi->is_model)
+        rc = sn_errf(err, errlen, "%s: an exported model cannot be resumed (it is not a "
+                                  "supernet checkpoint)", path);
+    if (rc == SN_OK && sn_cli_find(c->opts, "seed")->seen && (uint64_t)a->seed != fi->seed)
+        rc = sn_errf(err, errlen, "%s was trained with --seed %llu, not %lld", path,
+                     (unsigned long long)fi->seed, (long long)a->seed);
+    if (rc == SN_OK && sn_cli_find(c->opts, "val-size")->seen && a->val_size != fi->val_size)
+        rc = sn_errf(err, errlen, "%s was trained with --val-size %lld, not %lld", path,
+                     (long long)fi->val_size, (long long)a->val_size);
+    if (rc == SN_OK) {
+        a->seed = (int64_t)fi->seed;
+        a->val_size = fi->val_size;
+    }
+    free(fi);
+    return rc;
+}
+
+/* Loads the data and derives the task dimensions of the space. */
+static int setup_data(train_ctx *c, int *code, char *err, size_t errlen)
+{
+    train_args *a = c->a;
+    *code = SN_EXIT_FAILURE; /* unreadable data is a failed run */
+    if (sn_images_load_dir(a->data, "train", &c->train, err, errlen) != SN_OK ||
+        sn_images_load_dir(a->data, "test", &c->test, err, errlen) != SN_OK)
+        return SN_ERR;
+    if (c->test.rows != c->train.rows || c->test.cols != c->train.cols)
+        return sn_errf(err, errlen, "%s: test images are %dx%d, training images %dx%d", a->data,
+                       c->test.rows, c->test.cols, c->train.rows, c->train.cols);
+    *code = SN_EXIT_USAGE; /* options that do not fit the data */
+    if (sn_split_indices(c->train.n, a->val_size, (uint64_t)a->seed, &c->train_idx, &c->n_train,
+                         &c->val_idx, &c->n_val, err, errlen) != SN_OK)
+        return SN_ERR;
+    if (a->train_subset > 0 && a->train_subset < c->n_train) c->n_train = a->train_subset;
     int n_tokens, token_dim;
-    if (sn_patch_dims(&train, (int)a->patch, &n_tokens, &token_dim, err, errlen) != SN_OK) goto out;
-    space.n_tokens = n_tokens;
-    space.token_dim = token_dim;
-    space.n_classes = train.n_classes > test.n_classes ? train.n_classes : test.n_classes;
-    if (sn_space_validate(&space, err, errlen) != SN_OK) goto out;
-    sn_norm norm = sn_images_norm(&train, train_idx, n_train);
+    if (sn_patch_dims(&c->train, (int)a->patch, &n_tokens, &token_dim, err, errlen) != SN_OK)
+        return SN_ERR;
+    c->space.n_tokens = n_tokens;
+    c->space.token_dim = token_dim;
+    c->space.n_classes =
+        c->train.n_classes > c->test.n_classes ? c->train.n_classes : c->test.n_classes;
+    if (sn_space_validate(&c->space, err, errlen) != SN_OK) return SN_ERR;
+    c->norm = sn_images_norm(&c->train, c->train_idx, c->n_train);
+    return SN_OK;
+}
 
-    sn_train_opts to;
-    sn_train_opts_default(&to);
-    if (a->fixed_subnet) {
-        to.sampler = SN_SAMPLER_FIXED;
-        if (sn_subnet_parse(&space, a->fixed_subnet, &to.fixed, err, errlen) != SN_OK) goto out;
+static void fill_train_opts(train_ctx *c, sn_train_opts *to, const sn_subnet *fixed)
+{
+    train_args *a = c->a;
+    sn_train_opts_default(to);
+    if (fixed) {
+        to->sampler = SN_SAMPLER_FIXED;
+        to->fixed = *fixed;
     }
-    int64_t steps_per_epoch = (n_train + a->batch - 1) / a->batch;
+    int64_t steps_per_epoch = (c->n_train + a->batch - 1) / a->batch;
     int64_t total = a->steps > 0 ? a->steps : a->epochs * steps_per_epoch;
-    to.n_random = (int)a->sandwich_random;
-    to.distill = !a->no_distill;
-    to.label_smoothing = (float)a->smoothing;
-    to.clip = (float)a->clip;
-    to.seed = (uint64_t)a->seed;
-    to.threads = nt;
-    to.adamw.lr = (float)a->lr;
-    to.adamw.min_lr = (float)a->min_lr;
-    to.adamw.weight_decay = (float)a->weight_decay;
-    to.adamw.total = total;
-    to.adamw.warmup = a->warmup >= 0 ? a->warmup : total / 20;
+    to->n_random = (int)a->sandwich_random;
+    to->distill = !a->no_distill;
+    to->label_smoothing = (float)a->smoothing;
+    to->clip = (float)a->clip;
+    to->seed = (uint64_t)a->seed;
+    to->threads = c->nt;
+    to->adamw.lr = (float)a->lr;
+    to->adamw.min_lr = (float)a->min_lr;
+    to->adamw.weight_decay = (float)a->weight_decay;
+    to->adamw.total = total;
+    to->adamw.warmup = a->warmup >= 0 ? a->warmup : total / 20;
+}
 
-    rc = SN_EXIT_FAILURE;
-    model = sn_model_create(&space, (uint64_t)a->seed);
-    if (!model) {
-        sn_errf(err, errlen, "out of memory creating the supernet");
-        goto out;
+static int save_checkpoint(train_ctx *c, char *err, size_t errlen)
+{
+    sn_train_state ts = {.step = c->tr.step, .epoch = c->loader.epoch,
+                         .cursor = c->loader.cursor,
+                         .fixed = c->tr.o.sampler == SN_SAMPLER_FIXED};
+    if (ts.fixed) sn_subnet_format(&c->tr.o.fixed, ts.fixed_subnet, sizeof ts.fixed_subnet);
+    char path[4096];
+    double t0 = sn_now();
+    if (sn_ckpt_save(sn_mpi_world(), c->ckpt_dir, c->model, &c->tr.opt, &ts, &c->info,
+                     (int)c->a->keep, NULL, path, sizeof path, err, errlen) != SN_OK)
+        return SN_ERR;
+    if (!c->a->quiet && c->mpi->rank == 0) {
+        printf("checkpoint %s (step %lld, %.2f s)\n", path, (long long)ts.step, sn_now() - t0);
+        fflush(stdout);
     }
-    if (sn_trainer_init(&tr, model, a->batch, &to, err, errlen) != SN_OK) goto out;
-    trainer_up = true;
-    if (sn_loader_init(&loader, train_idx, n_train, (uint64_t)a->seed, err, errlen) != SN_OK)
-        goto out;
-    tokens = sn_alloc((size_t)(a->batch * n_tokens * token_dim) * sizeof(float));
-    labels = sn_alloc((size_t)a->batch * sizeof(int32_t));
-    ids = sn_alloc((size_t)a->batch * sizeof(int64_t));
-    if (!tokens || !labels || !ids) {
-        sn_errf(err, errlen, "out of memory allocating batch buffers");
-        goto out;
-    }
+    return SN_OK;
+}
 
-    if (a->run_dir) {
-        if (sn_mkdirs(a->run_dir, err, errlen) != SN_OK) goto out;
-        FILE *cf = sn_run_open(a->run_dir, "config", "w", err, errlen);
-        if (!cf) goto out;
-        fprintf(cf, "# supernest %s train: resolved options\n", SN_VERSION);
-        sn_cli_write_config(cf, opts);
-        fprintf(cf, "threads = %d\nblis_kernels = %s\nnorm_mean = %.9g\nnorm_std = %.9g\n", nt,
-                sn_blas_arch_name(), norm.mean, norm.std);
-        if (sn_run_close(cf, "config", err, errlen) != SN_OK) goto out;
-        if (!(metrics = sn_run_open(a->run_dir, "metrics.jsonl", "w", err, errlen))) goto out;
-    }
+/* Writes the run directory's config; keeps the same text for checkpoints. */
+static int write_run_config(train_ctx *c, char *err, size_t errlen)
+{
+    FILE *mem = open_memstream(&c->options_text, &c->options_len);
+    if (!mem) return sn_errf(err, errlen, "out of memory");
+    sn_cli_write_config(mem, c->opts);
+    fprintf(mem, "threads = %d\nblis_kernels = %s\nnorm_mean = %.9g\nnorm_std = %.9g\n", c->nt,
+            sn_blas_arch_name(), c->norm.mean, c->norm.std);
+    fclose(mem);
+    snprintf(c->info.options, sizeof c->info.options, "%s", c->options_text);
+    if (!c->a->run_dir) return SN_OK;
+    if (sn_mkdirs(c->a->run_dir, err, errlen) != SN_OK) return SN_ERR;
+    FILE *cf = sn_run_open(c->a->run_dir, "config", "w", err, errlen);
+    if (!cf) return SN_ERR;
+    fprintf(cf, "# supernest %s train: resolved options\n%s", SN_VERSION, c->options_text);
+    return sn_run_close(cf, "config", err, errlen);
+}
 
-    char maxs[SN_SUBNET_STRLEN], mins[SN_SUBNET_STRLEN];
-    sn_subnet big, small;
-    sn_subnet_max(&space, &big);
-    sn_subnet_min(&space, &small);
-    sn_subnet_format(&big, maxs, sizeof maxs);
-    sn_subnet_format(&small, mins, sizeof mins);
-    printf("supernest train: %lld training images (%lld held out for validation), %d tokens of "
-           "%d values\n",
-           (long long)n_train, (long long)n_val, n_tokens, token_dim);
-    printf("search space: %.3g sub-networks, largest %s (%.2fM params), smallest %s (%.2fM)\n",
-           sn_space_count(&space), maxs, (double)sn_subnet_params(&space, &big) / 1e6, mins,
-           (double)sn_subnet_params(&space, &small) / 1e6);
-    printf("%lld steps of batch %lld, %s, %d threads, BLIS kernels %s\n", (long long)total,
-           (long long)a->batch, a->fixed_subnet ? "fixed sub-network" : "sandwich rule", nt,
-           sn_blas_arch_name());
-    fflush(stdout);
-
-    double t0 = sn_now(), tlog = t0;
-    int64_t images_since = 0;
-    uint64_t flops_since = 0;
-    for (int64_t step = 0; step < total; step++) {
-        int64_t epoch = loader.epoch;
-        sn_loader_next(&loader, ids, a->batch);
-        sn_images_batch(&train, ids, a->batch, (int)a->patch, norm, tokens, labels);
-        sn_step_stats st;
-        if (sn_train_step(&tr, tokens, labels, a->batch, &st, err, errlen) != SN_OK) goto out;
-        images_since += a->batch;
-        flops_since += st.flops;
-        bool last = step + 1 == total;
-        if ((step + 1) % a->log_every == 0 || last) {
-            double now = sn_now(), dt = now - tlog;
-            double ips = (double)images_since / dt, gf = (double)flops_since / dt / 1e9;
-            double ep = (double)epoch + (double)loader.cursor / (double)n_train;
-            char eta[32];
-            format_eta(eta, sizeof eta, (now - t0) / (double)(step + 1) * (double)(total - step - 1));
-            if (!a->quiet) {
-                printf("step %lld/%lld epoch %.2f lr %.3g", (long long)(step + 1), (long long)total,
-                       ep, st.lr);
-                print_losses(stdout, &st, false);
-                printf(" | %.0f img/s %.0f GFLOP/s eta %s\n", ips, gf, eta);
-                fflush(stdout);
-            }
-            if (metrics) {
-                fprintf(metrics, "{\"step\":%lld,\"epoch\":%.4f,\"lr\":%.6g,", (long long)(step + 1),
-                        ep, st.lr);
-                print_losses(metrics, &st, true);
-                fprintf(metrics, ",\"grad_norm\":%.6g,\"images_per_s\":%.2f,\"gflops\":%.2f,"
-                                 "\"elapsed_s\":%.3f}\n",
-                        st.grad_norm, ips, gf, now - t0);
-                fflush(metrics);
-            }
-            tlog = now;
-            images_since = 0;
-            flops_since = 0;
-        }
-    }
-    double train_s = sn_now() - t0;
-    printf("trained %lld steps in %.1f s (%.1f images/s)\n", (long long)total, train_s,
-           (double)(total * a->batch) / train_s);
-
-    /* The report: largest, smallest and a few random sub-networks. */
+/* Evaluates the largest, smallest and a few random sub-networks (or the
+ * fixed one) on the validation and test splits; prints and records them. */
+static int final_report(train_ctx *c, char *err, size_t errlen)
+{
+    train_args *a = c->a;
     int n_rows = 0;
     report_row rows[2 + 64];
-    if (a->fixed_subnet) {
-        rows[n_rows++] = (report_row){"fixed", to.fixed};
+    if (c->tr.o.sampler == SN_SAMPLER_FIXED) {
+        rows[n_rows++] = (report_row){"fixed", c->tr.o.fixed};
     } else {
-        rows[n_rows++] = (report_row){"max", big};
-        rows[n_rows++] = (report_row){"min", small};
+        rows[n_rows].role = "max";
+        sn_subnet_max(&c->space, &rows[n_rows++].net);
+        rows[n_rows].role = "min";
+        sn_subnet_min(&c->space, &rows[n_rows++].net);
         sn_rng r;
         sn_rng_seed(&r, (uint64_t)a->seed, STREAM_REPORT);
         for (int i = 0; i < a->report_random; i++) {
             rows[n_rows].role = "rand";
-            sn_subnet_sample(&space, &r, &rows[n_rows].net);
-            n_rows++;
+            sn_subnet_sample(&c->space, &r, &rows[n_rows++].net);
         }
     }
-    if (a->run_dir && !(evalf = sn_run_open(a->run_dir, "eval.jsonl", "w", err, errlen))) goto out;
+    FILE *evalf = NULL;
+    if (a->run_dir && !(evalf = sn_run_open(a->run_dir, "eval.jsonl", "w", err, errlen)))
+        return SN_ERR;
     printf("\n%-5s %9s %9s %8s %8s %8s  %s\n", "role", "params", "MACs", "val_acc", "test_acc",
            "test_loss", "sub-network");
     for (int i = 0; i < n_rows; i++) {
-        sn_eval_result v = sn_evaluate(nt, model, tr.acts, a->batch, &rows[i].net, &train, val_idx,
-                                       n_val, (int)a->patch, norm, tokens, labels);
-        sn_eval_result t = sn_evaluate(nt, model, tr.acts, a->batch, &rows[i].net, &test, NULL,
-                                       test.n, (int)a->patch, norm, tokens, labels);
+        sn_eval_result v = sn_evaluate(c->nt, c->model, c->tr.acts, a->batch, &rows[i].net,
+                                       &c->train, c->val_idx, c->n_val, (int)a->patch, c->norm,
+                                       c->tokens, c->labels);
+        sn_eval_result t = sn_evaluate(c->nt, c->model, c->tr.acts, a->batch, &rows[i].net,
+                                       &c->test, NULL, c->test.n, (int)a->patch, c->norm,
+                                       c->tokens, c->labels);
         char name[SN_SUBNET_STRLEN];
         sn_subnet_format(&rows[i].net, name, sizeof name);
-        int64_t params = sn_subnet_params(&space, &rows[i].net);
-        int64_t macs = sn_subnet_macs(&space, &rows[i].net);
+        int64_t params = sn_subnet_params(&c->space, &rows[i].net);
+        int64_t macs = sn_subnet_macs(&c->space, &rows[i].net);
         printf("%-5s %8.3fM %8.2fM %8.4f %8.4f %8.4f  %s\n", rows[i].role, (double)params / 1e6,
                (double)macs / 1e6, v.accuracy, t.accuracy, t.loss, name);
         if (evalf)
@@ -326,31 +352,175 @@ static int run(train_args *a, sn_opt *opts, const sn_mpi_info *mpi, char *err, s
                     t.accuracy, t.loss);
     }
     fflush(stdout);
-    if (evalf) {
-        FILE *f = evalf;
-        evalf = NULL;
-        if (sn_run_close(f, "eval.jsonl", err, errlen) != SN_OK) goto out;
+    return evalf ? sn_run_close(evalf, "eval.jsonl", err, errlen) : SN_OK;
+}
+
+static void log_step(train_ctx *c, const sn_step_stats *st, int64_t epoch, double ips, double gf,
+                     double elapsed, const char *eta)
+{
+    double ep = (double)epoch + (double)c->loader.cursor / (double)c->n_train;
+    if (!c->a->quiet) {
+        printf("step %lld/%lld epoch %.2f lr %.3g", (long long)c->tr.step,
+               (long long)c->tr.o.adamw.total, ep, st->lr);
+        print_losses(stdout, st, false);
+        printf(" | %.0f img/s %.0f GFLOP/s eta %s\n", ips, gf, eta);
+        fflush(stdout);
     }
-    if (metrics) {
-        FILE *f = metrics;
-        metrics = NULL;
-        if (sn_run_close(f, "metrics.jsonl", err, errlen) != SN_OK) goto out;
+    if (c->metrics) {
+        fprintf(c->metrics, "{\"step\":%lld,\"epoch\":%.4f,\"lr\":%.6g,", (long long)c->tr.step,
+                ep, st->lr);
+        print_losses(c->metrics, st, true);
+        fprintf(c->metrics, ",\"grad_norm\":%.6g,\"images_per_s\":%.2f,\"gflops\":%.2f,"
+                            "\"elapsed_s\":%.3f}\n",
+                st->grad_norm, ips, gf, elapsed);
+        fflush(c->metrics);
     }
-    rc = SN_EXIT_OK;
-out:
-    if (metrics) fclose(metrics);
-    if (evalf) fclose(evalf);
-    sn_free(tokens);
-    sn_free(labels);
-    sn_free(ids);
-    sn_loader_free(&loader);
-    if (trainer_up) sn_trainer_free(&tr);
-    sn_model_destroy(model);
-    sn_free(train_idx);
-    sn_free(val_idx);
-    sn_images_free(&train);
-    sn_images_free(&test);
-    return rc;
+}
+
+/* Trains until the schedule's end or --stop-after; *stopped tells which. */
+static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
+{
+    train_args *a = c->a;
+    const int64_t total = c->tr.o.adamw.total, first = c->tr.step;
+    double t0 = sn_now(), tlog = t0, tckpt = t0;
+    int64_t images_since = 0;
+    uint64_t flops_since = 0;
+    *stopped = false;
+    while (c->tr.step < total) {
+        int64_t epoch = c->loader.epoch;
+        sn_loader_next(&c->loader, c->ids, a->batch);
+        sn_images_batch(&c->train, c->ids, a->batch, (int)a->patch, c->norm, c->tokens, c->labels);
+        sn_step_stats st;
+        if (sn_train_step(&c->tr, c->tokens, c->labels, a->batch, &st, err, errlen) != SN_OK)
+            return SN_ERR;
+        images_since += a->batch;
+        flops_since += st.flops;
+        const int64_t step = c->tr.step, done = step - first;
+        bool last = step == total;
+        if (step % a->log_every == 0 || last) {
+            double now = sn_now(), dt = now - tlog;
+            char eta[32];
+            format_eta(eta, sizeof eta, (now - t0) / (double)done * (double)(total - step));
+            log_step(c, &st, epoch, (double)images_since / dt, (double)flops_since / dt / 1e9,
+                     now - t0, eta);
+            tlog = now;
+            images_since = 0;
+            flops_since = 0;
+        }
+        *stopped = a->stop_after > 0 && done >= a->stop_after && !last;
+        if (!c->ckpt_dir) continue;
+        /* rank 0's clock decides, so every rank checkpoints at the same step */
+        int due = (a->checkpoint_every > 0 && step % a->checkpoint_every == 0) ||
+                  (a->checkpoint_minutes > 0 && sn_now() - tckpt >= 60.0 * a->checkpoint_minutes);
+        sn_mpi_bcast_int(&due, 0);
+        if (due || last || *stopped) {
+            if (save_checkpoint(c, err, errlen) != SN_OK) return SN_ERR;
+            tckpt = sn_now();
+        }
+        if (*stopped) break;
+    }
+    double secs = sn_now() - t0;
+    printf("%s %lld steps in %.1f s (%.1f images/s)\n", *stopped ? "stopped after" : "trained",
+           (long long)(c->tr.step - first), secs,
+           (double)((c->tr.step - first) * a->batch) / secs);
+    return SN_OK;
+}
+
+/* Returns SN_EXIT_OK, SN_EXIT_USAGE for a bad configuration (options,
+ * search space, sub-network, checkpoint that does not match) or
+ * SN_EXIT_FAILURE when the run itself fails (data, memory, non-finite
+ * loss, I/O), with err set. */
+static int run(train_ctx *c, char *err, size_t errlen)
+{
+    train_args *a = c->a;
+    int code = SN_EXIT_USAGE;
+    char resume_path[4096] = "";
+    if (check_options(c, err, errlen) != SN_OK) return code;
+    if (a->resume && resolve_resume(c, resume_path, sizeof resume_path, err, errlen) != SN_OK)
+        return SN_EXIT_FAILURE;
+    if (sn_blas_init(a->blis_arch, err, errlen) != SN_OK) return code;
+    c->nt = a->threads > 0 ? (int)a->threads : sn_mpi_default_threads(c->mpi);
+    if (c->nt > SN_MAX_THREADS) c->nt = SN_MAX_THREADS;
+    if (setup_data(c, &code, err, errlen) != SN_OK) return code;
+
+    sn_subnet fixed;
+    if (a->fixed_subnet && sn_subnet_parse(&c->space, a->fixed_subnet, &fixed, err, errlen))
+        return SN_EXIT_USAGE;
+    sn_train_opts to;
+    fill_train_opts(c, &to, a->fixed_subnet ? &fixed : NULL);
+    c->info = (sn_file_info){.patch = (int)a->patch, .image_rows = c->train.rows,
+                             .image_cols = c->train.cols, .norm_mean = c->norm.mean,
+                             .norm_std = c->norm.std, .seed = (uint64_t)a->seed,
+                             .val_size = a->val_size};
+
+    code = SN_EXIT_FAILURE;
+    c->model = sn_model_create(&c->space, (uint64_t)a->seed);
+    if (!c->model) {
+        sn_errf(err, errlen, "out of memory creating the supernet");
+        return code;
+    }
+    if (sn_trainer_init(&c->tr, c->model, a->batch, &to, err, errlen) != SN_OK) return code;
+    c->trainer_up = true;
+    if (sn_loader_init(&c->loader, c->train_idx, c->n_train, (uint64_t)a->seed, err, errlen))
+        return code;
+    c->tokens = sn_alloc((size_t)(a->batch * c->space.n_tokens * c->space.token_dim) *
+                         sizeof(float));
+    c->labels = sn_alloc((size_t)a->batch * sizeof(int32_t));
+    c->ids = sn_alloc((size_t)a->batch * sizeof(int64_t));
+    if (!c->tokens || !c->labels || !c->ids) {
+        sn_errf(err, errlen, "out of memory allocating batch buffers");
+        return code;
+    }
+
+    if (resume_path[0]) {
+        sn_train_state ts;
+        if (sn_ckpt_load(sn_mpi_world(), resume_path, c->model, &c->tr.opt, &ts, err, errlen))
+            return code;
+        if (ts.fixed != (a->fixed_subnet != NULL)) {
+            sn_errf(err, errlen, "%s was trained %s; give the same --fixed-subnet to resume",
+                    resume_path, ts.fixed ? "with --fixed-subnet" : "as a supernet");
+            return SN_EXIT_USAGE;
+        }
+        c->tr.step = ts.step;
+        sn_loader_seek(&c->loader, ts.epoch, ts.cursor);
+        printf("resuming from %s at step %lld\n", resume_path, (long long)ts.step);
+    }
+    if (write_run_config(c, err, errlen) != SN_OK) return code;
+    if (a->run_dir &&
+        !(c->metrics = sn_run_open(a->run_dir, "metrics.jsonl", resume_path[0] ? "a" : "w", err,
+                                   errlen)))
+        return code;
+
+    char maxs[SN_SUBNET_STRLEN], mins[SN_SUBNET_STRLEN];
+    sn_subnet big, small;
+    sn_subnet_max(&c->space, &big);
+    sn_subnet_min(&c->space, &small);
+    sn_subnet_format(&big, maxs, sizeof maxs);
+    sn_subnet_format(&small, mins, sizeof mins);
+    printf("supernest train: %lld training images (%lld held out for validation), %d tokens of "
+           "%d values\n",
+           (long long)c->n_train, (long long)c->n_val, c->space.n_tokens, c->space.token_dim);
+    printf("search space: %.3g sub-networks, largest %s (%.2fM params), smallest %s (%.2fM)\n",
+           sn_space_count(&c->space), maxs, (double)sn_subnet_params(&c->space, &big) / 1e6, mins,
+           (double)sn_subnet_params(&c->space, &small) / 1e6);
+    printf("%lld steps of batch %lld, %s, %d threads, BLIS kernels %s\n",
+           (long long)to.adamw.total, (long long)a->batch,
+           a->fixed_subnet ? "fixed sub-network" : "sandwich rule", c->nt, sn_blas_arch_name());
+    fflush(stdout);
+
+    bool stopped;
+    if (train_loop(c, &stopped, err, errlen) != SN_OK) return code;
+    if (stopped) {
+        printf("resume with the same command and --resume\n");
+        return SN_EXIT_OK;
+    }
+    if (final_report(c, err, errlen) != SN_OK) return code;
+    if (c->metrics) {
+        FILE *f = c->metrics;
+        c->metrics = NULL;
+        if (sn_run_close(f, "metrics.jsonl", err, errlen) != SN_OK) return code;
+    }
+    return SN_EXIT_OK;
 }
 
 int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
@@ -366,7 +536,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         .steps = 0, .epochs = 1, .batch = 128, .seed = 1, .val_size = 5000, .train_subset = 0,
         .patch = 4, .threads = 0, .sandwich_random = 2, .warmup = -1, .log_every = 50,
         .report_random = 3, .lr = 1e-3, .min_lr = 1e-5, .weight_decay = 0.05, .clip = 1.0,
-        .smoothing = 0.1,
+        .smoothing = 0.1, .checkpoint_every = 500, .checkpoint_minutes = 30, .keep = 3,
     };
     sn_opt opts[] = {
         {"task", SN_OPT_STR, &a.task, "image", "task to train (image: Fashion-MNIST-style IDX)", 0, 0, 0},
@@ -398,6 +568,12 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto (fastest this CPU supports), skx, haswell, zen3, generic, ...", 0, 0, 0},
         {"log-every", SN_OPT_INT, &a.log_every, "N", "log a line and a metrics record every N steps", 1, 1e12, 0},
         {"report-random", SN_OPT_INT, &a.report_random, "N", "random sub-networks in the final report", 0, 64, 0},
+        {"checkpoint-dir", SN_OPT_STR, &a.checkpoint_dir, "DIR", "write checkpoints here (default: RUN_DIR/checkpoints)", 0, 0, 0},
+        {"checkpoint-every", SN_OPT_INT, &a.checkpoint_every, "N", "checkpoint every N steps (0: only by time and at the end)", 0, 1e12, 0},
+        {"checkpoint-minutes", SN_OPT_INT, &a.checkpoint_minutes, "M", "also checkpoint when M minutes have passed since the last (0: off)", 0, 1e9, 0},
+        {"keep", SN_OPT_INT, &a.keep, "K", "keep the newest K checkpoints", 1, 1e6, 0},
+        {"resume", SN_OPT_OPTSTR, &a.resume, "[DIR|FILE]", "continue from a checkpoint file, a checkpoint directory, a run directory, or (no value) this run's checkpoints", 0, 0, 0},
+        {"stop-after", SN_OPT_INT, &a.stop_after, "N", "stop after N steps of this invocation, with a checkpoint (for time-limited jobs; 0: off)", 0, 1e12, 0},
         {"quiet", SN_OPT_FLAG, &a.quiet, NULL, "no per-step log lines on stdout", 0, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
     };
@@ -409,7 +585,10 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         if (mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
         return SN_EXIT_USAGE;
     }
-    int rc = run(&a, opts, mpi, err, sizeof err);
+    train_ctx c = {.a = &a, .opts = opts, .mpi = mpi};
+    sn_h5_quiet();
+    int rc = run(&c, err, sizeof err);
+    ctx_free(&c);
     if (rc != SN_EXIT_OK && mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
     return rc;
 }

@@ -13,5 +13,8 @@ enum {
 };
 
 int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi);
+int sn_cmd_eval(int argc, char **argv, const sn_mpi_info *mpi);
+int sn_cmd_export(int argc, char **argv, const sn_mpi_info *mpi);
+int sn_cmd_inspect(int argc, char **argv, const sn_mpi_info *mpi);
 
 #endif

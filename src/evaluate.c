@@ -1,5 +1,6 @@
 #include "src/evaluate.h"
 
+#include "mpi/runtime.h"
 #include "src/train.h"
 #include "src/util.h"
 
@@ -25,4 +26,24 @@ sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
         r.accuracy = (double)correct / (double)count;
     }
     return r;
+}
+
+int sn_open_checkpoint(const char *arg, sn_model **m, sn_file_info *info, char *path,
+                       size_t pathlen, char *err, size_t errlen)
+{
+    *m = NULL;
+    if (sn_ckpt_resolve(arg, path, pathlen, err, errlen) != SN_OK ||
+        sn_file_read_info(sn_mpi_world(), path, info, err, errlen) != SN_OK)
+        return SN_ERR;
+    if (info->is_model)
+        return sn_errf(err, errlen, "%s: an exported model, not a supernet checkpoint (use "
+                                    "--model)", path);
+    *m = sn_model_create(&info->space, 0);
+    if (!*m) return sn_errf(err, errlen, "out of memory loading %s", path);
+    if (sn_ckpt_load(sn_mpi_world(), path, *m, NULL, NULL, err, errlen) != SN_OK) {
+        sn_model_destroy(*m);
+        *m = NULL;
+        return SN_ERR;
+    }
+    return SN_OK;
 }

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "io/ckpt.h"
 #include "io/data.h"
 #include "src/model.h"
 
@@ -23,5 +24,11 @@ sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
                            const sn_subnet *n, const sn_images *x, const int64_t *idx,
                            int64_t count, int patch, sn_norm norm,
                            float *tokens, int32_t *labels);
+
+/* Resolves arg (a checkpoint file, a checkpoint or run directory), reads
+ * its description into info and its weights into a new model *m (caller
+ * destroys).  The resolved file name goes to path. */
+int sn_open_checkpoint(const char *arg, sn_model **m, sn_file_info *info, char *path,
+                       size_t pathlen, char *err, size_t errlen);
 
 #endif

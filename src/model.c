@@ -32,7 +32,7 @@ static dims space_dims(const sn_space *s)
 }
 
 static void add_tensor(sn_param_info *info, int *n, size_t *off, const char *name,
-                       int block, int64_t r, int64_t c, bool decay)
+                       int block, int64_t r, sn_axis ra, int64_t c, sn_axis ca, bool decay)
 {
     sn_param_info *t = &info[(*n)++];
     memset(t, 0, sizeof *t);
@@ -43,6 +43,8 @@ static void add_tensor(sn_param_info *info, int *n, size_t *off, const char *nam
     t->ndim = c > 0 ? 2 : 1;
     t->shape[0] = r;
     t->shape[1] = c > 0 ? c : 0;
+    t->axis[0] = ra;
+    t->axis[1] = c > 0 ? ca : SN_AXIS_FIXED;
     t->count = (size_t)(r * (c > 0 ? c : 1));
     t->offset = *off;
     t->decay = decay;
@@ -56,28 +58,30 @@ int sn_param_table(const sn_space *s, sn_param_info *info, size_t *total)
     dims d = space_dims(s);
     int n = 0;
     size_t off = 0;
-    add_tensor(info, &n, &off, "patch_embed.weight", -1, d.E, d.P, true);
-    add_tensor(info, &n, &off, "patch_embed.bias", -1, d.E, 0, false);
-    add_tensor(info, &n, &off, "pos_embed", -1, d.T, d.E, false);
+    const sn_axis X = SN_AXIS_FIXED, E = SN_AXIS_EMBED, Q = SN_AXIS_QKV, H = SN_AXIS_HEADS,
+                  F = SN_AXIS_MLP;
+    add_tensor(info, &n, &off, "patch_embed.weight", -1, d.E, E, d.P, X, true);
+    add_tensor(info, &n, &off, "patch_embed.bias", -1, d.E, E, 0, X, false);
+    add_tensor(info, &n, &off, "pos_embed", -1, d.T, X, d.E, E, false);
     int nb = sn_space_max_blocks(s);
     for (int l = 0; l < nb; l++) {
-        add_tensor(info, &n, &off, "ln1.weight", l, d.E, 0, false);
-        add_tensor(info, &n, &off, "ln1.bias", l, d.E, 0, false);
-        add_tensor(info, &n, &off, "attn.qkv.weight", l, 3 * d.HD, d.E, true);
-        add_tensor(info, &n, &off, "attn.qkv.bias", l, 3 * d.HD, 0, false);
-        add_tensor(info, &n, &off, "attn.proj.weight", l, d.E, d.HD, true);
-        add_tensor(info, &n, &off, "attn.proj.bias", l, d.E, 0, false);
-        add_tensor(info, &n, &off, "ln2.weight", l, d.E, 0, false);
-        add_tensor(info, &n, &off, "ln2.bias", l, d.E, 0, false);
-        add_tensor(info, &n, &off, "mlp.fc1.weight", l, d.F, d.E, true);
-        add_tensor(info, &n, &off, "mlp.fc1.bias", l, d.F, 0, false);
-        add_tensor(info, &n, &off, "mlp.fc2.weight", l, d.E, d.F, true);
-        add_tensor(info, &n, &off, "mlp.fc2.bias", l, d.E, 0, false);
+        add_tensor(info, &n, &off, "ln1.weight", l, d.E, E, 0, X, false);
+        add_tensor(info, &n, &off, "ln1.bias", l, d.E, E, 0, X, false);
+        add_tensor(info, &n, &off, "attn.qkv.weight", l, 3 * d.HD, Q, d.E, E, true);
+        add_tensor(info, &n, &off, "attn.qkv.bias", l, 3 * d.HD, Q, 0, X, false);
+        add_tensor(info, &n, &off, "attn.proj.weight", l, d.E, E, d.HD, H, true);
+        add_tensor(info, &n, &off, "attn.proj.bias", l, d.E, E, 0, X, false);
+        add_tensor(info, &n, &off, "ln2.weight", l, d.E, E, 0, X, false);
+        add_tensor(info, &n, &off, "ln2.bias", l, d.E, E, 0, X, false);
+        add_tensor(info, &n, &off, "mlp.fc1.weight", l, d.F, F, d.E, E, true);
+        add_tensor(info, &n, &off, "mlp.fc1.bias", l, d.F, F, 0, X, false);
+        add_tensor(info, &n, &off, "mlp.fc2.weight", l, d.E, E, d.F, F, true);
+        add_tensor(info, &n, &off, "mlp.fc2.bias", l, d.E, E, 0, X, false);
     }
-    add_tensor(info, &n, &off, "norm.weight", -1, d.E, 0, false);
-    add_tensor(info, &n, &off, "norm.bias", -1, d.E, 0, false);
-    add_tensor(info, &n, &off, "head.weight", -1, d.C, d.E, true);
-    add_tensor(info, &n, &off, "head.bias", -1, d.C, 0, false);
+    add_tensor(info, &n, &off, "norm.weight", -1, d.E, E, 0, X, false);
+    add_tensor(info, &n, &off, "norm.bias", -1, d.E, E, 0, X, false);
+    add_tensor(info, &n, &off, "head.weight", -1, d.C, X, d.E, E, true);
+    add_tensor(info, &n, &off, "head.bias", -1, d.C, X, 0, X, false);
     *total = off;
     return n;
 }
@@ -114,6 +118,29 @@ void sn_params_bind(const sn_space *s, float *base, sn_params *p)
     p->head_w = base + info[k++].offset;
     p->head_b = base + info[k++].offset;
     SN_CHECK(k == n);
+}
+
+bool sn_param_slice(const sn_space *s, const sn_param_info *t, const sn_subnet *n,
+                    int64_t shape[2])
+{
+    int kept = -1;
+    if (t->block >= 0) {
+        for (int i = 0; i < n->n_blocks; i++)
+            if (sn_subnet_block(s, n, i) == t->block) kept = i;
+        if (kept < 0) return false;
+    }
+    for (int k = 0; k < 2; k++) {
+        int64_t len = t->shape[k];
+        switch (t->axis[k]) {
+        case SN_AXIS_FIXED: break;
+        case SN_AXIS_EMBED: len = n->embed; break;
+        case SN_AXIS_QKV: len = 3 * (int64_t)n->heads[kept] * s->head_dim; break;
+        case SN_AXIS_HEADS: len = (int64_t)n->heads[kept] * s->head_dim; break;
+        case SN_AXIS_MLP: len = n->mlp[kept]; break;
+        }
+        shape[k] = len;
+    }
+    return true;
 }
 
 static bool is_layernorm_gain(const char *name)
@@ -291,7 +318,7 @@ const float *sn_model_forward(int nt, const sn_model *m, sn_acts *a,
     SN_CHECK(b > 0 && b <= a->max_batch);
     const sn_space *s = &m->space;
     SN_CHECK(sn_subnet_validate(s, n, NULL, 0) == SN_OK);
-    SN_CHECK(memcmp(&a->space, s, sizeof *s) == 0);
+    SN_CHECK(sn_space_equal(&a->space, s));
     dims d = space_dims(s);
     const int64_t e = n->embed, T = d.T, BT = b * T;
     a->net = *n;

@@ -49,11 +49,24 @@ typedef struct sn_params {
     float *head_b;          /* (C) */
 } sn_params;
 
+/* What each dimension of a tensor is, so that a sub-network's slice of it
+ * can be derived generically: a sub-network keeps the prefix of length
+ * e (EMBED), 3*h*D (QKV), h*D (HEADS), f (MLP) of the dimension, and all
+ * of a FIXED one. */
+typedef enum sn_axis {
+    SN_AXIS_FIXED,
+    SN_AXIS_EMBED,
+    SN_AXIS_QKV,
+    SN_AXIS_HEADS,
+    SN_AXIS_MLP,
+} sn_axis;
+
 /* One named tensor of the parameter table (one HDF5 dataset). */
 typedef struct sn_param_info {
     char name[48];          /* e.g. "blocks.3.mlp.fc1.weight" */
     int ndim;
     int64_t shape[2];
+    sn_axis axis[2];        /* what each dimension is */
     size_t offset;          /* in floats, from the start of the buffer */
     size_t count;
     bool decay;             /* AdamW weight decay applies (matrices only) */
@@ -70,6 +83,13 @@ typedef struct sn_param_info {
 int sn_param_table(const sn_space *s, sn_param_info *info, size_t *total);
 /* Points every view of p into base (at least *total floats). */
 void sn_params_bind(const sn_space *s, float *base, sn_params *p);
+
+/* The shape of the slice of tensor t that sub-network n uses (a prefix
+ * of each dimension); false if n does not use t at all (a block it
+ * drops).  The slice starts at the tensor's start and keeps its row
+ * stride t->shape[1]. */
+bool sn_param_slice(const sn_space *s, const sn_param_info *t, const sn_subnet *n,
+                    int64_t shape[2]);
 
 typedef struct sn_model {
     sn_space space;

@@ -1,0 +1,657 @@
+#include "io/ckpt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/h5.h"
+#include "io/runlog.h"
+#include "src/util.h"
+
+#define PATH_LEN 4096
+
+/* ---- durable file system steps (rank 0 only) --------------------------- */
+
+static int fsync_path(const char *path, bool dir)
+{
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+static void dir_of(const char *path, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, len, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+}
+
+/* fsync tmp, rename it to final, fsync the directory. */
+static int commit_file(const char *tmp, const char *final, char *err, size_t errlen)
+{
+    char dir[PATH_LEN];
+    dir_of(final, dir, sizeof dir);
+    if (fsync_path(tmp, false) != 0)
+        return sn_errf(err, errlen, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (rename(tmp, final) != 0)
+        return sn_errf(err, errlen, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
+    if (fsync_path(dir, true) != 0)
+        return sn_errf(err, errlen, "%s: fsync of the directory failed: %s", dir, strerror(errno));
+    return SN_OK;
+}
+
+/* Replaces dir/latest with a file holding `name` and a newline. */
+static int write_latest(const char *dir, const char *name, char *err, size_t errlen)
+{
+    char tmp[PATH_LEN], final[PATH_LEN];
+    snprintf(tmp, sizeof tmp, "%s/latest.tmp", dir);
+    snprintf(final, sizeof final, "%s/latest", dir);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return sn_errf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+    fprintf(f, "%s\n", name);
+    if (sn_run_close(f, tmp, err, errlen) != SN_OK) {
+        unlink(tmp);
+        return SN_ERR;
+    }
+    if (commit_file(tmp, final, err, errlen) != SN_OK) {
+        unlink(tmp);
+        return SN_ERR;
+    }
+    return SN_OK;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Removes all but the newest `keep` dir/ckpt-*.h5 (names sort by step). */
+static void prune(const char *dir, int keep)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "ckpt-", 5) != 0 || len < 8 || strcmp(e->d_name + len - 3, ".h5") != 0)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **grown = realloc(names, cap * sizeof *names);
+            if (!grown) break;
+            names = grown;
+        }
+        names[n] = strdup(e->d_name);
+        if (names[n]) n++;
+    }
+    closedir(d);
+    if (n > 0) qsort(names, n, sizeof *names, cmp_names);
+    for (size_t i = 0; i + (size_t)keep < n; i++) {
+        char path[PATH_LEN];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* Every rank learns whether any rank failed; the message of the lowest
+ * failing rank is shared so that all of them report the same line. */
+static int agree(MPI_Comm comm, int rc, char *err, size_t errlen)
+{
+    int rank, bad = rc != SN_OK, first;
+    MPI_Comm_rank(comm, &rank);
+    int mine = bad ? rank : 1 << 30;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == 1 << 30) return SN_OK;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", err ? err : "");
+    MPI_Bcast(buf, sizeof buf, MPI_CHAR, first, comm);
+    if (err && errlen) snprintf(err, errlen, "%s", buf);
+    return SN_ERR;
+}
+
+/* ---- writing --------------------------------------------------------- */
+
+/* One tensor to write: name, shape and where its data is. */
+typedef struct out_tensor {
+    char name[96];
+    int ndim;
+    int64_t dims[2];
+    const float *data;
+    int64_t ld;
+    int owner;
+} out_tensor;
+
+static int write_space(hid_t cfg, const sn_space *s, char *err, size_t errlen)
+{
+    if (sn_h5_attr_i32v(cfg, "embed_choices", s->embed, s->n_embed, err, errlen) ||
+        sn_h5_attr_i32v(cfg, "heads_choices", s->heads, s->n_heads, err, errlen) ||
+        sn_h5_attr_i32v(cfg, "mlp_choices", s->mlp, s->n_mlp, err, errlen) ||
+        sn_h5_attr_i32v(cfg, "min_depth", s->min_depth, s->n_stages, err, errlen) ||
+        sn_h5_attr_i32v(cfg, "max_depth", s->max_depth, s->n_stages, err, errlen) ||
+        sn_h5_attr_i32v(cfg, "head_dim", &s->head_dim, 1, err, errlen) ||
+        sn_h5_attr_i32v(cfg, "n_tokens", &s->n_tokens, 1, err, errlen) ||
+        sn_h5_attr_i32v(cfg, "token_dim", &s->token_dim, 1, err, errlen) ||
+        sn_h5_attr_i32v(cfg, "n_classes", &s->n_classes, 1, err, errlen))
+        return SN_ERR;
+    return SN_OK;
+}
+
+static int write_config(hid_t file, const sn_space *s, const sn_file_info *info,
+                        const char *subnet, char *err, size_t errlen)
+{
+    hid_t cfg = sn_h5_group(file, "config", err, errlen);
+    if (cfg < 0) return SN_ERR;
+    int rc = write_space(cfg, s, err, errlen);
+    if (rc == SN_OK &&
+        (sn_h5_attr_i32v(cfg, "patch", &info->patch, 1, err, errlen) ||
+         sn_h5_attr_i32v(cfg, "image_rows", &info->image_rows, 1, err, errlen) ||
+         sn_h5_attr_i32v(cfg, "image_cols", &info->image_cols, 1, err, errlen) ||
+         sn_h5_attr_f32(cfg, "norm_mean", info->norm_mean, err, errlen) ||
+         sn_h5_attr_f32(cfg, "norm_std", info->norm_std, err, errlen) ||
+         sn_h5_attr_i64(cfg, "seed", (int64_t)info->seed, err, errlen) ||
+         sn_h5_attr_i64(cfg, "val_size", info->val_size, err, errlen)))
+        rc = SN_ERR;
+    if (rc == SN_OK && subnet) rc = sn_h5_attr_str(cfg, "subnet", subnet, err, errlen);
+    if (rc == SN_OK && !subnet) rc = sn_h5_attr_str(cfg, "options", info->options, err, errlen);
+    H5Gclose(cfg);
+    return rc;
+}
+
+static int write_root(hid_t file, bool model, char *err, size_t errlen)
+{
+    char created[40], version[16];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(version, sizeof version, "%d.%d", SN_FORMAT_MAJOR, SN_FORMAT_MINOR);
+    if (sn_h5_attr_str(file, "format", model ? "supernest-model" : "supernest-checkpoint", err,
+                       errlen) ||
+        sn_h5_attr_str(file, "format_version", version, err, errlen) ||
+        sn_h5_attr_str(file, "program_version", SN_VERSION, err, errlen) ||
+        sn_h5_attr_str(file, "created", created, err, errlen))
+        return SN_ERR;
+    return SN_OK;
+}
+
+static int write_tensors(hid_t file, const char *group, const out_tensor *t, int n,
+                         char *err, size_t errlen)
+{
+    hid_t g = sn_h5_group(file, group, err, errlen);
+    if (g < 0) return SN_ERR;
+    int rc = SN_OK;
+    for (int i = 0; i < n && rc == SN_OK; i++)
+        rc = sn_h5_write_tensor(g, t[i].name, t[i].ndim, t[i].dims, t[i].data, t[i].ld,
+                                t[i].owner, err, errlen);
+    H5Gclose(g);
+    return rc;
+}
+
+/* The table of m with data in buffer base (weights, m or v). */
+static void table_tensors(const sn_model *m, const float *base, const int *owner, out_tensor *t)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        const sn_param_info *p = &m->info[i];
+        snprintf(t[i].name, sizeof t[i].name, "%s", p->name);
+        t[i].ndim = p->ndim;
+        t[i].dims[0] = p->shape[0];
+        t[i].dims[1] = p->shape[1];
+        t[i].data = base + p->offset;
+        t[i].ld = p->ndim == 2 ? p->shape[1] : p->shape[0];
+        t[i].owner = owner ? owner[i] : 0;
+    }
+}
+
+static int write_optimizer(hid_t file, const sn_model *m, const sn_adamw *opt, const int *owner,
+                           out_tensor *t, char *err, size_t errlen)
+{
+    hid_t g = sn_h5_group(file, "optimizer", err, errlen);
+    if (g < 0) return SN_ERR;
+    const sn_adamw_opts *o = &opt->o;
+    int rc = SN_OK;
+    if (sn_h5_attr_i64(g, "step", opt->step, err, errlen) ||
+        sn_h5_attr_f32(g, "lr", o->lr, err, errlen) ||
+        sn_h5_attr_f32(g, "min_lr", o->min_lr, err, errlen) ||
+        sn_h5_attr_f32(g, "beta1", o->beta1, err, errlen) ||
+        sn_h5_attr_f32(g, "beta2", o->beta2, err, errlen) ||
+        sn_h5_attr_f32(g, "eps", o->eps, err, errlen) ||
+        sn_h5_attr_f32(g, "weight_decay", o->weight_decay, err, errlen) ||
+        sn_h5_attr_i64(g, "warmup", o->warmup, err, errlen) ||
+        sn_h5_attr_i64(g, "total", o->total, err, errlen))
+        rc = SN_ERR;
+    if (rc == SN_OK) {
+        table_tensors(m, opt->m, owner, t);
+        rc = write_tensors(g, "m", t, m->n_tensors, err, errlen);
+    }
+    if (rc == SN_OK) {
+        table_tensors(m, opt->v, owner, t);
+        rc = write_tensors(g, "v", t, m->n_tensors, err, errlen);
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+static int write_train(hid_t file, const sn_train_state *ts, char *err, size_t errlen)
+{
+    hid_t g = sn_h5_group(file, "train", err, errlen);
+    if (g < 0) return SN_ERR;
+    int rc = SN_OK;
+    if (sn_h5_attr_i64(g, "step", ts->step, err, errlen) ||
+        sn_h5_attr_i64(g, "epoch", ts->epoch, err, errlen) ||
+        sn_h5_attr_i64(g, "cursor", ts->cursor, err, errlen) ||
+        sn_h5_attr_str(g, "sampler", ts->fixed ? "fixed" : "sandwich", err, errlen) ||
+        sn_h5_attr_str(g, "fixed_subnet", ts->fixed ? ts->fixed_subnet : "", err, errlen))
+        rc = SN_ERR;
+    H5Gclose(g);
+    return rc;
+}
+
+/* Writes a whole checkpoint (opt/ts non-NULL) or model (subnet non-NULL)
+ * file at path.  Collective; the file is closed on return. */
+static int write_file(MPI_Comm comm, const char *path, const sn_space *s, const out_tensor *w,
+                      int nw, const sn_model *m, const sn_adamw *opt, const sn_train_state *ts,
+                      const int *owner, const sn_file_info *info, const char *subnet,
+                      char *err, size_t errlen)
+{
+    hid_t f = sn_h5_create(comm, path, err, errlen);
+    if (f < 0) return SN_ERR;
+    int rc = write_root(f, subnet != NULL, err, errlen);
+    if (rc == SN_OK) rc = write_config(f, s, info, subnet, err, errlen);
+    if (rc == SN_OK) rc = write_tensors(f, "weights", w, nw, err, errlen);
+    out_tensor *scratch = NULL;
+    if (rc == SN_OK && opt) {
+        scratch = calloc((size_t)m->n_tensors, sizeof *scratch);
+        rc = scratch ? write_optimizer(f, m, opt, owner, scratch, err, errlen)
+                     : sn_errf(err, errlen, "out of memory");
+    }
+    free(scratch);
+    if (rc == SN_OK && ts) rc = write_train(f, ts, err, errlen);
+    if (rc == SN_OK) {
+        hid_t g = sn_h5_group(f, "search", err, errlen);
+        if (g < 0) rc = SN_ERR;
+        else H5Gclose(g);
+    }
+    char cerr[512];
+    if (sn_h5_close(f, path, cerr, sizeof cerr) != SN_OK && rc == SN_OK) {
+        snprintf(err, errlen, "%s", cerr);
+        rc = SN_ERR;
+    }
+    if (rc != SN_OK && err) {
+        /* prefix the file to messages from the tensor writers */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", err);
+        if (strncmp(msg, path, strlen(path)) != 0) snprintf(err, errlen, "%s: %s", path, msg);
+    }
+    return rc;
+}
+
+/* Refuses to start a file of about `need` bytes on a file system without
+ * room for it: a write that fails half-way leaves HDF5 unusable for the
+ * rest of the process, a clear refusal up front does not. */
+static int check_space(const char *dir, double need, char *err, size_t errlen)
+{
+    struct statvfs st;
+    if (statvfs(dir, &st) != 0) return SN_OK; /* unknown: let the write tell */
+    double avail = (double)st.f_bavail * (double)st.f_frsize;
+    if (avail < need)
+        return sn_errf(err, errlen, "%s: not enough free space for a checkpoint (disk full: "
+                                    "need %.1f MB, %.1f MB free)", dir, need / 1e6, avail / 1e6);
+    return SN_OK;
+}
+
+int sn_ckpt_save(MPI_Comm comm, const char *dir, const sn_model *m, const sn_adamw *opt,
+                 const sn_train_state *ts, const sn_file_info *info, int keep,
+                 const int *owner, char *path, size_t pathlen, char *err, size_t errlen)
+{
+    SN_CHECK(keep >= 1);
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    int rc = rank == 0 ? sn_mkdirs(dir, err, errlen) : SN_OK;
+    /* weights, two moments, and HDF5's metadata (a few KiB per dataset) */
+    double need = 3.0 * (double)m->n_params * sizeof(float) + 4096.0 * 3 * m->n_tensors + 262144;
+    if (rc == SN_OK && rank == 0) rc = check_space(dir, need, err, errlen);
+    if (agree(comm, rc, err, errlen) != SN_OK) return SN_ERR;
+
+    char name[64], tmp[PATH_LEN], final[PATH_LEN];
+    snprintf(name, sizeof name, "ckpt-%08lld.h5", (long long)ts->step);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+    snprintf(final, sizeof final, "%s/%s", dir, name);
+    out_tensor *w = calloc((size_t)m->n_tensors, sizeof *w);
+    if (!w) return sn_errf(err, errlen, "out of memory");
+    table_tensors(m, m->params, owner, w);
+    rc = write_file(comm, tmp, &m->space, w, m->n_tensors, m, opt, ts, owner, info, NULL, err,
+                    errlen);
+    free(w);
+    rc = agree(comm, rc, err, errlen);
+    if (rank == 0) {
+        if (rc == SN_OK) rc = commit_file(tmp, final, err, errlen);
+        if (rc == SN_OK) rc = write_latest(dir, name, err, errlen);
+        if (rc == SN_OK) prune(dir, keep);
+        else unlink(tmp);
+    }
+    rc = agree(comm, rc, err, errlen);
+    if (rc == SN_OK && path) snprintf(path, pathlen, "%s", final);
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+int sn_ckpt_resolve(const char *arg, char *path, size_t len, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(arg, &st) != 0) return sn_errf(err, errlen, "%s: %s", arg, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(path, len, "%s", arg);
+        return SN_OK;
+    }
+    char latest[PATH_LEN + 16];
+    snprintf(latest, sizeof latest, "%s/latest", arg);
+    const char *dir = arg;
+    char sub[PATH_LEN];
+    if (access(latest, R_OK) != 0) {
+        snprintf(sub, sizeof sub, "%s/checkpoints", arg);
+        snprintf(latest, sizeof latest, "%s/latest", sub);
+        dir = sub;
+        if (access(latest, R_OK) != 0)
+            return sn_errf(err, errlen, "%s: no checkpoint here (no 'latest' in it or in its "
+                                        "checkpoints/)", arg);
+    }
+    FILE *f = fopen(latest, "r");
+    char name[256] = "";
+    if (!f) return sn_errf(err, errlen, "%s: cannot open: %s", latest, strerror(errno));
+    bool ok = fgets(name, sizeof name, f) != NULL;
+    fclose(f);
+    name[strcspn(name, "\r\n")] = '\0';
+    if (!ok || name[0] == '\0' || strchr(name, '/'))
+        return sn_errf(err, errlen, "%s: does not name a checkpoint file", latest);
+    if ((size_t)snprintf(path, len, "%s/%s", dir, name) >= len)
+        return sn_errf(err, errlen, "%s: path too long", dir);
+    return SN_OK;
+}
+
+static int read_space(hid_t cfg, sn_space *s, const char *what, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    int n1 = 0, n2 = 0, one;
+    if (sn_h5_get_i32v(cfg, "embed_choices", s->embed, SN_MAX_CHOICES, &s->n_embed, what, err,
+                       errlen) ||
+        sn_h5_get_i32v(cfg, "heads_choices", s->heads, SN_MAX_CHOICES, &s->n_heads, what, err,
+                       errlen) ||
+        sn_h5_get_i32v(cfg, "mlp_choices", s->mlp, SN_MAX_CHOICES, &s->n_mlp, what, err, errlen) ||
+        sn_h5_get_i32v(cfg, "min_depth", s->min_depth, SN_MAX_STAGES, &n1, what, err, errlen) ||
+        sn_h5_get_i32v(cfg, "max_depth", s->max_depth, SN_MAX_STAGES, &n2, what, err, errlen) ||
+        sn_h5_get_i32v(cfg, "head_dim", &s->head_dim, 1, &one, what, err, errlen) ||
+        sn_h5_get_i32v(cfg, "n_tokens", &s->n_tokens, 1, &one, what, err, errlen) ||
+        sn_h5_get_i32v(cfg, "token_dim", &s->token_dim, 1, &one, what, err, errlen) ||
+        sn_h5_get_i32v(cfg, "n_classes", &s->n_classes, 1, &one, what, err, errlen))
+        return SN_ERR;
+    if (n1 != n2)
+        return sn_errf(err, errlen, "%s: min_depth has %d stages, max_depth %d", what, n1, n2);
+    s->n_stages = n1;
+    char msg[512];
+    if (sn_space_validate(s, msg, sizeof msg) != SN_OK)
+        return sn_errf(err, errlen, "%s: bad search space: %s", what, msg);
+    return SN_OK;
+}
+
+static int read_info(hid_t f, const char *path, sn_file_info *info, char *err, size_t errlen)
+{
+    memset(info, 0, sizeof *info);
+    char what[PATH_LEN + 16], format[64], version[32];
+    snprintf(what, sizeof what, "%s", path);
+    if (sn_h5_get_str(f, "format", format, sizeof format, what, err, errlen) != SN_OK)
+        return sn_errf(err, errlen, "%s: not a supernest file (no 'format' attribute)", path);
+    if (strcmp(format, "supernest-checkpoint") == 0) info->is_model = false;
+    else if (strcmp(format, "supernest-model") == 0) info->is_model = true;
+    else return sn_errf(err, errlen, "%s: format '%s' is not a supernest file", path, format);
+    if (sn_h5_get_str(f, "format_version", version, sizeof version, what, err, errlen))
+        return SN_ERR;
+    if (sscanf(version, "%d.%d", &info->major, &info->minor) != 2)
+        return sn_errf(err, errlen, "%s: format_version '%s' is not MAJOR.MINOR", path, version);
+    if (info->major != SN_FORMAT_MAJOR)
+        return sn_errf(err, errlen, "%s: format version %s is not readable by this supernest "
+                                    "(it reads %d.x)", path, version, SN_FORMAT_MAJOR);
+    if (sn_h5_get_str(f, "program_version", info->program_version, sizeof info->program_version,
+                      what, err, errlen) ||
+        sn_h5_get_str(f, "created", info->created, sizeof info->created, what, err, errlen))
+        return SN_ERR;
+    if (H5Lexists(f, "config", H5P_DEFAULT) <= 0)
+        return sn_errf(err, errlen, "%s: group /config is missing", path);
+    hid_t cfg = H5Gopen2(f, "config", H5P_DEFAULT);
+    snprintf(what, sizeof what, "%s: /config", path);
+    int64_t seed = 0;
+    int one, rc = read_space(cfg, &info->space, what, err, errlen);
+    if (rc == SN_OK &&
+        (sn_h5_get_i32v(cfg, "patch", &info->patch, 1, &one, what, err, errlen) ||
+         sn_h5_get_i32v(cfg, "image_rows", &info->image_rows, 1, &one, what, err, errlen) ||
+         sn_h5_get_i32v(cfg, "image_cols", &info->image_cols, 1, &one, what, err, errlen) ||
+         sn_h5_get_f32(cfg, "norm_mean", &info->norm_mean, what, err, errlen) ||
+         sn_h5_get_f32(cfg, "norm_std", &info->norm_std, what, err, errlen) ||
+         sn_h5_get_i64(cfg, "seed", &seed, what, err, errlen) ||
+         sn_h5_get_i64(cfg, "val_size", &info->val_size, what, err, errlen)))
+        rc = SN_ERR;
+    info->seed = (uint64_t)seed;
+    if (rc == SN_OK && info->is_model)
+        rc = sn_h5_get_str(cfg, "subnet", info->subnet, sizeof info->subnet, what, err, errlen);
+    if (rc == SN_OK && !info->is_model)
+        rc = sn_h5_get_str(cfg, "options", info->options, sizeof info->options, what, err, errlen);
+    H5Gclose(cfg);
+    if (rc == SN_OK && !info->is_model) {
+        if (H5Lexists(f, "train", H5P_DEFAULT) <= 0)
+            return sn_errf(err, errlen, "%s: group /train is missing", path);
+        hid_t tr = H5Gopen2(f, "train", H5P_DEFAULT);
+        snprintf(what, sizeof what, "%s: /train", path);
+        rc = sn_h5_get_i64(tr, "step", &info->step, what, err, errlen);
+        H5Gclose(tr);
+    }
+    return rc;
+}
+
+int sn_file_read_info(MPI_Comm comm, const char *path, sn_file_info *info,
+                      char *err, size_t errlen)
+{
+    hid_t f = sn_h5_open(comm, path, err, errlen);
+    if (f < 0) return SN_ERR;
+    int rc = read_info(f, path, info, err, errlen);
+    H5Fclose(f);
+    return rc;
+}
+
+static int read_table(hid_t f, const char *group, const sn_model *m, float *base,
+                      const char *what, char *err, size_t errlen)
+{
+    if (H5Lexists(f, group, H5P_DEFAULT) <= 0)
+        return sn_errf(err, errlen, "%s: group /%s is missing", what, group);
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    int rc = SN_OK;
+    char label[PATH_LEN + 64];
+    snprintf(label, sizeof label, "%s: /%s", what, group);
+    for (int i = 0; i < m->n_tensors && rc == SN_OK; i++) {
+        const sn_param_info *p = &m->info[i];
+        int64_t ld = p->ndim == 2 ? p->shape[1] : p->shape[0];
+        rc = sn_h5_read_tensor(g, p->name, p->ndim, p->shape, base + p->offset, ld, label, err,
+                               errlen);
+    }
+    H5Gclose(g);
+    return rc;
+}
+
+int sn_ckpt_load(MPI_Comm comm, const char *path, sn_model *m, sn_adamw *opt,
+                 sn_train_state *ts, char *err, size_t errlen)
+{
+    hid_t f = sn_h5_open(comm, path, err, errlen);
+    if (f < 0) return SN_ERR;
+    sn_file_info *info = calloc(1, sizeof *info);
+    int rc = info ? read_info(f, path, info, err, errlen) : sn_errf(err, errlen, "out of memory");
+    if (rc == SN_OK && info->is_model)
+        rc = sn_errf(err, errlen, "%s: an exported model, not a supernet checkpoint", path);
+    if (rc == SN_OK && !sn_space_equal(&info->space, &m->space)) {
+        char want[512], got[512];
+        sn_space_format(&m->space, want, sizeof want);
+        sn_space_format(&info->space, got, sizeof got);
+        rc = sn_errf(err, errlen, "%s: search space (%s) differs from the one configured (%s)",
+                     path, got, want);
+    }
+    free(info);
+    if (rc == SN_OK) rc = read_table(f, "weights", m, m->params, path, err, errlen);
+    if (rc == SN_OK && opt) {
+        char what[PATH_LEN + 16];
+        snprintf(what, sizeof what, "%s: /optimizer", path);
+        hid_t g = H5Gopen2(f, "optimizer", H5P_DEFAULT);
+        if (g < 0) rc = sn_errf(err, errlen, "%s: group /optimizer is missing", path);
+        else {
+            rc = sn_h5_get_i64(g, "step", &opt->step, what, err, errlen);
+            H5Gclose(g);
+        }
+        if (rc == SN_OK) rc = read_table(f, "optimizer/m", m, opt->m, path, err, errlen);
+        if (rc == SN_OK) rc = read_table(f, "optimizer/v", m, opt->v, path, err, errlen);
+    }
+    if (rc == SN_OK && ts) {
+        char what[PATH_LEN + 16], sampler[32];
+        snprintf(what, sizeof what, "%s: /train", path);
+        hid_t g = H5Gopen2(f, "train", H5P_DEFAULT);
+        memset(ts, 0, sizeof *ts);
+        if (g < 0 || sn_h5_get_i64(g, "step", &ts->step, what, err, errlen) ||
+            sn_h5_get_i64(g, "epoch", &ts->epoch, what, err, errlen) ||
+            sn_h5_get_i64(g, "cursor", &ts->cursor, what, err, errlen) ||
+            sn_h5_get_str(g, "sampler", sampler, sizeof sampler, what, err, errlen) ||
+            sn_h5_get_str(g, "fixed_subnet", ts->fixed_subnet, sizeof ts->fixed_subnet, what, err,
+                          errlen))
+            rc = SN_ERR;
+        if (g >= 0) H5Gclose(g);
+        ts->fixed = strcmp(sampler, "fixed") == 0;
+    }
+    H5Fclose(f);
+    return rc;
+}
+
+/* ---- exported models -------------------------------------------------- */
+
+void sn_subnet_space(const sn_space *s, const sn_subnet *n, sn_space *out)
+{
+    *out = *s;
+    out->n_embed = 1;
+    out->embed[0] = n->embed;
+    /* the sets of heads and MLP widths n uses, ascending */
+    out->n_heads = out->n_mlp = 0;
+    for (int k = 0; k < s->n_heads; k++)
+        for (int i = 0; i < n->n_blocks; i++)
+            if (n->heads[i] == s->heads[k]) {
+                out->heads[out->n_heads++] = s->heads[k];
+                break;
+            }
+    for (int k = 0; k < s->n_mlp; k++)
+        for (int i = 0; i < n->n_blocks; i++)
+            if (n->mlp[i] == s->mlp[k]) {
+                out->mlp[out->n_mlp++] = s->mlp[k];
+                break;
+            }
+    for (int st = 0; st < s->n_stages; st++) out->min_depth[st] = out->max_depth[st] = n->depth[st];
+}
+
+int sn_model_export(MPI_Comm comm, const char *path, const sn_model *m, const sn_subnet *n,
+                    const sn_file_info *info, char *err, size_t errlen)
+{
+    sn_space own;
+    sn_subnet_space(&m->space, n, &own);
+    char str[SN_SUBNET_STRLEN];
+    if (sn_subnet_format(n, str, sizeof str) < 0)
+        return sn_errf(err, errlen, "sub-network string too long");
+    out_tensor *w = calloc((size_t)m->n_tensors, sizeof *w);
+    if (!w) return sn_errf(err, errlen, "out of memory");
+    int nw = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const sn_param_info *p = &m->info[i];
+        int64_t shape[2];
+        if (!sn_param_slice(&m->space, p, n, shape)) continue;
+        out_tensor *t = &w[nw++];
+        const char *base = p->name;
+        if (p->block >= 0) {
+            /* renumber: the kept block's position in n */
+            int kept = 0;
+            while (sn_subnet_block(&m->space, n, kept) != p->block) kept++;
+            base = strchr(strchr(p->name, '.') + 1, '.') + 1;
+            snprintf(t->name, sizeof t->name, "blocks.%d.%s", kept, base);
+        } else {
+            snprintf(t->name, sizeof t->name, "%s", p->name);
+        }
+        t->ndim = p->ndim;
+        t->dims[0] = shape[0];
+        t->dims[1] = shape[1];
+        t->data = m->params + p->offset;
+        t->ld = p->ndim == 2 ? p->shape[1] : p->shape[0];
+        t->owner = 0;
+    }
+    char tmp[PATH_LEN];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = write_file(comm, tmp, &own, w, nw, NULL, NULL, NULL, NULL, info, str, err, errlen);
+    free(w);
+    rc = agree(comm, rc, err, errlen);
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (rank == 0) {
+        if (rc == SN_OK) rc = commit_file(tmp, path, err, errlen);
+        if (rc != SN_OK) unlink(tmp);
+    }
+    return agree(comm, rc, err, errlen);
+}
+
+int sn_model_import(MPI_Comm comm, const char *path, sn_model **out, sn_subnet *n,
+                    sn_file_info *info, char *err, size_t errlen)
+{
+    *out = NULL;
+    hid_t f = sn_h5_open(comm, path, err, errlen);
+    if (f < 0) return SN_ERR;
+    int rc = read_info(f, path, info, err, errlen);
+    if (rc == SN_OK && !info->is_model)
+        rc = sn_errf(err, errlen, "%s: a supernet checkpoint, not an exported model (use "
+                                  "--checkpoint)", path);
+    sn_model *m = NULL;
+    char msg[512];
+    if (rc == SN_OK && sn_subnet_parse(&info->space, info->subnet, n, msg, sizeof msg) != SN_OK)
+        rc = sn_errf(err, errlen, "%s: /config subnet does not fit the model's own space: %s",
+                     path, msg);
+    if (rc == SN_OK) {
+        m = sn_model_create(&info->space, 0);
+        if (!m) rc = sn_errf(err, errlen, "out of memory loading %s", path);
+    }
+    if (rc == SN_OK) {
+        memset(m->params, 0, m->n_params * sizeof(float));
+        hid_t g = H5Lexists(f, "weights", H5P_DEFAULT) > 0 ? H5Gopen2(f, "weights", H5P_DEFAULT)
+                                                           : H5I_INVALID_HID;
+        if (g < 0) rc = sn_errf(err, errlen, "%s: group /weights is missing", path);
+        char label[PATH_LEN + 16];
+        snprintf(label, sizeof label, "%s: /weights", path);
+        for (int i = 0; rc == SN_OK && i < m->n_tensors; i++) {
+            const sn_param_info *p = &m->info[i];
+            int64_t shape[2];
+            SN_CHECK(sn_param_slice(&m->space, p, n, shape));
+            int64_t ld = p->ndim == 2 ? p->shape[1] : p->shape[0];
+            rc = sn_h5_read_tensor(g, p->name, p->ndim, shape, m->params + p->offset, ld, label,
+                                   err, errlen);
+        }
+        if (g >= 0) H5Gclose(g);
+    }
+    H5Fclose(f);
+    if (rc != SN_OK) {
+        sn_model_destroy(m);
+        return SN_ERR;
+    }
+    *out = m;
+    return SN_OK;
+}

@@ -1,0 +1,192 @@
+/* `supernest eval`: accuracy and loss of one sub-network of a supernet
+ * checkpoint, or of an exported model, on the validation or test split. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/ckpt.h"
+#include "io/data.h"
+#include "io/h5.h"
+#include "mpi/runtime.h"
+#include "src/cli.h"
+#include "src/commands.h"
+#include "src/evaluate.h"
+#include "src/model.h"
+#include "src/tensor.h"
+#include "src/util.h"
+
+static const char *USAGE =
+    "supernest eval (--checkpoint FILE|DIR | --model FILE) [--subnet STRING] [--split val|test]\n"
+    "                      [--json] [--data DIR] [options]";
+
+typedef struct eval_args {
+    const char *checkpoint, *model, *subnet, *split, *data, *blis_arch, *logits;
+    int64_t batch, threads, limit;
+    bool json;
+} eval_args;
+
+/* Writes the logits of the first n images (idx) as raw little-endian
+ * float32 (n, C) to path. */
+static int dump_logits(const char *path, int nt, const sn_model *m, sn_acts *a, int64_t batch,
+                       const sn_subnet *net, const sn_images *x, const int64_t *idx, int64_t n,
+                       int patch, sn_norm norm, float *tokens, int32_t *labels,
+                       char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return sn_errf(err, errlen, "%s: cannot create", path);
+    int64_t ids[4096];
+    const int64_t C = m->space.n_classes;
+    for (int64_t at = 0; at < n; at += batch) {
+        int64_t b = n - at < batch ? n - at : batch;
+        for (int64_t i = 0; i < b; i++) ids[i] = idx ? idx[at + i] : at + i;
+        sn_images_batch(x, ids, b, patch, norm, tokens, labels);
+        const float *logits = sn_model_forward(nt, m, a, net, tokens, b);
+        if (fwrite(logits, sizeof(float), (size_t)(b * C), f) != (size_t)(b * C)) {
+            fclose(f);
+            return sn_errf(err, errlen, "%s: write failed", path);
+        }
+    }
+    if (fclose(f) != 0) return sn_errf(err, errlen, "%s: write failed", path);
+    return SN_OK;
+}
+
+static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_t errlen)
+{
+    *code = SN_EXIT_USAGE;
+    if (!a->checkpoint == !a->model)
+        return sn_errf(err, errlen, "give exactly one of --checkpoint and --model");
+    if (strcmp(a->split, "val") != 0 && strcmp(a->split, "test") != 0)
+        return sn_errf(err, errlen, "--split '%s': expected val or test", a->split);
+    if (a->batch > 4096) return sn_errf(err, errlen, "--batch-size %lld: at most 4096",
+                                        (long long)a->batch);
+    if (sn_blas_init(a->blis_arch, err, errlen) != SN_OK) return SN_ERR;
+    int nt = a->threads > 0 ? (int)a->threads : sn_mpi_default_threads(mpi);
+    if (nt > SN_MAX_THREADS) nt = SN_MAX_THREADS;
+
+    *code = SN_EXIT_FAILURE;
+    sn_model *m = NULL;
+    sn_file_info *info = calloc(1, sizeof *info);
+    sn_images x = {0};
+    int64_t *train_idx = NULL, *val_idx = NULL;
+    sn_acts *acts = NULL;
+    float *tokens = NULL;
+    int32_t *labels = NULL;
+    char path[4096];
+    sn_subnet net;
+    int rc = SN_ERR;
+    if (!info) {
+        sn_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (a->checkpoint) {
+        if (sn_open_checkpoint(a->checkpoint, &m, info, path, sizeof path, err, errlen)) goto out;
+        if (sn_subnet_parse(&m->space, a->subnet, &net, err, errlen) != SN_OK) {
+            *code = SN_EXIT_USAGE;
+            goto out;
+        }
+    } else {
+        snprintf(path, sizeof path, "%s", a->model);
+        if (sn_model_import(sn_mpi_world(), a->model, &m, &net, info, err, errlen)) goto out;
+        if (strcmp(a->subnet, "max") != 0 && strcmp(a->subnet, info->subnet) != 0) {
+            sn_errf(err, errlen, "--subnet %s: %s holds only %s", a->subnet, a->model, info->subnet);
+            *code = SN_EXIT_USAGE;
+            goto out;
+        }
+    }
+
+    bool val = strcmp(a->split, "val") == 0;
+    if (sn_images_load_dir(a->data, val ? "train" : "test", &x, err, errlen) != SN_OK) goto out;
+    int n_tokens, token_dim;
+    if (x.rows != info->image_rows || x.cols != info->image_cols ||
+        sn_patch_dims(&x, info->patch, &n_tokens, &token_dim, err, errlen) != SN_OK ||
+        n_tokens != m->space.n_tokens || token_dim != m->space.token_dim) {
+        sn_errf(err, errlen, "%s: images are %dx%d, %s expects %dx%d", a->data, x.rows, x.cols,
+                path, info->image_rows, info->image_cols);
+        goto out;
+    }
+    int64_t n = x.n, n_train = 0, n_val = 0;
+    const int64_t *idx = NULL;
+    if (val) {
+        if (sn_split_indices(x.n, info->val_size, info->seed, &train_idx, &n_train, &val_idx,
+                             &n_val, err, errlen) != SN_OK)
+            goto out;
+        idx = val_idx;
+        n = n_val;
+    }
+    acts = sn_acts_create(&m->space, a->batch);
+    tokens = sn_alloc((size_t)(a->batch * n_tokens * token_dim) * sizeof(float));
+    labels = sn_alloc((size_t)a->batch * sizeof(int32_t));
+    if (!acts || !tokens || !labels) {
+        sn_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    sn_norm norm = {.mean = info->norm_mean, .std = info->norm_std};
+    sn_eval_result r = sn_evaluate(nt, m, acts, a->batch, &net, &x, idx, n, info->patch, norm,
+                                   tokens, labels);
+    if (a->logits) {
+        int64_t nl = a->limit > 0 && a->limit < n ? a->limit : n;
+        if (dump_logits(a->logits, nt, m, acts, a->batch, &net, &x, idx, nl, info->patch, norm,
+                        tokens, labels, err, errlen) != SN_OK)
+            goto out;
+    }
+    char name[SN_SUBNET_STRLEN];
+    if (a->model) snprintf(name, sizeof name, "%s", info->subnet);
+    else sn_subnet_format(&net, name, sizeof name);
+    int64_t params = sn_subnet_params(&m->space, &net), macs = sn_subnet_macs(&m->space, &net);
+    if (mpi->rank == 0) {
+        if (a->json)
+            printf("{\"file\":\"%s\",\"subnet\":\"%s\",\"split\":\"%s\",\"images\":%lld,"
+                   "\"accuracy\":%.6f,\"loss\":%.6f,\"params\":%lld,\"macs\":%lld}\n",
+                   path, name, a->split, (long long)r.n, r.accuracy, r.loss, (long long)params,
+                   (long long)macs);
+        else
+            printf("%s on %lld %s images: accuracy %.4f, loss %.4f (%.3fM params, %.2fM MACs)\n",
+                   name, (long long)r.n, a->split, r.accuracy, r.loss, (double)params / 1e6,
+                   (double)macs / 1e6);
+    }
+    rc = SN_OK;
+    *code = SN_EXIT_OK;
+out:
+    sn_acts_destroy(acts);
+    sn_free(tokens);
+    sn_free(labels);
+    sn_free(train_idx);
+    sn_free(val_idx);
+    sn_images_free(&x);
+    sn_model_destroy(m);
+    free(info);
+    return rc;
+}
+
+int sn_cmd_eval(int argc, char **argv, const sn_mpi_info *mpi)
+{
+    eval_args a = {.subnet = "max", .split = "test", .data = "/usr/share/datasets/fashion-mnist",
+                   .blis_arch = "auto", .batch = 256};
+    sn_opt opts[] = {
+        {"checkpoint", SN_OPT_STR, &a.checkpoint, "FILE|DIR", "a supernet checkpoint, or a directory whose latest (or checkpoints/latest) to use", 0, 0, 0},
+        {"model", SN_OPT_STR, &a.model, "FILE", "an exported sub-network (supernest export)", 0, 0, 0},
+        {"subnet", SN_OPT_STR, &a.subnet, "STRING", "sub-network of the checkpoint: max, min or a canonical string", 0, 0, 0},
+        {"split", SN_OPT_STR, &a.split, "val|test", "held-out validation split of the training file, or the test file", 0, 0, 0},
+        {"json", SN_OPT_FLAG, &a.json, NULL, "print one JSON object instead of a line of text", 0, 0, 0},
+        {"data", SN_OPT_STR, &a.data, "DIR", "directory of the IDX files", 0, 0, 0},
+        {"batch-size", SN_OPT_INT, &a.batch, "B", "images per forward pass", 1, 4096, 0},
+        {"threads", SN_OPT_INT, &a.threads, "N", "compute threads (0: the cores of this node divided among its ranks)", 0, SN_MAX_THREADS, 0},
+        {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto, skx, haswell, zen3, generic, ...", 0, 0, 0},
+        {"logits", SN_OPT_STR, &a.logits, "FILE", "also write the logits as raw float32 (images, classes)", 0, 0, 0},
+        {"limit", SN_OPT_INT, &a.limit, "N", "write the logits of the first N images only (0: all)", 0, 1e12, 0},
+        {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
+    };
+    char err[1024] = "";
+    int p = sn_cli_parse("supernest eval", USAGE, opts, argc, argv, 2, NULL, 0, NULL, err,
+                         sizeof err);
+    if (p == 1) return SN_EXIT_OK;
+    if (p != SN_OK) {
+        if (mpi->rank == 0) fprintf(stderr, "supernest eval: %s\n", err);
+        return SN_EXIT_USAGE;
+    }
+    sn_h5_quiet();
+    int code;
+    if (run(&a, mpi, &code, err, sizeof err) != SN_OK && mpi->rank == 0)
+        fprintf(stderr, "supernest eval: %s\n", err);
+    return code;
+}
