@@ -354,7 +354,8 @@ int sn_ckpt_save(MPI_Comm comm, const char *dir, const sn_model *m, const sn_ada
 int sn_ckpt_resolve(const char *arg, char *path, size_t len, char *err, size_t errlen)
 {
     struct stat st;
-    if (stat(arg, &st) != 0) return sn_errf(err, errlen, "%s: %s", arg, strerror(errno));
+    if (stat(arg, &st) != 0)
+        return sn_errf(err, errlen, "%s: cannot open: %s", arg, strerror(errno));
     if (!S_ISDIR(st.st_mode)) {
         snprintf(path, len, "%s", arg);
         return SN_OK;

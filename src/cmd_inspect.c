@@ -131,7 +131,7 @@ static int table_cmp(const void *pa, const void *pb)
  * cannot be described; damaged datasets under --verify are not errors. */
 static int gather(inspection *x, const inspect_args *a, char *err, size_t errlen)
 {
-    x->file = sn_inspect_open(MPI_COMM_WORLD, x->path, &x->info, err, errlen);
+    x->file = sn_inspect_open(sn_mpi_world(), x->path, &x->info, err, errlen);
     if (x->file < 0) return SN_ERR;
     if (sn_inspect_config(x->file, x->path, &x->info, err, errlen) != SN_OK) return SN_ERR;
     x->n_groups = table_groups(a->all, x->groups);
@@ -614,8 +614,8 @@ static int run_diff(const char *pa, const char *pb, const inspect_args *a,
     diff_row *rows = NULL;
     int64_t n_rows = 0;
     int rc = SN_EXIT_FAILURE;
-    hid_t fa = sn_inspect_open(MPI_COMM_WORLD, pa, &ia, err, errlen);
-    hid_t fb = fa < 0 ? H5I_INVALID_HID : sn_inspect_open(MPI_COMM_WORLD, pb, &ib, err, errlen);
+    hid_t fa = sn_inspect_open(sn_mpi_world(), pa, &ia, err, errlen);
+    hid_t fb = fa < 0 ? H5I_INVALID_HID : sn_inspect_open(sn_mpi_world(), pb, &ib, err, errlen);
     if (fb < 0) goto out;
     const char *groups[3];
     int ng = table_groups(a->all, groups);
@@ -794,6 +794,15 @@ int sn_cmd_inspect(int argc, char **argv, const sn_mpi_info *mpi)
     if (p != SN_OK) {
         if (mpi->rank == 0) fprintf(stderr, "supernest inspect: %s\n", err);
         return SN_EXIT_USAGE;
+    }
+    /* a run or checkpoint directory stands for its latest checkpoint */
+    char resolved[2][4096];
+    for (int i = 0; i < n_pos; i++) {
+        if (sn_ckpt_resolve(pos[i], resolved[i], sizeof resolved[i], err, sizeof err) != SN_OK) {
+            if (mpi->rank == 0) fprintf(stderr, "supernest inspect: %s\n", err);
+            return SN_EXIT_FAILURE;
+        }
+        pos[i] = resolved[i];
     }
     int rc = a.diff ? run_diff(pos[0], pos[1], &a, mpi, err, sizeof err)
                     : run_inspect(pos[0], &a, mpi, err, sizeof err);
