@@ -59,11 +59,13 @@ static int write_latest(const char *dir, const char *name, char *err, size_t err
     snprintf(final, sizeof final, "%s/latest", dir);
     FILE *f = fopen(tmp, "w");
     if (!f) return sn_errf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
-    fprintf(f, "%s\n", name);
-    if (sn_run_close(f, tmp, err, errlen) != SN_OK) {
+    bool ok = fprintf(f, "%s\n", name) > 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok) {
         unlink(tmp);
-        return SN_ERR;
+        return sn_errf(err, errlen, "%s: write failed (disk full?)", tmp);
     }
+    /* commit_file fsyncs it before the rename */
     if (commit_file(tmp, final, err, errlen) != SN_OK) {
         unlink(tmp);
         return SN_ERR;

@@ -34,8 +34,9 @@ hid_t sn_h5_create(MPI_Comm comm, const char *path, char *err, size_t errlen);
 /* Opens path read-only (parallel); checks it is an HDF5 file first so the
  * message can say "not an HDF5 file". */
 hid_t sn_h5_open(MPI_Comm comm, const char *path, char *err, size_t errlen);
-/* Closes the file (flushes); SN_ERR if HDF5 reports a failure (e.g. the
- * disk filled up on the final flush). */
+/* Closes the file (HDF5 flushes it; the caller fsyncs the closed file);
+ * SN_ERR if HDF5 reports a failure (e.g. the disk filled up on the final
+ * flush). */
 int sn_h5_close(hid_t file, const char *path, char *err, size_t errlen);
 
 /* Creates group path (parents must exist); returns it (close with H5Gclose). */

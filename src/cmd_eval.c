@@ -113,6 +113,7 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
         idx = val_idx;
         n = n_val;
     }
+    if (a->limit > 0 && a->limit < n) n = a->limit;
     acts = sn_acts_create(&m->space, a->batch);
     tokens = sn_alloc((size_t)(a->batch * n_tokens * token_dim) * sizeof(float));
     labels = sn_alloc((size_t)a->batch * sizeof(int32_t));
@@ -124,8 +125,7 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
     sn_eval_result r = sn_evaluate(nt, m, acts, a->batch, &net, &x, idx, n, info->patch, norm,
                                    tokens, labels);
     if (a->logits) {
-        int64_t nl = a->limit > 0 && a->limit < n ? a->limit : n;
-        if (dump_logits(a->logits, nt, m, acts, a->batch, &net, &x, idx, nl, info->patch, norm,
+        if (dump_logits(a->logits, nt, m, acts, a->batch, &net, &x, idx, n, info->patch, norm,
                         tokens, labels, err, errlen) != SN_OK)
             goto out;
     }
@@ -173,7 +173,7 @@ int sn_cmd_eval(int argc, char **argv, const sn_mpi_info *mpi)
         {"threads", SN_OPT_INT, &a.threads, "N", "compute threads (0: the cores of this node divided among its ranks)", 0, SN_MAX_THREADS, 0},
         {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto, skx, haswell, zen3, generic, ...", 0, 0, 0},
         {"logits", SN_OPT_STR, &a.logits, "FILE", "also write the logits as raw float32 (images, classes)", 0, 0, 0},
-        {"limit", SN_OPT_INT, &a.limit, "N", "write the logits of the first N images only (0: all)", 0, 1e12, 0},
+        {"limit", SN_OPT_INT, &a.limit, "N", "evaluate (and write the logits of) the first N images of the split only (0: all)", 0, 1e12, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
     };
     char err[1024] = "";
