@@ -88,6 +88,14 @@ hid_t sn_h5_open(MPI_Comm comm, const char *path, char *err, size_t errlen)
         sn_errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return H5I_INVALID_HID;
     }
+    /* Ask the kernel to read the whole file ahead: HDF5 reads a header,
+     * then a dataset, then the next header, and on a cold cache each of
+     * those small scattered reads would wait for the disk. */
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+        close(fd);
+    }
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
         sn_errf(err, errlen, "%s: not an HDF5 file", path);
