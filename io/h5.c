@@ -258,26 +258,28 @@ int sn_h5_get_i32v(hid_t loc, const char *name, int *out, int max, int *n, const
     return SN_OK;
 }
 
-int sn_h5_get_i64(hid_t loc, const char *name, int64_t *out, const char *what,
-                  char *err, size_t errlen)
+/* One scalar attribute of type class cls read as memory type mtype. */
+static int get_scalar(hid_t loc, const char *name, H5T_class_t cls, hid_t mtype, void *out,
+                      const char *what, char *err, size_t errlen)
 {
-    hid_t a = open_attr(loc, name, H5T_INTEGER, 1, NULL, what, err, errlen);
+    hid_t a = open_attr(loc, name, cls, 1, NULL, what, err, errlen);
     if (a < 0) return SN_ERR;
-    herr_t r = H5Aread(a, H5T_NATIVE_INT64, out);
+    herr_t r = H5Aread(a, mtype, out);
     H5Aclose(a);
     if (r < 0) return sn_errf(err, errlen, "%s: attribute '%s' cannot be read", what, name);
     return SN_OK;
 }
 
+int sn_h5_get_i64(hid_t loc, const char *name, int64_t *out, const char *what,
+                  char *err, size_t errlen)
+{
+    return get_scalar(loc, name, H5T_INTEGER, H5T_NATIVE_INT64, out, what, err, errlen);
+}
+
 int sn_h5_get_f32(hid_t loc, const char *name, float *out, const char *what,
                   char *err, size_t errlen)
 {
-    hid_t a = open_attr(loc, name, H5T_FLOAT, 1, NULL, what, err, errlen);
-    if (a < 0) return SN_ERR;
-    herr_t r = H5Aread(a, H5T_NATIVE_FLOAT, out);
-    H5Aclose(a);
-    if (r < 0) return sn_errf(err, errlen, "%s: attribute '%s' cannot be read", what, name);
-    return SN_OK;
+    return get_scalar(loc, name, H5T_FLOAT, H5T_NATIVE_FLOAT, out, what, err, errlen);
 }
 
 /* ---- tensors -------------------------------------------------------------- */
