@@ -355,10 +355,10 @@ static int final_report(train_ctx *c, char *err, size_t errlen)
     return evalf ? sn_run_close(evalf, "eval.jsonl", err, errlen) : SN_OK;
 }
 
-static void log_step(train_ctx *c, const sn_step_stats *st, int64_t epoch, double ips, double gf,
+static void log_step(train_ctx *c, const sn_step_stats *st, double ips, double gf,
                      double elapsed, const char *eta)
 {
-    double ep = (double)epoch + (double)c->loader.cursor / (double)c->n_train;
+    double ep = (double)c->loader.epoch + (double)c->loader.cursor / (double)c->n_train;
     if (!c->a->quiet) {
         printf("step %lld/%lld epoch %.2f lr %.3g", (long long)c->tr.step,
                (long long)c->tr.o.adamw.total, ep, st->lr);
@@ -387,7 +387,6 @@ static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
     uint64_t flops_since = 0;
     *stopped = false;
     while (c->tr.step < total) {
-        int64_t epoch = c->loader.epoch;
         sn_loader_next(&c->loader, c->ids, a->batch);
         sn_images_batch(&c->train, c->ids, a->batch, (int)a->patch, c->norm, c->tokens, c->labels);
         sn_step_stats st;
@@ -401,8 +400,8 @@ static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
             double now = sn_now(), dt = now - tlog;
             char eta[32];
             format_eta(eta, sizeof eta, (now - t0) / (double)done * (double)(total - step));
-            log_step(c, &st, epoch, (double)images_since / dt, (double)flops_since / dt / 1e9,
-                     now - t0, eta);
+            log_step(c, &st, (double)images_since / dt, (double)flops_since / dt / 1e9, now - t0,
+                     eta);
             tlog = now;
             images_since = 0;
             flops_since = 0;
