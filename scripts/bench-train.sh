@@ -12,7 +12,11 @@ steps=${BENCH_STEPS:-10}
 py=/usr/bin/python3
 
 echo "== supernest (C), $nt threads"
-c_json=$(./build/tests/bench_train --threads "$nt" --steps "$steps" | tee /dev/stderr | tail -n 1)
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+./build/tests/bench_train --threads "$nt" --steps "$steps" >"$out"
+cat "$out"
+c_json=$(tail -n 1 "$out")
 
 # PyTorch's speed depends on BLIS's kernels: try Debian's default choice and
 # the AVX-512 kernels, keep the better one.
@@ -20,12 +24,13 @@ best=""
 best_ips=0
 for arch in default skx; do
     if [ "$arch" = skx ]; then
-        env_arch="BLIS_ARCH_TYPE=0"
+        kernels="BLIS_ARCH_TYPE=0"   # BLIS's AVX-512 kernels
     else
-        env_arch="BLIS_ARCH_TYPE_UNSET=1"
+        kernels="-u BLIS_ARCH_TYPE"  # what BLIS picks by itself
     fi
     echo "== PyTorch, $nt threads, BLIS kernels: $arch"
-    j=$(env $env_arch BLIS_NUM_THREADS="$nt" OMP_NUM_THREADS="$nt" \
+    # shellcheck disable=SC2086 # $kernels is one or two words on purpose
+    j=$(env $kernels BLIS_NUM_THREADS="$nt" OMP_NUM_THREADS="$nt" \
         $py scripts/bench_torch.py --threads "$nt" --steps "$steps" | tail -n 1)
     echo "$j"
     ips=$(echo "$j" | $py -c 'import json,sys; print(json.load(sys.stdin)["images_per_s"])')
