@@ -387,82 +387,134 @@ int sn_ckpt_resolve(const char *arg, char *path, size_t len, char *err, size_t e
     return SN_OK;
 }
 
-static int read_space(hid_t cfg, sn_space *s, const char *what, char *err, size_t errlen)
+/* True if the object at path (absolute) exists, checking each link. */
+static bool path_exists(hid_t file, const char *path)
 {
-    memset(s, 0, sizeof *s);
-    int n1 = 0, n2 = 0, one;
-    if (sn_h5_get_i32v(cfg, "embed_choices", s->embed, SN_MAX_CHOICES, &s->n_embed, what, err,
-                       errlen) ||
-        sn_h5_get_i32v(cfg, "heads_choices", s->heads, SN_MAX_CHOICES, &s->n_heads, what, err,
-                       errlen) ||
-        sn_h5_get_i32v(cfg, "mlp_choices", s->mlp, SN_MAX_CHOICES, &s->n_mlp, what, err, errlen) ||
-        sn_h5_get_i32v(cfg, "min_depth", s->min_depth, SN_MAX_STAGES, &n1, what, err, errlen) ||
-        sn_h5_get_i32v(cfg, "max_depth", s->max_depth, SN_MAX_STAGES, &n2, what, err, errlen) ||
-        sn_h5_get_i32v(cfg, "head_dim", &s->head_dim, 1, &one, what, err, errlen) ||
-        sn_h5_get_i32v(cfg, "n_tokens", &s->n_tokens, 1, &one, what, err, errlen) ||
-        sn_h5_get_i32v(cfg, "token_dim", &s->token_dim, 1, &one, what, err, errlen) ||
-        sn_h5_get_i32v(cfg, "n_classes", &s->n_classes, 1, &one, what, err, errlen))
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p == '/' || end) {
+            char c = *p;
+            *p = '\0';
+            if (H5Lexists(file, buf, H5P_DEFAULT) <= 0) return false;
+            *p = c;
+        }
+        if (end) return true;
+    }
+}
+
+int sn_file_read_header(hid_t f, const char *path, sn_file_info *info, char *err, size_t errlen)
+{
+    char fmt[128], ver[64];
+    if (!sn_h5_has(f, "format"))
+        return sn_errf(err, errlen, "%s: not a supernest file (no root attribute 'format')", path);
+    if (sn_h5_get_str(f, "format", fmt, sizeof fmt, path, err, errlen) != SN_OK) return SN_ERR;
+    if (strcmp(fmt, "supernest-checkpoint") == 0)
+        info->is_model = false;
+    else if (strcmp(fmt, "supernest-model") == 0)
+        info->is_model = true;
+    else
+        return sn_errf(err, errlen, "%s: format '%s' is not a supernest file (expected "
+                                    "supernest-checkpoint or supernest-model)", path, fmt);
+    if (sn_h5_get_str(f, "format_version", ver, sizeof ver, path, err, errlen) != SN_OK)
         return SN_ERR;
-    if (n1 != n2)
-        return sn_errf(err, errlen, "%s: min_depth has %d stages, max_depth %d", what, n1, n2);
-    s->n_stages = n1;
+    int major, minor;
+    char tail;
+    if (sscanf(ver, "%d.%d%c", &major, &minor, &tail) != 2 || major < 0 || minor < 0 ||
+        ver[0] < '0' || ver[0] > '9')
+        return sn_errf(err, errlen, "%s: format_version '%s' is not MAJOR.MINOR", path, ver);
+    if (major != SN_FORMAT_MAJOR)
+        return sn_errf(err, errlen, "%s: format version %s is %s than this supernest reads (%d.x)",
+                       path, ver, major > SN_FORMAT_MAJOR ? "newer" : "older", SN_FORMAT_MAJOR);
+    info->major = major;
+    info->minor = minor;
+    if (sn_h5_get_str(f, "program_version", info->program_version, sizeof info->program_version,
+                      path, err, errlen) != SN_OK ||
+        sn_h5_get_str(f, "created", info->created, sizeof info->created, path, err, errlen) !=
+            SN_OK)
+        return SN_ERR;
+    return SN_OK;
+}
+
+static int read_config(hid_t g, const char *what, sn_file_info *info, char *err, size_t errlen)
+{
+    sn_space *s = &info->space;
+    int n_min = 0, one = 0;
+    struct {
+        const char *name;
+        int *dst, *count, max;
+    } lists[] = {
+        {"embed_choices", s->embed, &s->n_embed, SN_MAX_CHOICES},
+        {"heads_choices", s->heads, &s->n_heads, SN_MAX_CHOICES},
+        {"mlp_choices", s->mlp, &s->n_mlp, SN_MAX_CHOICES},
+        {"min_depth", s->min_depth, &n_min, SN_MAX_STAGES},
+        {"max_depth", s->max_depth, &s->n_stages, SN_MAX_STAGES},
+        {"head_dim", &s->head_dim, &one, 1},
+        {"n_tokens", &s->n_tokens, &one, 1},
+        {"token_dim", &s->token_dim, &one, 1},
+        {"n_classes", &s->n_classes, &one, 1},
+        {"patch", &info->patch, &one, 1},
+        {"image_rows", &info->image_rows, &one, 1},
+        {"image_cols", &info->image_cols, &one, 1},
+    };
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+        if (sn_h5_get_i32v(g, lists[i].name, lists[i].dst, lists[i].max, lists[i].count, what,
+                           err, errlen) != SN_OK)
+            return SN_ERR;
+    if (n_min != s->n_stages)
+        return sn_errf(err, errlen, "%s: min_depth has %d stages, max_depth %d", what, n_min,
+                       s->n_stages);
+    if (sn_h5_get_f32(g, "norm_mean", &info->norm_mean, what, err, errlen) != SN_OK ||
+        sn_h5_get_f32(g, "norm_std", &info->norm_std, what, err, errlen) != SN_OK)
+        return SN_ERR;
+    /* seed, val_size and options describe the run; a file without them
+     * can still be described and evaluated on the test split */
+    int64_t seed = 0;
+    if ((sn_h5_has(g, "seed") && sn_h5_get_i64(g, "seed", &seed, what, err, errlen) != SN_OK) ||
+        (sn_h5_has(g, "val_size") &&
+         sn_h5_get_i64(g, "val_size", &info->val_size, what, err, errlen) != SN_OK) ||
+        (sn_h5_has(g, "options") &&
+         sn_h5_get_str(g, "options", info->options, sizeof info->options, what, err, errlen) !=
+             SN_OK))
+        return SN_ERR;
+    info->seed = (uint64_t)seed;
+    if (info->is_model &&
+        sn_h5_get_str(g, "subnet", info->subnet, sizeof info->subnet, what, err, errlen) != SN_OK)
+        return SN_ERR;
     char msg[512];
     if (sn_space_validate(s, msg, sizeof msg) != SN_OK)
-        return sn_errf(err, errlen, "%s: bad search space: %s", what, msg);
+        return sn_errf(err, errlen, "%s: %s", what, msg);
     return SN_OK;
+}
+
+int sn_file_read_config(hid_t f, const char *path, sn_file_info *info, char *err, size_t errlen)
+{
+    char what[4096 + 16];
+    snprintf(what, sizeof what, "%s: /config", path);
+    if (!path_exists(f, "/config"))
+        return sn_errf(err, errlen, "%s: the /config group is missing", path);
+    hid_t g = H5Gopen2(f, "/config", H5P_DEFAULT);
+    if (g < 0) return sn_errf(err, errlen, "%s: /config is not a readable group", path);
+    int rc = read_config(g, what, info, err, errlen);
+    H5Gclose(g);
+    if (rc != SN_OK || info->is_model) return rc;
+
+    snprintf(what, sizeof what, "%s: /train", path);
+    if (!path_exists(f, "/train"))
+        return sn_errf(err, errlen, "%s: the /train group is missing", path);
+    g = H5Gopen2(f, "/train", H5P_DEFAULT);
+    if (g < 0) return sn_errf(err, errlen, "%s: /train is not a readable group", path);
+    rc = sn_h5_get_i64(g, "step", &info->step, what, err, errlen);
+    H5Gclose(g);
+    return rc;
 }
 
 static int read_info(hid_t f, const char *path, sn_file_info *info, char *err, size_t errlen)
 {
     memset(info, 0, sizeof *info);
-    char what[PATH_LEN + 16], format[64], version[32];
-    snprintf(what, sizeof what, "%s", path);
-    if (sn_h5_get_str(f, "format", format, sizeof format, what, err, errlen) != SN_OK)
-        return sn_errf(err, errlen, "%s: not a supernest file (no 'format' attribute)", path);
-    if (strcmp(format, "supernest-checkpoint") == 0) info->is_model = false;
-    else if (strcmp(format, "supernest-model") == 0) info->is_model = true;
-    else return sn_errf(err, errlen, "%s: format '%s' is not a supernest file", path, format);
-    if (sn_h5_get_str(f, "format_version", version, sizeof version, what, err, errlen))
-        return SN_ERR;
-    if (sscanf(version, "%d.%d", &info->major, &info->minor) != 2)
-        return sn_errf(err, errlen, "%s: format_version '%s' is not MAJOR.MINOR", path, version);
-    if (info->major != SN_FORMAT_MAJOR)
-        return sn_errf(err, errlen, "%s: format version %s is not readable by this supernest "
-                                    "(it reads %d.x)", path, version, SN_FORMAT_MAJOR);
-    if (sn_h5_get_str(f, "program_version", info->program_version, sizeof info->program_version,
-                      what, err, errlen) ||
-        sn_h5_get_str(f, "created", info->created, sizeof info->created, what, err, errlen))
-        return SN_ERR;
-    if (H5Lexists(f, "config", H5P_DEFAULT) <= 0)
-        return sn_errf(err, errlen, "%s: group /config is missing", path);
-    hid_t cfg = H5Gopen2(f, "config", H5P_DEFAULT);
-    snprintf(what, sizeof what, "%s: /config", path);
-    int64_t seed = 0;
-    int one, rc = read_space(cfg, &info->space, what, err, errlen);
-    if (rc == SN_OK &&
-        (sn_h5_get_i32v(cfg, "patch", &info->patch, 1, &one, what, err, errlen) ||
-         sn_h5_get_i32v(cfg, "image_rows", &info->image_rows, 1, &one, what, err, errlen) ||
-         sn_h5_get_i32v(cfg, "image_cols", &info->image_cols, 1, &one, what, err, errlen) ||
-         sn_h5_get_f32(cfg, "norm_mean", &info->norm_mean, what, err, errlen) ||
-         sn_h5_get_f32(cfg, "norm_std", &info->norm_std, what, err, errlen) ||
-         sn_h5_get_i64(cfg, "seed", &seed, what, err, errlen) ||
-         sn_h5_get_i64(cfg, "val_size", &info->val_size, what, err, errlen)))
-        rc = SN_ERR;
-    info->seed = (uint64_t)seed;
-    if (rc == SN_OK && info->is_model)
-        rc = sn_h5_get_str(cfg, "subnet", info->subnet, sizeof info->subnet, what, err, errlen);
-    if (rc == SN_OK && !info->is_model)
-        rc = sn_h5_get_str(cfg, "options", info->options, sizeof info->options, what, err, errlen);
-    H5Gclose(cfg);
-    if (rc == SN_OK && !info->is_model) {
-        if (H5Lexists(f, "train", H5P_DEFAULT) <= 0)
-            return sn_errf(err, errlen, "%s: group /train is missing", path);
-        hid_t tr = H5Gopen2(f, "train", H5P_DEFAULT);
-        snprintf(what, sizeof what, "%s: /train", path);
-        rc = sn_h5_get_i64(tr, "step", &info->step, what, err, errlen);
-        H5Gclose(tr);
-    }
-    return rc;
+    if (sn_file_read_header(f, path, info, err, errlen) != SN_OK) return SN_ERR;
+    return sn_file_read_config(f, path, info, err, errlen);
 }
 
 int sn_file_read_info(MPI_Comm comm, const char *path, sn_file_info *info,

@@ -8,6 +8,7 @@
 #ifndef SN_CKPT_H
 #define SN_CKPT_H
 
+#include <hdf5.h>
 #include <mpi.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,8 +59,17 @@ int sn_ckpt_save(MPI_Comm comm, const char *dir, const sn_model *m, const sn_ada
  * `latest` pointer; or a run directory whose checkpoints/ has one. */
 int sn_ckpt_resolve(const char *arg, char *path, size_t len, char *err, size_t errlen);
 
-/* Reads the root, /config and (checkpoints) /train attributes of any
- * supernest file; refuses other formats and other major versions. */
+/* Of an open file: the root attributes (format, version, program,
+ * created; refuses other formats and other major versions), and the /config
+ * (and, for checkpoints, /train step) attributes.  seed, val_size and
+ * options are optional (0 / empty when absent). */
+int sn_file_read_header(hid_t f, const char *path, sn_file_info *info, char *err,
+                        size_t errlen);
+int sn_file_read_config(hid_t f, const char *path, sn_file_info *info, char *err,
+                        size_t errlen);
+
+/* Opens path and reads both of the above; refuses other formats and other
+ * major versions. */
 int sn_file_read_info(MPI_Comm comm, const char *path, sn_file_info *info,
                       char *err, size_t errlen);
 

@@ -258,46 +258,11 @@ hid_t sn_inspect_open(MPI_Comm comm, const char *path, sn_file_info *info, char 
     memset(info, 0, sizeof *info);
     hid_t f = sn_h5_open(comm, path, err, errlen);
     if (f < 0) return H5I_INVALID_HID;
-    char fmt[128], ver[64];
-    if (!sn_h5_has(f, "format")) {
-        sn_errf(err, errlen, "%s: not a supernest file (no root attribute 'format')", path);
-        goto fail;
+    if (sn_file_read_header(f, path, info, err, errlen) != SN_OK) {
+        sn_inspect_close(f);
+        return H5I_INVALID_HID;
     }
-    if (sn_h5_get_str(f, "format", fmt, sizeof fmt, path, err, errlen) != SN_OK) goto fail;
-    if (strcmp(fmt, "supernest-checkpoint") == 0) {
-        info->is_model = false;
-    } else if (strcmp(fmt, "supernest-model") == 0) {
-        info->is_model = true;
-    } else {
-        sn_errf(err, errlen, "%s: format '%s' is not a supernest file (expected "
-                             "supernest-checkpoint or supernest-model)", path, fmt);
-        goto fail;
-    }
-    if (sn_h5_get_str(f, "format_version", ver, sizeof ver, path, err, errlen) != SN_OK)
-        goto fail;
-    int major, minor;
-    char tail;
-    if (sscanf(ver, "%d.%d%c", &major, &minor, &tail) != 2 || major < 0 || minor < 0 ||
-        ver[0] < '0' || ver[0] > '9') {
-        sn_errf(err, errlen, "%s: format_version '%s' is not MAJOR.MINOR", path, ver);
-        goto fail;
-    }
-    if (major != SN_FORMAT_MAJOR) {
-        sn_errf(err, errlen, "%s: format version %s is %s than this supernest reads (%d.x)", path,
-                ver, major > SN_FORMAT_MAJOR ? "newer" : "older", SN_FORMAT_MAJOR);
-        goto fail;
-    }
-    info->major = major;
-    info->minor = minor;
-    if (sn_h5_get_str(f, "program_version", info->program_version,
-                      sizeof info->program_version, path, err, errlen) != SN_OK ||
-        sn_h5_get_str(f, "created", info->created, sizeof info->created, path, err,
-                      errlen) != SN_OK)
-        goto fail;
     return f;
-fail:
-    sn_inspect_close(f);
-    return H5I_INVALID_HID;
 }
 
 void sn_inspect_close(hid_t file)
@@ -305,83 +270,10 @@ void sn_inspect_close(hid_t file)
     if (file >= 0) H5Fclose(file);
 }
 
-/* Reads a scalar (or one-element) integer attribute into an int. */
-static int get_int(hid_t loc, const char *name, int *out, const char *what, char *err,
-                   size_t errlen)
-{
-    int n = 0;
-    return sn_h5_get_i32v(loc, name, out, 1, &n, what, err, errlen);
-}
-
-static int read_config(hid_t g, const char *what, sn_file_info *info, char *err, size_t errlen)
-{
-    sn_space *s = &info->space;
-    int n_min = 0;
-    struct {
-        const char *name;
-        int *dst, *count, max;
-    } lists[] = {
-        {"embed_choices", s->embed, &s->n_embed, SN_MAX_CHOICES},
-        {"heads_choices", s->heads, &s->n_heads, SN_MAX_CHOICES},
-        {"mlp_choices", s->mlp, &s->n_mlp, SN_MAX_CHOICES},
-        {"min_depth", s->min_depth, &n_min, SN_MAX_STAGES},
-        {"max_depth", s->max_depth, &s->n_stages, SN_MAX_STAGES},
-    };
-    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
-        if (sn_h5_get_i32v(g, lists[i].name, lists[i].dst, lists[i].max, lists[i].count, what,
-                           err, errlen) != SN_OK)
-            return SN_ERR;
-    if (n_min != s->n_stages)
-        return sn_errf(err, errlen, "%s: min_depth has %d stages, max_depth %d", what, n_min,
-                       s->n_stages);
-    struct {
-        const char *name;
-        int *dst;
-    } ints[] = {
-        {"head_dim", &s->head_dim},     {"n_tokens", &s->n_tokens},
-        {"token_dim", &s->token_dim},   {"n_classes", &s->n_classes},
-        {"patch", &info->patch},        {"image_rows", &info->image_rows},
-        {"image_cols", &info->image_cols},
-    };
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        if (get_int(g, ints[i].name, ints[i].dst, what, err, errlen) != SN_OK) return SN_ERR;
-    if (sn_h5_get_f32(g, "norm_mean", &info->norm_mean, what, err, errlen) != SN_OK ||
-        sn_h5_get_f32(g, "norm_std", &info->norm_std, what, err, errlen) != SN_OK)
-        return SN_ERR;
-    if (sn_h5_has(g, "options") &&
-        sn_h5_get_str(g, "options", info->options, sizeof info->options, what, err, errlen) !=
-            SN_OK)
-        return SN_ERR;
-    if (info->is_model &&
-        sn_h5_get_str(g, "subnet", info->subnet, sizeof info->subnet, what, err, errlen) != SN_OK)
-        return SN_ERR;
-    char msg[512];
-    if (sn_space_validate(s, msg, sizeof msg) != SN_OK)
-        return sn_errf(err, errlen, "%s: %s", what, msg);
-    return SN_OK;
-}
-
 int sn_inspect_config(hid_t file, const char *path, sn_file_info *info, char *err,
                       size_t errlen)
 {
-    char what[SN_INSPECT_PATH_MAX + 16];
-    snprintf(what, sizeof what, "%s: /config", path);
-    if (!path_exists(file, "/config"))
-        return sn_errf(err, errlen, "%s: the /config group is missing", path);
-    hid_t g = H5Gopen2(file, "/config", H5P_DEFAULT);
-    if (g < 0) return sn_errf(err, errlen, "%s: /config is not a readable group", path);
-    int rc = read_config(g, what, info, err, errlen);
-    H5Gclose(g);
-    if (rc != SN_OK || info->is_model) return rc;
-
-    snprintf(what, sizeof what, "%s: /train", path);
-    if (!path_exists(file, "/train"))
-        return sn_errf(err, errlen, "%s: the /train group is missing", path);
-    g = H5Gopen2(file, "/train", H5P_DEFAULT);
-    if (g < 0) return sn_errf(err, errlen, "%s: /train is not a readable group", path);
-    rc = sn_h5_get_i64(g, "step", &info->step, what, err, errlen);
-    H5Gclose(g);
-    return rc;
+    return sn_file_read_config(file, path, info, err, errlen);
 }
 
 /* ---- listing -------------------------------------------------------------- */

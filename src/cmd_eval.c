@@ -107,6 +107,11 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
     int64_t n = x.n, n_train = 0, n_val = 0;
     const int64_t *idx = NULL;
     if (val) {
+        if (info->val_size <= 0) {
+            sn_errf(err, errlen, "%s records no validation split (seed, val_size); use --split "
+                                 "test", path);
+            goto out;
+        }
         if (sn_split_indices(x.n, info->val_size, info->seed, &train_idx, &n_train, &val_idx,
                              &n_val, err, errlen) != SN_OK)
             goto out;
