@@ -36,7 +36,7 @@ void sn_inspect_close(hid_t file);
 
 /* Reads /config (space, task dimensions, preprocessing, options or
  * subnet) and, for checkpoints, /train step into info, and validates the
- * space.  Every attribute but `options` is required. */
+ * space: sn_file_read_config of io/ckpt.h, the one reader of it. */
 int sn_inspect_config(hid_t file, const char *path, sn_file_info *info, char *err,
                       size_t errlen);
 
