@@ -49,13 +49,6 @@ int sn_mpi_default_threads(const sn_mpi_info *info)
     return t < 1 ? 1 : t;
 }
 
-int sn_mpi_any_failed(int code)
-{
-    int mine = code != 0, any = 0;
-    MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
-    return any;
-}
-
 void sn_mpi_finalize(void)
 {
     int down = 0;

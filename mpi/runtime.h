@@ -18,8 +18,6 @@ typedef struct sn_mpi_info {
 int sn_mpi_init(int *argc, char ***argv, sn_mpi_info *info);
 /* Threads per rank that keep ranks x threads within the node's cores. */
 int sn_mpi_default_threads(const sn_mpi_info *info);
-/* True on every rank if any rank passed a non-zero code (a collective). */
-int sn_mpi_any_failed(int code);
 void sn_mpi_finalize(void);
 
 /* The communicator of the whole job, for io/ functions that take one (the

@@ -10,6 +10,7 @@ enum {
     SN_EXIT_OK = 0,
     SN_EXIT_FAILURE = 1,   /* the run failed: bad data, NaN loss, I/O error */
     SN_EXIT_USAGE = 2,     /* bad command line or configuration */
+    /* 3: internal error, from SN_CHECK (src/util.h) */
 };
 
 int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi);

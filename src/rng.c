@@ -41,8 +41,6 @@ uint64_t sn_rng_below(sn_rng *r, uint64_t n)
     return x % n;
 }
 
-float sn_rng_uniform(sn_rng *r) { return (float)(sn_rng_u64(r) >> 40) * 0x1.0p-24f; }
-
 float sn_rng_normal(sn_rng *r)
 {
     double u1 = ((double)(sn_rng_u64(r) >> 11) + 1.0) * 0x1.0p-53;

@@ -21,8 +21,6 @@ void sn_rng_seed(sn_rng *r, uint64_t seed, uint64_t stream);
 uint64_t sn_rng_u64(sn_rng *r);
 /* Uniform integer in [0, n), n > 0, without modulo bias. */
 uint64_t sn_rng_below(sn_rng *r, uint64_t n);
-/* Uniform float in [0, 1). */
-float sn_rng_uniform(sn_rng *r);
 /* Standard normal (Box-Muller). */
 float sn_rng_normal(sn_rng *r);
 /* Fisher-Yates shuffle of idx[0..n). */

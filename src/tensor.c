@@ -82,4 +82,3 @@ void sn_gemm(int nthreads, bool trans_a, bool trans_b,
 }
 
 uint64_t sn_gemm_flops(void) { return atomic_load(&gemm_flops); }
-void sn_gemm_flops_reset(void) { atomic_store(&gemm_flops, 0); }

@@ -34,9 +34,8 @@ void sn_gemm(int nthreads, bool trans_a, bool trans_b,
              const float *a, int64_t lda, const float *b, int64_t ldb,
              float beta, float *c, int64_t ldc);
 
-/* FLOPs (2mnk) counted by sn_gemm since the last reset, over all threads
- * of this process; used by benchmarks to report achieved GFLOP/s. */
+/* FLOPs (2mnk) counted by sn_gemm since the process started, over all
+ * threads; differences of it give a step's achieved GFLOP/s. */
 uint64_t sn_gemm_flops(void);
-void sn_gemm_flops_reset(void);
 
 #endif

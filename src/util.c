@@ -14,8 +14,8 @@ _Noreturn void sn_fatal(const char *file, int line, const char *msg)
 {
     fprintf(stderr, "supernest: internal error at %s:%d: %s\n", file, line, msg);
     fflush(stderr);
-    if (abort_hook) abort_hook(2);
-    exit(2);
+    if (abort_hook) abort_hook(3);
+    exit(3);
 }
 
 int sn_errf(char *err, size_t errlen, const char *fmt, ...)

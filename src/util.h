@@ -3,7 +3,7 @@
  * Recoverable failures return SN_ERR and write a one-line message a user can
  * act on into a caller-owned buffer (char *err, size_t errlen).  Impossible
  * states are caught by SN_CHECK, which reports file and line and calls the
- * abort hook: exit(2) by default, MPI_Abort once mpi/runtime installs its
+ * abort hook: exit(3) by default, MPI_Abort once mpi/runtime installs its
  * hook, so that one failing rank never leaves the others hanging.
  */
 #ifndef SN_UTIL_H
