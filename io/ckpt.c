@@ -191,14 +191,14 @@ static int write_root(hid_t file, bool model, char *err, size_t errlen)
     return SN_OK;
 }
 
-static int write_tensors(hid_t file, const char *group, const out_tensor *t, int n,
-                         char *err, size_t errlen)
+static int write_tensors(MPI_Comm comm, hid_t file, const char *group, const out_tensor *t,
+                         int n, char *err, size_t errlen)
 {
     hid_t g = sn_h5_group(file, group, err, errlen);
     if (g < 0) return SN_ERR;
     int rc = SN_OK;
     for (int i = 0; i < n && rc == SN_OK; i++)
-        rc = sn_h5_write_tensor(g, t[i].name, t[i].ndim, t[i].dims, t[i].data, t[i].ld,
+        rc = sn_h5_write_tensor(comm, g, t[i].name, t[i].ndim, t[i].dims, t[i].data, t[i].ld,
                                 t[i].owner, err, errlen);
     H5Gclose(g);
     return rc;
@@ -219,8 +219,8 @@ static void table_tensors(const sn_model *m, const float *base, const int *owner
     }
 }
 
-static int write_optimizer(hid_t file, const sn_model *m, const sn_adamw *opt, const int *owner,
-                           out_tensor *t, char *err, size_t errlen)
+static int write_optimizer(MPI_Comm comm, hid_t file, const sn_model *m, const sn_adamw *opt,
+                           const int *owner, out_tensor *t, char *err, size_t errlen)
 {
     hid_t g = sn_h5_group(file, "optimizer", err, errlen);
     if (g < 0) return SN_ERR;
@@ -238,11 +238,11 @@ static int write_optimizer(hid_t file, const sn_model *m, const sn_adamw *opt, c
         rc = SN_ERR;
     if (rc == SN_OK) {
         table_tensors(m, opt->m, owner, t);
-        rc = write_tensors(g, "m", t, m->n_tensors, err, errlen);
+        rc = write_tensors(comm, g, "m", t, m->n_tensors, err, errlen);
     }
     if (rc == SN_OK) {
         table_tensors(m, opt->v, owner, t);
-        rc = write_tensors(g, "v", t, m->n_tensors, err, errlen);
+        rc = write_tensors(comm, g, "v", t, m->n_tensors, err, errlen);
     }
     H5Gclose(g);
     return rc;
@@ -274,11 +274,11 @@ static int write_file(MPI_Comm comm, const char *path, const sn_space *s, const 
     if (f < 0) return SN_ERR;
     int rc = write_root(f, subnet != NULL, err, errlen);
     if (rc == SN_OK) rc = write_config(f, s, info, subnet, err, errlen);
-    if (rc == SN_OK) rc = write_tensors(f, "weights", w, nw, err, errlen);
+    if (rc == SN_OK) rc = write_tensors(comm, f, "weights", w, nw, err, errlen);
     out_tensor *scratch = NULL;
     if (rc == SN_OK && opt) {
         scratch = calloc((size_t)m->n_tensors, sizeof *scratch);
-        rc = scratch ? write_optimizer(f, m, opt, owner, scratch, err, errlen)
+        rc = scratch ? write_optimizer(comm, f, m, opt, owner, scratch, err, errlen)
                      : sn_errf(err, errlen, "out of memory");
     }
     free(scratch);

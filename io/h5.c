@@ -16,24 +16,6 @@ void sn_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 bool sn_h5_unusable(void) { return h5_unusable; }
 
-/* The communicator a file was opened with (a duplicate: free it). */
-static MPI_Comm file_comm(hid_t loc)
-{
-    MPI_Comm comm = MPI_COMM_NULL;
-    MPI_Info info = MPI_INFO_NULL;
-    hid_t file = H5Iget_file_id(loc);
-    hid_t fapl = H5Fget_access_plist(file);
-    H5Pget_fapl_mpio(fapl, &comm, &info);
-    if (info != MPI_INFO_NULL) MPI_Info_free(&info);
-    H5Pclose(fapl);
-    H5Fclose(file);
-    return comm;
-}
-
-/* MPI-IO access with ROMIO hints for how supernest writes: whole
- * contiguous tensors, each from one owner rank.  Two-phase collective
- * buffering would copy every tensor through an aggregator buffer, and data
- * sieving would read around small writes; neither helps here. */
 static hid_t mpio_fapl(MPI_Comm comm)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -323,11 +305,11 @@ static hid_t memory_space(int64_t rows, int64_t cols, int64_t ld)
     return ms;
 }
 
-int sn_h5_write_tensor(hid_t loc, const char *name, int ndim, const int64_t *dims,
-                       const float *data, int64_t ld, int owner, char *err, size_t errlen)
+int sn_h5_write_tensor(MPI_Comm comm, hid_t loc, const char *name, int ndim,
+                       const int64_t *dims, const float *data, int64_t ld, int owner,
+                       char *err, size_t errlen)
 {
     SN_CHECK(ndim >= 1 && ndim <= 4);
-    MPI_Comm comm = file_comm(loc);
     int rank;
     MPI_Comm_rank(comm, &rank);
     bool mine = rank == owner;
@@ -373,7 +355,6 @@ int sn_h5_write_tensor(hid_t loc, const char *name, int ndim, const int64_t *dim
     H5Dclose(ds);
 out:
     H5Sclose(fs);
-    MPI_Comm_free(&comm);
     return rc;
 }
 

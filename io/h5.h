@@ -64,11 +64,13 @@ bool sn_h5_has(hid_t loc, const char *name);
 /* Writes a float32 tensor dataset loc/name of shape (dims[0..ndim)) from
  * data (row-major, rows of `cols` values taken with row stride ld, so a
  * prefix slice of a larger matrix is written without a copy by the
- * caller; ld == cols for a contiguous tensor).  owner: the rank of the
- * file's communicator that holds the data (others pass NULL).  The
- * checksum attribute is computed by the owner and agreed by all ranks. */
-int sn_h5_write_tensor(hid_t loc, const char *name, int ndim, const int64_t *dims,
-                       const float *data, int64_t ld, int owner, char *err, size_t errlen);
+ * caller; ld == cols for a contiguous tensor).  comm: the communicator the
+ * file was created with; owner: its rank that holds the data (others pass
+ * NULL).  The checksum attribute is computed by the owner and agreed by
+ * all ranks. */
+int sn_h5_write_tensor(MPI_Comm comm, hid_t loc, const char *name, int ndim,
+                       const int64_t *dims, const float *data, int64_t ld, int owner,
+                       char *err, size_t errlen);
 
 /* Reads dataset loc/name into out (rows of dims[ndim-1] values stored
  * with row stride ld) after checking that its shape is exactly dims, and

@@ -315,8 +315,11 @@ int sn_subnet_validate(const sn_space *s, const sn_subnet *n, char *err, size_t 
     if (n->n_blocks < 1 || n->n_blocks > SN_MAX_BLOCKS)
         return sn_errf(err, errlen, "%s: n_blocks %d is out of range 1..%d", who, n->n_blocks,
                        SN_MAX_BLOCKS);
+    /* the string only names the sub-network in messages: skip it when the
+     * caller wants none (the model checks every forward pass this way) */
     char str[SN_SUBNET_STRLEN];
-    if (sn_subnet_format(n, str, sizeof str) >= 0) subnet_who(who, sizeof who, str);
+    if (err && errlen && sn_subnet_format(n, str, sizeof str) >= 0)
+        subnet_who(who, sizeof who, str);
     if (check_embed(s, n->embed, who, err, errlen) ||
         check_depths(s, n->depth, who, err, errlen))
         return SN_ERR;

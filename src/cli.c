@@ -61,6 +61,15 @@ int sn_cli_parse(const char *cmd, const char *usage, sn_opt *opts, int argc, cha
             sn_cli_help(stdout, cmd, usage, opts);
             return 1;
         }
+        /* a one-letter option may also be written with one dash: -o */
+        char dashed[4];
+        if (a[0] == '-' && a[1] != '-' && a[1] != '\0' && a[2] == '\0') {
+            char one[2] = {a[1], '\0'};
+            if (sn_cli_find(opts, one)) {
+                snprintf(dashed, sizeof dashed, "--%c", a[1]);
+                a = dashed;
+            }
+        }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             if (!pos || !n_pos || *n_pos >= max_pos)
                 return sn_errf(err, errlen, "unexpected argument '%s' (see %s --help)", a,
@@ -120,8 +129,8 @@ void sn_cli_help(FILE *f, const char *cmd, const char *usage, const sn_opt *opts
     fprintf(f, "usage: %s\n\noptions:\n", usage);
     for (const sn_opt *o = opts; o->name; o++) {
         char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
-                 o->metavar ? o->metavar : "");
+        snprintf(left, sizeof left, "%s%s%s%s", o->name[1] ? "--" : "-", o->name,
+                 o->metavar ? " " : "", o->metavar ? o->metavar : "");
         fprintf(f, "  %-26s %s", left, o->help);
         if (o->kind != SN_OPT_FLAG) {
             bool is_str = o->kind == SN_OPT_STR || o->kind == SN_OPT_OPTSTR;

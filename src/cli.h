@@ -34,9 +34,9 @@ typedef struct sn_opt {
 } sn_opt;
 
 /* Parses argv[first..argc) into opts (terminated by an entry with name
- * NULL).  Accepts "--name value" and "--name=value".  Positional arguments
- * are stored in pos[0..max_pos) and counted in *n_pos (pos may be NULL when
- * none are accepted).  Returns 1 if --help was given (help printed to
+ * NULL).  Accepts "--name value", "--name=value", and "-x value" for a
+ * one-letter option x.  Positional arguments are stored in pos[0..max_pos)
+ * and counted in *n_pos (pos may be NULL when none are accepted).  Returns 1 if --help was given (help printed to
  * stdout), SN_OK, or SN_ERR with a message. */
 int sn_cli_parse(const char *cmd, const char *usage, sn_opt *opts, int argc, char **argv,
                  int first, const char **pos, int max_pos, int *n_pos,

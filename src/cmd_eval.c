@@ -6,7 +6,6 @@
 
 #include "io/ckpt.h"
 #include "io/data.h"
-#include "io/h5.h"
 #include "mpi/runtime.h"
 #include "src/cli.h"
 #include "src/commands.h"
@@ -25,29 +24,15 @@ typedef struct eval_args {
     bool json;
 } eval_args;
 
-/* Writes the logits of the first n images (idx) as raw little-endian
- * float32 (n, C) to path. */
-static int dump_logits(const char *path, int nt, const sn_model *m, sn_acts *a, int64_t batch,
-                       const sn_subnet *net, const sn_images *x, const int64_t *idx, int64_t n,
-                       int patch, sn_norm norm, float *tokens, int32_t *labels,
-                       char *err, size_t errlen)
+/* Writes logits (n, C) as raw little-endian float32 to path. */
+static int write_logits(const char *path, const float *logits, int64_t n, int64_t c,
+                        char *err, size_t errlen)
 {
     FILE *f = fopen(path, "wb");
     if (!f) return sn_errf(err, errlen, "%s: cannot create", path);
-    int64_t ids[4096];
-    const int64_t C = m->space.n_classes;
-    for (int64_t at = 0; at < n; at += batch) {
-        int64_t b = n - at < batch ? n - at : batch;
-        for (int64_t i = 0; i < b; i++) ids[i] = idx ? idx[at + i] : at + i;
-        sn_images_batch(x, ids, b, patch, norm, tokens, labels);
-        const float *logits = sn_model_forward(nt, m, a, net, tokens, b);
-        if (fwrite(logits, sizeof(float), (size_t)(b * C), f) != (size_t)(b * C)) {
-            fclose(f);
-            return sn_errf(err, errlen, "%s: write failed", path);
-        }
-    }
-    if (fclose(f) != 0) return sn_errf(err, errlen, "%s: write failed", path);
-    return SN_OK;
+    bool ok = fwrite(logits, sizeof(float), (size_t)(n * c), f) == (size_t)(n * c);
+    ok = fclose(f) == 0 && ok;
+    return ok ? SN_OK : sn_errf(err, errlen, "%s: write failed", path);
 }
 
 static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_t errlen)
@@ -69,7 +54,7 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
     sn_images x = {0};
     int64_t *train_idx = NULL, *val_idx = NULL;
     sn_acts *acts = NULL;
-    float *tokens = NULL;
+    float *tokens = NULL, *logits = NULL;
     int32_t *labels = NULL;
     char path[4096];
     sn_subnet net;
@@ -127,13 +112,17 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
         goto out;
     }
     sn_norm norm = {.mean = info->norm_mean, .std = info->norm_std};
-    sn_eval_result r = sn_evaluate(nt, m, acts, a->batch, &net, &x, idx, n, info->patch, norm,
-                                   tokens, labels);
     if (a->logits) {
-        if (dump_logits(a->logits, nt, m, acts, a->batch, &net, &x, idx, n, info->patch, norm,
-                        tokens, labels, err, errlen) != SN_OK)
+        logits = sn_alloc((size_t)(n * m->space.n_classes) * sizeof(float));
+        if (!logits) {
+            sn_errf(err, errlen, "out of memory");
             goto out;
+        }
     }
+    sn_eval_result r = sn_evaluate(nt, m, acts, a->batch, &net, &x, idx, n, info->patch, norm,
+                                   tokens, labels, logits);
+    if (logits && write_logits(a->logits, logits, n, m->space.n_classes, err, errlen) != SN_OK)
+        goto out;
     char name[SN_SUBNET_STRLEN];
     if (a->model) snprintf(name, sizeof name, "%s", info->subnet);
     else sn_subnet_format(&net, name, sizeof name);
@@ -154,6 +143,7 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
 out:
     sn_acts_destroy(acts);
     sn_free(tokens);
+    sn_free(logits);
     sn_free(labels);
     sn_free(train_idx);
     sn_free(val_idx);
@@ -189,7 +179,6 @@ int sn_cmd_eval(int argc, char **argv, const sn_mpi_info *mpi)
         if (mpi->rank == 0) fprintf(stderr, "supernest eval: %s\n", err);
         return SN_EXIT_USAGE;
     }
-    sn_h5_quiet();
     int code;
     if (run(&a, mpi, &code, err, sizeof err) != SN_OK && mpi->rank == 0)
         fprintf(stderr, "supernest eval: %s\n", err);

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 
 #include "io/ckpt.h"
-#include "io/h5.h"
 #include "mpi/runtime.h"
 #include "src/cli.h"
 #include "src/commands.h"
@@ -23,9 +22,6 @@ int sn_cmd_export(int argc, char **argv, const sn_mpi_info *mpi)
         {"output", SN_OPT_STR, &out, "OUT.h5", "same as -o", 0, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
     };
-    /* "-o" is accepted as "--o" by the table parser */
-    for (int i = 2; i < argc; i++)
-        if (argv[i][0] == '-' && argv[i][1] == 'o' && argv[i][2] == '\0') argv[i] = "--o";
     char err[1024] = "";
     int p = sn_cli_parse("supernest export", USAGE, opts, argc, argv, 2, NULL, 0, NULL, err,
                          sizeof err);
@@ -36,7 +32,6 @@ int sn_cmd_export(int argc, char **argv, const sn_mpi_info *mpi)
         if (mpi->rank == 0) fprintf(stderr, "supernest export: %s\n", err);
         return SN_EXIT_USAGE;
     }
-    sn_h5_quiet();
     sn_model *m = NULL;
     sn_file_info *info = calloc(1, sizeof *info);
     char path[4096];

@@ -774,7 +774,6 @@ int sn_cmd_inspect(int argc, char **argv, const sn_mpi_info *mpi)
         {"diff", SN_OPT_FLAG, &a.diff, NULL, "compare the tensors of two files A and B", 0, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
     };
-    sn_h5_quiet();
     char err[1024] = "";
     const char *pos[2];
     int n_pos = 0;

@@ -8,7 +8,6 @@
 
 #include "io/ckpt.h"
 #include "io/data.h"
-#include "io/h5.h"
 #include "io/runlog.h"
 #include "mpi/runtime.h"
 #include "src/arch.h"
@@ -334,10 +333,10 @@ static int final_report(train_ctx *c, char *err, size_t errlen)
     for (int i = 0; i < n_rows; i++) {
         sn_eval_result v = sn_evaluate(c->nt, c->model, c->tr.acts, a->batch, &rows[i].net,
                                        &c->train, c->val_idx, c->n_val, (int)a->patch, c->norm,
-                                       c->tokens, c->labels);
+                                       c->tokens, c->labels, NULL);
         sn_eval_result t = sn_evaluate(c->nt, c->model, c->tr.acts, a->batch, &rows[i].net,
                                        &c->test, NULL, c->test.n, (int)a->patch, c->norm,
-                                       c->tokens, c->labels);
+                                       c->tokens, c->labels, NULL);
         char name[SN_SUBNET_STRLEN];
         sn_subnet_format(&rows[i].net, name, sizeof name);
         int64_t params = sn_subnet_params(&c->space, &rows[i].net);
@@ -585,7 +584,6 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         return SN_EXIT_USAGE;
     }
     train_ctx c = {.a = &a, .opts = opts, .mpi = mpi};
-    sn_h5_quiet();
     int rc = run(&c, err, sizeof err);
     ctx_free(&c);
     if (rc != SN_EXIT_OK && mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);

@@ -1,5 +1,7 @@
 #include "src/evaluate.h"
 
+#include <string.h>
+
 #include "mpi/runtime.h"
 #include "src/train.h"
 #include "src/util.h"
@@ -7,7 +9,7 @@
 sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
                            const sn_subnet *n, const sn_images *x, const int64_t *idx,
                            int64_t count, int patch, sn_norm norm,
-                           float *tokens, int32_t *labels)
+                           float *tokens, int32_t *labels, float *logits)
 {
     sn_eval_result r = {0};
     int64_t ids[4096];
@@ -18,7 +20,11 @@ sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
         int64_t b = count - at < batch ? count - at : batch;
         for (int64_t i = 0; i < b; i++) ids[i] = idx ? idx[at + i] : at + i;
         sn_images_batch(x, ids, b, patch, norm, tokens, labels);
-        sn_eval_batch(nt, m, a, n, tokens, labels, b, &loss_sum, &correct);
+        const float *out = sn_eval_batch(nt, m, a, n, tokens, labels, b, &loss_sum, &correct);
+        if (logits) {
+            const int64_t C = m->space.n_classes;
+            memcpy(logits + at * C, out, (size_t)(b * C) * sizeof(float));
+        }
     }
     r.n = count;
     if (count > 0) {

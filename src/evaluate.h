@@ -19,11 +19,12 @@ typedef struct sn_eval_result {
 
 /* Evaluates sub-network n on images idx[0..count) (idx NULL: all) in
  * batches of at most the workspace's max batch; tokens (batch, T, P) and
- * labels (batch) are caller-owned scratch of that size. */
+ * labels (batch) are caller-owned scratch of that size.  logits, when not
+ * NULL, receives every image's logits (count, C). */
 sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
                            const sn_subnet *n, const sn_images *x, const int64_t *idx,
                            int64_t count, int patch, sn_norm norm,
-                           float *tokens, int32_t *labels);
+                           float *tokens, int32_t *labels, float *logits);
 
 /* Resolves arg (a checkpoint file, a checkpoint or run directory), reads
  * its description into info and its weights into a new model *m (caller

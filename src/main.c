@@ -47,6 +47,7 @@ int main(int argc, char **argv)
     }
     sn_mpi_info mpi;
     if (sn_mpi_init(&argc, &argv, &mpi) != 0) return SN_EXIT_FAILURE;
+    sn_h5_quiet(); /* HDF5 failures come back as one-line messages */
     int rc = cmd(argc, argv, &mpi);
     if (sn_h5_unusable()) {
         /* see io/h5.h: finalising would crash inside HDF5 */

@@ -128,7 +128,7 @@ int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int
     return SN_OK;
 }
 
-void sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_subnet *n,
+const float *sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_subnet *n,
                    const float *tokens, const int32_t *labels, int64_t b,
                    double *loss_sum, int64_t *correct)
 {
@@ -137,4 +137,5 @@ void sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_subnet *n,
     float loss = sn_xent_hard(NULL, &ok, logits, labels, b, m->space.n_classes, 0.0f, 1.0f);
     *loss_sum += (double)loss * (double)b;
     *correct += ok;
+    return logits;
 }

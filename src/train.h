@@ -78,8 +78,10 @@ int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int
                   sn_step_stats *st, char *err, size_t errlen);
 
 /* Adds the summed cross-entropy (no smoothing) and the number of correct
- * predictions of sub-network n on one batch to *loss_sum and *correct. */
-void sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_subnet *n,
+ * predictions of sub-network n on one batch to *loss_sum and *correct;
+ * returns the batch's logits (b, C), owned by a, valid until its next
+ * forward. */
+const float *sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_subnet *n,
                    const float *tokens, const int32_t *labels, int64_t b,
                    double *loss_sum, int64_t *correct);
 
