@@ -508,8 +508,9 @@ int64_t sn_subnet_params(const sn_space *s, const sn_subnet *n)
 int64_t sn_subnet_macs(const sn_space *s, const sn_subnet *n)
 {
     const int64_t e = n->embed, t = s->n_tokens, p = s->token_dim, c = s->n_classes;
-    int64_t total = t * p * e   /* patch embedding */
-                  + e * c;      /* classifier (E -> C), once per sequence */
+    int64_t total = s->task == SN_TASK_LM
+                        ? t * e * c          /* embedding lookup; a prediction per token */
+                        : t * p * e + e * c; /* patch embedding; one prediction per sequence */
     for (int i = 0; i < n->n_blocks; i++) {
         const int64_t inner = (int64_t)n->heads[i] * s->head_dim, f = n->mlp[i];
         total += t * e * 3 * inner   /* qkv */
@@ -535,7 +536,7 @@ bool sn_space_equal(const sn_space *a, const sn_space *b)
            a->n_mlp == b->n_mlp && same_ints(a->mlp, b->mlp, a->n_mlp) &&
            a->n_stages == b->n_stages && same_ints(a->min_depth, b->min_depth, a->n_stages) &&
            same_ints(a->max_depth, b->max_depth, a->n_stages) && a->head_dim == b->head_dim &&
-           a->n_tokens == b->n_tokens && a->token_dim == b->token_dim &&
+           a->task == b->task && a->n_tokens == b->n_tokens && a->token_dim == b->token_dim &&
            a->n_classes == b->n_classes;
 }
 
@@ -560,6 +561,6 @@ void sn_space_format(const sn_space *s, char *buf, size_t len)
         at += (size_t)snprintf(buf + at, len - at, "%s%d-%d", i ? "," : " ", s->min_depth[i],
                                s->max_depth[i]);
     if (at < len)
-        snprintf(buf + at, len - at, " head_dim %d tokens %dx%d classes %d", s->head_dim,
-                 s->n_tokens, s->token_dim, s->n_classes);
+        snprintf(buf + at, len - at, " head_dim %d %s tokens %dx%d classes %d", s->head_dim,
+                 s->task == SN_TASK_LM ? "lm" : "image", s->n_tokens, s->token_dim, s->n_classes);
 }

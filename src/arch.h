@@ -26,6 +26,14 @@
 #define SN_MAX_BLOCKS 64
 #define SN_SUBNET_STRLEN 1024
 
+/* What the tokens are and what the network predicts. */
+typedef enum sn_task {
+    SN_TASK_IMAGE = 0,  /* tokens: image patches (token_dim values each); mean pooling, one
+                           class per sequence; bidirectional attention */
+    SN_TASK_LM = 1,     /* tokens: byte ids (token_dim = vocabulary 256); causal attention,
+                           the next byte predicted at every position */
+} sn_task;
+
 typedef struct sn_space {
     /* elastic choices, strictly ascending, each list non-empty */
     int n_embed;
@@ -39,6 +47,7 @@ typedef struct sn_space {
     int max_depth[SN_MAX_STAGES];   /* >= min_depth; sum <= SN_MAX_BLOCKS */
     int head_dim;                   /* channels per head, fixed */
     /* fixed by the task */
+    sn_task task;
     int n_tokens;                   /* sequence length t */
     int token_dim;                  /* input values per token (patch size^2) */
     int n_classes;                  /* classifier outputs */

@@ -194,13 +194,37 @@ void sn_model_destroy(sn_model *m)
 
 void sn_model_zero_grad(sn_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
 
+/* ---- shards ----------------------------------------------------------------- */
+
+void sn_shard_full(const sn_space *s, sn_shard *sh)
+{
+    memset(sh, 0, sizeof *sh);
+    sh->block_lo = 0;
+    sh->block_hi = sn_space_max_blocks(s);
+    sh->first = sh->last = true;
+    sh->tl = s->n_tokens;
+    sh->seq_size = 1;
+}
+
+/* Index in the table of the first tensor of supernet block l (blocks.l.*);
+ * the embedding's three tensors come first, 12 per block follow. */
+enum { EMBED_TENSORS = 3, BLOCK_TENSORS = 12 };
+
+void sn_shard_params(const sn_model *m, const sn_shard *sh, size_t *lo, size_t *hi)
+{
+    int t_lo = sh->first ? 0 : EMBED_TENSORS + BLOCK_TENSORS * sh->block_lo;
+    int t_hi = sh->last ? m->n_tensors : EMBED_TENSORS + BLOCK_TENSORS * sh->block_hi;
+    *lo = m->info[t_lo].offset;
+    *hi = t_hi < m->n_tensors ? m->info[t_hi].offset : m->n_params;
+}
+
 /* ---- activations ---------------------------------------------------------- */
 
 typedef struct block_acts {
     float *ln1;         /* (BT, e) */
     float *mean1, *rstd1; /* (BT) */
     float *qkv;         /* (BT, 3*h*D) */
-    float *att;         /* (B, h, T, T) */
+    float *att;         /* (B, h, tl, tl): probabilities, or the engine's save */
     float *ao;          /* (BT, h*D) */
     float *xm;          /* (BT, e) residual after attention */
     float *ln2;         /* (BT, e) */
@@ -209,52 +233,62 @@ typedef struct block_acts {
     float *h2;          /* (BT, f) after GELU */
 } block_acts;
 
+/* BT below is max_batch * tl: the local tokens. */
 struct sn_acts {
     sn_space space;
-    int64_t max_batch;
+    int64_t max_batch, tl;
+    int n_slots;                 /* blocks of the shard */
     size_t bytes;
     float *arena;
-    float *x[SN_MAX_BLOCKS + 1]; /* (BT, e) residual stream entering block i */
+    float *x[SN_MAX_BLOCKS + 1]; /* (BT, e) residual stream entering local block i */
     block_acts blk[SN_MAX_BLOCKS];
     float *lnf, *meanf, *rstdf;  /* (BT, e), (BT), (BT) */
     float *pooled;               /* (B, e) */
-    float *logits;               /* (B, C) */
+    float *logits;               /* (B, C), (BT, C) for the language model */
     /* backward scratch */
     float *dres;                 /* (BT, E) */
     float *dln;                  /* (BT, E) */
     float *dbig;                 /* (BT, max(3HD, F)) */
     float *dmid;                 /* (BT, max(HD, F)) */
     float *dpooled;              /* (B, E) */
-    float *att_scratch;          /* (scratch_threads, T, T) */
+    float *att_scratch;          /* (scratch_threads, T, T); one-rank attention only */
     int scratch_threads;
     /* the last forward */
     sn_subnet net;
-    const float *tokens;
+    int n_local;                 /* kept blocks computed here */
+    int local_block[SN_MAX_BLOCKS]; /* their supernet block numbers */
+    int local_index[SN_MAX_BLOCKS]; /* their index among the sub-network's kept blocks */
+    const void *input;
     int64_t b;
 };
 
 size_t sn_acts_bytes(const sn_acts *a) { return a->bytes; }
 
-sn_acts *sn_acts_create(const sn_space *s, int64_t max_batch)
+float *sn_acts_input(sn_acts *a) { return a->x[0]; }
+
+sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max_batch)
 {
     sn_acts *a = sn_calloc(sizeof *a);
     if (!a) return NULL;
     a->space = *s;
     a->max_batch = max_batch;
+    a->tl = sh->tl;
     dims d = space_dims(s);
-    int64_t BT = max_batch * d.T;
-    int nb = sn_space_max_blocks(s);
+    const int64_t tl = sh->tl, BT = max_batch * tl;
+    const int64_t C = d.C, rows_out = s->task == SN_TASK_LM ? BT : max_batch;
+    const int nb = sh->block_hi - sh->block_lo;
+    a->n_slots = nb;
     int64_t big = 3 * d.HD > d.F ? 3 * d.HD : d.F;
     int64_t mid = d.HD > d.F ? d.HD : d.F;
-    a->scratch_threads = SN_MAX_THREADS;
+    a->scratch_threads = sh->attn ? 0 : SN_MAX_THREADS;
     /* sizes in floats, each rounded to 16 (64 bytes) */
 #define R16(x) ((((size_t)(x)) + 15) & ~(size_t)15)
     size_t per_block = R16(BT * d.E) * 3 + R16(BT) * 4 + R16(BT * 3 * d.HD) +
-                       R16(max_batch * d.H * d.T * d.T) + R16(BT * d.HD) + R16(BT * d.F) * 2;
+                       R16(max_batch * d.H * tl * tl) + R16(BT * d.HD) + R16(BT * d.F) * 2;
     size_t total = per_block * (size_t)nb + R16(BT * d.E) * (size_t)(nb + 1) +
-                   R16(BT * d.E) + R16(BT) * 2 + R16(max_batch * d.E) + R16(max_batch * d.C) +
+                   R16(BT * d.E) + R16(BT) * 2 + R16(max_batch * d.E) + R16(rows_out * C) +
                    R16(BT * d.E) * 2 + R16(BT * big) + R16(BT * mid) + R16(max_batch * d.E) +
-                   R16((int64_t)a->scratch_threads * d.T * d.T);
+                   R16((int64_t)a->scratch_threads * tl * tl);
     a->arena = sn_alloc(total * sizeof(float));
     if (!a->arena) {
         sn_free(a);
@@ -270,7 +304,7 @@ sn_acts *sn_acts_create(const sn_space *s, int64_t max_batch)
         TAKE(k->mean1, BT);
         TAKE(k->rstd1, BT);
         TAKE(k->qkv, BT * 3 * d.HD);
-        TAKE(k->att, max_batch * d.H * d.T * d.T);
+        TAKE(k->att, max_batch * d.H * tl * tl);
         TAKE(k->ao, BT * d.HD);
         TAKE(k->xm, BT * d.E);
         TAKE(k->ln2, BT * d.E);
@@ -283,17 +317,24 @@ sn_acts *sn_acts_create(const sn_space *s, int64_t max_batch)
     TAKE(a->meanf, BT);
     TAKE(a->rstdf, BT);
     TAKE(a->pooled, max_batch * d.E);
-    TAKE(a->logits, max_batch * d.C);
+    TAKE(a->logits, rows_out * C);
     TAKE(a->dres, BT * d.E);
     TAKE(a->dln, BT * d.E);
     TAKE(a->dbig, BT * big);
     TAKE(a->dmid, BT * mid);
     TAKE(a->dpooled, max_batch * d.E);
-    TAKE(a->att_scratch, (int64_t)a->scratch_threads * d.T * d.T);
+    TAKE(a->att_scratch, (int64_t)a->scratch_threads * tl * tl);
 #undef TAKE
 #undef R16
     SN_CHECK((size_t)(p - a->arena) == total);
     return a;
+}
+
+sn_acts *sn_acts_create(const sn_space *s, int64_t max_batch)
+{
+    sn_shard sh;
+    sn_shard_full(s, &sh);
+    return sn_acts_create_shard(s, &sh, max_batch);
 }
 
 void sn_acts_destroy(sn_acts *a)
@@ -312,84 +353,195 @@ static void add_inplace(int nt, float *restrict y, const float *restrict x, int6
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-const float *sn_model_forward(int nt, const sn_model *m, sn_acts *a,
-                              const sn_subnet *n, const float *tokens, int64_t b)
+static int64_t global_pos(const sn_shard *sh, int64_t i)
 {
-    SN_CHECK(b > 0 && b <= a->max_batch);
+    return sh->pos ? sh->pos[i] : i;
+}
+
+/* x0 (b*tl, e) = embedding of the input + positions. */
+static void embed_forward(int nt, const sn_model *m, const sn_shard *sh, float *x0,
+                          const void *input, int64_t b, int64_t e)
+{
+    const dims d = space_dims(&m->space);
+    const int64_t tl = sh->tl, BT = b * tl;
+    if (m->space.task == SN_TASK_LM) {
+        /* byte v's embedding is column v of the (E, V) matrix */
+        const int32_t *ids = input;
+        const float *w = m->p.patch_w, *bias = m->p.patch_b;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t r = 0; r < BT; r++) {
+            float *xr = x0 + r * e;
+            const float *col = w + ids[r];
+            for (int64_t c = 0; c < e; c++) xr[c] = col[c * d.P] + bias[c];
+        }
+    } else {
+        sn_linear_forward(nt, x0, e, input, d.P, m->p.patch_w, d.P, m->p.patch_b, BT, e, d.P);
+    }
+    const float *pos = m->p.pos;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t r = 0; r < BT; r++) {
+        const float *pr = pos + global_pos(sh, r % tl) * d.E;
+        float *xr = x0 + r * e;
+        for (int64_t c = 0; c < e; c++) xr[c] += pr[c];
+    }
+}
+
+static void embed_backward(int nt, sn_model *m, const sn_shard *sh, const float *dres,
+                           const void *input, int64_t b, int64_t e)
+{
+    const dims d = space_dims(&m->space);
+    const int64_t tl = sh->tl, BT = b * tl;
+    sn_params *g = &m->g;
+    /* positions: sum over the batch, token by token */
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t t = 0; t < tl; t++) {
+        float *gp = g->pos + global_pos(sh, t) * d.E;
+        for (int64_t bi = 0; bi < b; bi++) {
+            const float *dr = dres + (bi * tl + t) * e;
+            for (int64_t c = 0; c < e; c++) gp[c] += dr[c];
+        }
+    }
+    if (m->space.task == SN_TASK_LM) {
+        /* one thread per embedding channel: no two threads touch a row */
+        const int32_t *ids = input;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t c = 0; c < e; c++) {
+            float *gw = g->patch_w + c * d.P;
+            float gb = 0.0f;
+            for (int64_t r = 0; r < BT; r++) {
+                gw[ids[r]] += dres[r * e + c];
+                gb += dres[r * e + c];
+            }
+            g->patch_b[c] += gb;
+        }
+    } else {
+        sn_linear_backward(nt, NULL, 0, g->patch_w, d.P, g->patch_b, dres, e, input, d.P,
+                           m->p.patch_w, d.P, BT, e, d.P);
+    }
+}
+
+const float *sn_model_forward_shard(int nt, const sn_model *m, sn_acts *a, const sn_shard *sh,
+                                    const sn_subnet *n, const void *input, int64_t b)
+{
+    SN_CHECK(b > 0 && b <= a->max_batch && sh->tl == a->tl);
+    SN_CHECK(sh->block_hi - sh->block_lo == a->n_slots);
     const sn_space *s = &m->space;
     SN_CHECK(sn_subnet_validate(s, n, NULL, 0) == SN_OK);
     SN_CHECK(sn_space_equal(&a->space, s));
     dims d = space_dims(s);
-    const int64_t e = n->embed, T = d.T, BT = b * T;
+    const bool causal = s->task == SN_TASK_LM;
+    const int64_t e = n->embed, tl = sh->tl, BT = b * tl;
     a->net = *n;
-    a->tokens = tokens;
+    a->input = input;
     a->b = b;
-
-    /* patch embedding + positions */
-    float *x0 = a->x[0];
-    sn_linear_forward(nt, x0, e, tokens, d.P, m->p.patch_w, d.P, m->p.patch_b, BT, e, d.P);
-    const float *pos = m->p.pos;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t r = 0; r < BT; r++) {
-        const float *pr = pos + (r % T) * d.E;
-        float *xr = x0 + r * e;
-        for (int64_t c = 0; c < e; c++) xr[c] += pr[c];
+    a->n_local = 0;
+    for (int i = 0; i < n->n_blocks; i++) {
+        int l = sn_subnet_block(s, n, i);
+        if (l < sh->block_lo || l >= sh->block_hi) continue;
+        a->local_block[a->n_local] = l;
+        a->local_index[a->n_local++] = i;
     }
 
-    for (int i = 0; i < n->n_blocks; i++) {
-        const sn_block_params *w = &m->p.block[sn_subnet_block(s, n, i)];
-        block_acts *k = &a->blk[i];
+    if (sh->first)
+        embed_forward(nt, m, sh, a->x[0], input, b, e);
+    else if (input != a->x[0])
+        memcpy(a->x[0], input, (size_t)(BT * e) * sizeof(float));
+
+    for (int j = 0; j < a->n_local; j++) {
+        const int i = a->local_index[j];
+        const sn_block_params *w = &m->p.block[a->local_block[j]];
+        block_acts *k = &a->blk[j];
         const int64_t hd = (int64_t)n->heads[i] * d.D, f = n->mlp[i];
-        sn_layernorm_forward(nt, k->ln1, e, k->mean1, k->rstd1, a->x[i], e,
+        sn_layernorm_forward(nt, k->ln1, e, k->mean1, k->rstd1, a->x[j], e,
                              w->ln1_g, w->ln1_b, BT, e);
         sn_linear_forward(nt, k->qkv, 3 * hd, k->ln1, e, w->qkv_w, d.E, w->qkv_b,
                           BT, 3 * hd, e);
-        sn_attention_forward(nt, k->ao, hd, k->att, k->qkv, 3 * hd, b, T, n->heads[i],
-                             d.D, false);
+        if (sh->attn)
+            sh->attn->forward(sh->attn->ctx, nt, k->ao, hd, k->att, k->qkv, 3 * hd, b, tl,
+                              n->heads[i], d.D, causal);
+        else
+            sn_attention_forward(nt, k->ao, hd, k->att, k->qkv, 3 * hd, b, tl, n->heads[i],
+                                 d.D, causal);
         sn_linear_forward(nt, k->xm, e, k->ao, hd, w->proj_w, d.HD, w->proj_b, BT, e, hd);
-        add_inplace(nt, k->xm, a->x[i], BT * e);
+        add_inplace(nt, k->xm, a->x[j], BT * e);
         sn_layernorm_forward(nt, k->ln2, e, k->mean2, k->rstd2, k->xm, e,
                              w->ln2_g, w->ln2_b, BT, e);
         sn_linear_forward(nt, k->h1, f, k->ln2, e, w->fc1_w, d.E, w->fc1_b, BT, f, e);
         sn_gelu_forward(nt, k->h2, f, k->h1, f, BT, f);
-        sn_linear_forward(nt, a->x[i + 1], e, k->h2, f, w->fc2_w, d.F, w->fc2_b, BT, e, f);
-        add_inplace(nt, a->x[i + 1], k->xm, BT * e);
+        sn_linear_forward(nt, a->x[j + 1], e, k->h2, f, w->fc2_w, d.F, w->fc2_b, BT, e, f);
+        add_inplace(nt, a->x[j + 1], k->xm, BT * e);
     }
+    const float *out = a->x[a->n_local];
+    if (!sh->last) return out;
 
-    sn_layernorm_forward(nt, a->lnf, e, a->meanf, a->rstdf, a->x[n->n_blocks], e,
-                         m->p.norm_g, m->p.norm_b, BT, e);
-    sn_meanpool_forward(nt, a->pooled, e, a->lnf, e, b, T, e);
+    sn_layernorm_forward(nt, a->lnf, e, a->meanf, a->rstdf, out, e, m->p.norm_g, m->p.norm_b,
+                         BT, e);
+    if (s->task == SN_TASK_LM) {
+        sn_linear_forward(nt, a->logits, d.C, a->lnf, e, m->p.head_w, d.E, m->p.head_b, BT,
+                          d.C, e);
+        return a->logits;
+    }
+    /* the mean over all T tokens: local sums / T, summed over the group */
+    sn_meanpool_forward(nt, a->pooled, e, a->lnf, e, b, tl, e);
+    if (sh->seq_size > 1) {
+        const float scale = (float)tl / (float)d.T;
+        for (int64_t i = 0; i < b * e; i++) a->pooled[i] *= scale;
+        sh->seq_sum(sh->ctx, a->pooled, b * e);
+    }
     sn_linear_forward(nt, a->logits, d.C, a->pooled, e, m->p.head_w, d.E, m->p.head_b,
                       b, d.C, e);
     return a->logits;
 }
 
-void sn_model_backward(int nt, sn_model *m, sn_acts *a, const float *dlogits)
+static void grads_done(const sn_shard *sh, size_t offset)
+{
+    if (sh->grads_done) sh->grads_done(sh->ctx, offset);
+}
+
+const float *sn_model_backward_shard(int nt, sn_model *m, sn_acts *a, const sn_shard *sh,
+                                     const float *dout)
 {
     const sn_space *s = &m->space;
     const sn_subnet *n = &a->net;
     dims d = space_dims(s);
-    const int64_t b = a->b, e = n->embed, T = d.T, BT = b * T;
+    const bool causal = s->task == SN_TASK_LM;
+    const int64_t b = a->b, e = n->embed, tl = sh->tl, BT = b * tl;
     sn_params *g = &m->g;
-
-    memset(a->dpooled, 0, (size_t)(b * e) * sizeof(float));
-    sn_linear_backward(nt, a->dpooled, e, g->head_w, d.E, g->head_b, dlogits, d.C,
-                       a->pooled, e, m->p.head_w, d.E, b, d.C, e);
-    memset(a->dln, 0, (size_t)(BT * e) * sizeof(float));
-    sn_meanpool_backward(nt, a->dln, e, a->dpooled, e, b, T, e);
     float *dres = a->dres;
-    memset(dres, 0, (size_t)(BT * e) * sizeof(float));
-    sn_layernorm_backward(nt, dres, e, g->norm_g, g->norm_b, a->dln, e,
-                          a->x[n->n_blocks], e, a->meanf, a->rstdf, m->p.norm_g, BT, e);
 
-    for (int i = n->n_blocks - 1; i >= 0; i--) {
-        int l = sn_subnet_block(s, n, i);
+    if (sh->last) {
+        memset(a->dln, 0, (size_t)(BT * e) * sizeof(float));
+        if (s->task == SN_TASK_LM) {
+            sn_linear_backward(nt, a->dln, e, g->head_w, d.E, g->head_b, dout, d.C, a->lnf, e,
+                               m->p.head_w, d.E, BT, d.C, e);
+        } else {
+            memset(a->dpooled, 0, (size_t)(b * e) * sizeof(float));
+            const bool head_grads = sh->seq_rank == 0;
+            sn_linear_backward(nt, a->dpooled, e, head_grads ? g->head_w : NULL, d.E,
+                               head_grads ? g->head_b : NULL, dout, d.C, a->pooled, e,
+                               m->p.head_w, d.E, b, d.C, e);
+            if (sh->seq_size > 1) {
+                const float scale = (float)tl / (float)d.T;
+                for (int64_t i = 0; i < b * e; i++) a->dpooled[i] *= scale;
+            }
+            sn_meanpool_backward(nt, a->dln, e, a->dpooled, e, b, tl, e);
+        }
+        memset(dres, 0, (size_t)(BT * e) * sizeof(float));
+        sn_layernorm_backward(nt, dres, e, g->norm_g, g->norm_b, a->dln, e,
+                              a->x[a->n_local], e, a->meanf, a->rstdf, m->p.norm_g, BT, e);
+        grads_done(sh, m->info[m->n_tensors - 4].offset);
+    } else {
+        memcpy(dres, dout, (size_t)(BT * e) * sizeof(float));
+    }
+
+    for (int j = a->n_local - 1; j >= 0; j--) {
+        const int i = a->local_index[j], l = a->local_block[j];
         const sn_block_params *w = &m->p.block[l];
         sn_block_params *gw = &g->block[l];
-        block_acts *k = &a->blk[i];
+        block_acts *k = &a->blk[j];
         const int64_t h = n->heads[i], hd = h * d.D, f = n->mlp[i];
 
-        /* x[i+1] = xm + fc2(gelu(fc1(ln2(xm)))) */
+        /* x[j+1] = xm + fc2(gelu(fc1(ln2(xm)))) */
         float *dh2 = a->dmid, *dh1 = a->dbig;
         memset(dh2, 0, (size_t)(BT * f) * sizeof(float));
         sn_linear_backward(nt, dh2, f, gw->fc2_w, d.F, gw->fc2_b, dres, e, k->h2, f,
@@ -402,32 +554,45 @@ void sn_model_backward(int nt, sn_model *m, sn_acts *a, const float *dlogits)
         sn_layernorm_backward(nt, dres, e, gw->ln2_g, gw->ln2_b, a->dln, e, k->xm, e,
                               k->mean2, k->rstd2, w->ln2_g, BT, e);
 
-        /* xm = x[i] + proj(attention(qkv(ln1(x[i])))) */
+        /* xm = x[j] + proj(attention(qkv(ln1(x[j])))) */
         float *dao = a->dmid, *dqkv = a->dbig;
         memset(dao, 0, (size_t)(BT * hd) * sizeof(float));
         sn_linear_backward(nt, dao, hd, gw->proj_w, d.HD, gw->proj_b, dres, e, k->ao, hd,
                            w->proj_w, d.HD, BT, e, hd);
         memset(dqkv, 0, (size_t)(BT * 3 * hd) * sizeof(float));
-        int att_nt = nt < a->scratch_threads ? nt : a->scratch_threads;
-        sn_attention_backward(att_nt, dqkv, 3 * hd, dao, hd, k->att, k->qkv, 3 * hd,
-                              a->att_scratch, b, T, h, d.D);
+        if (sh->attn) {
+            sh->attn->backward(sh->attn->ctx, nt, dqkv, 3 * hd, dao, hd, k->att, k->ao, hd,
+                               k->qkv, 3 * hd, b, tl, h, d.D, causal);
+        } else {
+            int att_nt = nt < a->scratch_threads ? nt : a->scratch_threads;
+            sn_attention_backward(att_nt, dqkv, 3 * hd, dao, hd, k->att, k->qkv, 3 * hd,
+                                  a->att_scratch, b, tl, h, d.D);
+        }
         memset(a->dln, 0, (size_t)(BT * e) * sizeof(float));
         sn_linear_backward(nt, a->dln, e, gw->qkv_w, d.E, gw->qkv_b, dqkv, 3 * hd, k->ln1, e,
                            w->qkv_w, d.E, BT, 3 * hd, e);
-        sn_layernorm_backward(nt, dres, e, gw->ln1_g, gw->ln1_b, a->dln, e, a->x[i], e,
+        sn_layernorm_backward(nt, dres, e, gw->ln1_g, gw->ln1_b, a->dln, e, a->x[j], e,
                               k->mean1, k->rstd1, w->ln1_g, BT, e);
+        grads_done(sh, m->info[EMBED_TENSORS + BLOCK_TENSORS * l].offset);
     }
 
-    /* positions: sum over the batch, token by token */
-    float *gpos = g->pos;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t t = 0; t < T; t++) {
-        float *gp = gpos + t * d.E;
-        for (int64_t bi = 0; bi < b; bi++) {
-            const float *dr = dres + (bi * T + t) * e;
-            for (int64_t c = 0; c < e; c++) gp[c] += dr[c];
-        }
-    }
-    sn_linear_backward(nt, NULL, 0, g->patch_w, d.P, g->patch_b, dres, e, a->tokens, d.P,
-                       m->p.patch_w, d.P, BT, e, d.P);
+    if (!sh->first) return dres;
+    embed_backward(nt, m, sh, dres, a->input, b, e);
+    grads_done(sh, 0);
+    return NULL;
+}
+
+const float *sn_model_forward(int nt, const sn_model *m, sn_acts *a,
+                              const sn_subnet *n, const float *tokens, int64_t b)
+{
+    sn_shard sh;
+    sn_shard_full(&m->space, &sh);
+    return sn_model_forward_shard(nt, m, a, &sh, n, tokens, b);
+}
+
+void sn_model_backward(int nt, sn_model *m, sn_acts *a, const float *dlogits)
+{
+    sn_shard sh;
+    sn_shard_full(&m->space, &sh);
+    sn_model_backward_shard(nt, m, a, &sh, dlogits);
 }

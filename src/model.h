@@ -1,10 +1,12 @@
 /* model.h: the supernet's parameters, and forward/backward of any of its
  * sub-networks.
  *
- * A pre-LN transformer encoder over token sequences: patch embedding
- * (linear) + learned positions, blocks of [LN, multi-head attention,
- * residual, LN, MLP with GELU, residual], a final LN, mean pooling over
- * tokens and a linear classifier.
+ * A pre-LN transformer over token sequences: patch embedding (linear;
+ * for the language model a byte-embedding lookup into the same (E, 256)
+ * matrix) + learned positions, blocks of [LN, multi-head attention,
+ * residual, LN, MLP with GELU, residual], a final LN, and a linear
+ * classifier: over the mean of the tokens (image task), or at every token
+ * with causal attention (language model).
  *
  * Every parameter of the supernet lives in ONE contiguous float buffer;
  * sn_params holds named views into it at the supernet's full shapes.
@@ -25,6 +27,7 @@
 #include <stdint.h>
 
 #include "src/arch.h"
+#include "src/seq.h"
 
 typedef struct sn_block_params {
     float *ln1_g, *ln1_b;   /* (E) */
@@ -108,23 +111,74 @@ sn_model *sn_model_create(const sn_space *s, uint64_t seed);
 void sn_model_destroy(sn_model *m);
 void sn_model_zero_grad(sn_model *m);
 
+/* The part of the computation one rank does.  Pipeline stages hold
+ * consecutive supernet blocks [block_lo, block_hi) (the first stage also the
+ * embedding, the last the final norm, pooling and head); the ranks of a
+ * sequence group each hold tl of the T tokens of every sequence, at the
+ * global positions pos (see src/seq.h), and reach the rest of the sequence
+ * only through the attention engine and seq_sum.  sn_shard_full describes
+ * the whole model on one rank. */
+typedef struct sn_shard {
+    int block_lo, block_hi;          /* supernet blocks computed here */
+    bool first, last;                /* embedding here / norm, pooling, head here */
+    int64_t tl;                      /* tokens of each sequence held here */
+    const int32_t *pos;              /* (tl) their global positions; NULL: 0..tl-1 */
+    const sn_attn_engine *attn;      /* NULL: one-rank attention (tl == T) */
+    int seq_rank, seq_size;          /* place in the sequence group */
+    /* Sums n floats in place over the sequence group (image task with
+     * seq_size > 1: the pooled token sums). */
+    void (*seq_sum)(void *ctx, float *buf, int64_t n);
+    /* Called by backward, if set, each time every gradient at float offsets
+     * >= offset that this backward touches is complete (after each block,
+     * and with offset 0 at the end), so gradient sums can start early. */
+    void (*grads_done)(void *ctx, size_t offset);
+    void *ctx;
+} sn_shard;
+
+void sn_shard_full(const sn_space *s, sn_shard *sh);
+
 /* Activations saved by forward for backward, for batches of up to
- * max_batch sequences of any sub-network of the space. */
+ * max_batch sequences of any sub-network of the space, computing shard
+ * sh (its blocks and tokens; the pointers in sh are not kept). */
 typedef struct sn_acts sn_acts;
+sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max_batch);
 sn_acts *sn_acts_create(const sn_space *s, int64_t max_batch);
 void sn_acts_destroy(sn_acts *a);
 /* Bytes held by the workspace (for the memory report). */
 size_t sn_acts_bytes(const sn_acts *a);
+/* The input activation buffer (max_batch*tl, E) of a stage that is not the
+ * first: receive the previous stage's output here and pass it to forward. */
+float *sn_acts_input(sn_acts *a);
 
-/* Forward pass of sub-network n (inside m's space; a created for that
- * space) over b sequences (b <= max_batch) of tokens (b, T, P) contiguous.
- * Returns the logits (b, C), owned by the workspace and valid until its
- * next forward.  tokens is borrowed: it must stay unchanged until the
- * backward of this forward.  nt threads. */
+/* Forward pass of sub-network n over b sequences (b <= max_batch) of shard
+ * sh (which must describe the shard a was created for).  input is, on the
+ * first stage, the tokens: (b, tl, P) floats for the image task or (b, tl)
+ * int32 byte ids for the language model; on later stages the previous
+ * stage's output (b*tl, e) floats.  Returns, on the last stage, the logits
+ * (b, C) (image) or (b*tl, C) (language model), else this stage's output
+ * (b*tl, e); owned by a, valid until its next forward.  input is borrowed
+ * until the backward of this forward.  nt threads. */
+const float *sn_model_forward_shard(int nt, const sn_model *m, sn_acts *a, const sn_shard *sh,
+                                    const sn_subnet *n, const void *input, int64_t b);
+/* Backward of the last forward through a: accumulates the gradients of
+ * the parameters this shard used into m->grads, given dout: the logits'
+ * gradient on the last stage, else the gradient of this stage's output
+ * (b*tl, e).  Returns the gradient of the stage's input (b*tl, e), owned
+ * by a, or NULL on the first stage.  With seq_size > 1 on the image task
+ * only sequence rank 0 accumulates the head's gradient (every rank of the
+ * group computes the same one; gradient sums over the group count it
+ * once). */
+const float *sn_model_backward_shard(int nt, sn_model *m, sn_acts *a, const sn_shard *sh,
+                                     const float *dout);
+
+/* The whole model on one rank, image task: tokens (b, T, P). */
 const float *sn_model_forward(int nt, const sn_model *m, sn_acts *a,
                               const sn_subnet *n, const float *tokens, int64_t b);
-/* Backward of the last forward through a: accumulates the gradients of
- * all parameters the sub-network used into m->grads, given dlogits (b, C). */
 void sn_model_backward(int nt, sn_model *m, sn_acts *a, const float *dlogits);
+
+/* Float offsets [lo, hi) of the parameters shard sh owns (its blocks,
+ * plus the embedding on the first stage and norm and head on the last):
+ * one contiguous range of the buffer, in table order. */
+void sn_shard_params(const sn_model *m, const sn_shard *sh, size_t *lo, size_t *hi);
 
 #endif
