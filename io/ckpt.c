@@ -140,7 +140,8 @@ typedef struct out_tensor {
 
 static int write_space(hid_t cfg, const sn_space *s, char *err, size_t errlen)
 {
-    if (sn_h5_attr_i32v(cfg, "embed_choices", s->embed, s->n_embed, err, errlen) ||
+    if (sn_h5_attr_str(cfg, "task", s->task == SN_TASK_LM ? "lm" : "image", err, errlen) ||
+        sn_h5_attr_i32v(cfg, "embed_choices", s->embed, s->n_embed, err, errlen) ||
         sn_h5_attr_i32v(cfg, "heads_choices", s->heads, s->n_heads, err, errlen) ||
         sn_h5_attr_i32v(cfg, "mlp_choices", s->mlp, s->n_mlp, err, errlen) ||
         sn_h5_attr_i32v(cfg, "min_depth", s->min_depth, s->n_stages, err, errlen) ||
@@ -465,6 +466,17 @@ static int read_config(hid_t g, const char *what, sn_file_info *info, char *err,
     if (n_min != s->n_stages)
         return sn_errf(err, errlen, "%s: min_depth has %d stages, max_depth %d", what, n_min,
                        s->n_stages);
+    /* files written before the language model have no task: images */
+    s->task = SN_TASK_IMAGE;
+    if (sn_h5_has(g, "task")) {
+        char task[16];
+        if (sn_h5_get_str(g, "task", task, sizeof task, what, err, errlen) != SN_OK) return SN_ERR;
+        if (strcmp(task, "lm") == 0)
+            s->task = SN_TASK_LM;
+        else if (strcmp(task, "image") != 0)
+            return sn_errf(err, errlen, "%s: task '%s' is not one this version knows (image, lm)",
+                           what, task);
+    }
     if (sn_h5_get_f32(g, "norm_mean", &info->norm_mean, what, err, errlen) != SN_OK ||
         sn_h5_get_f32(g, "norm_std", &info->norm_std, what, err, errlen) != SN_OK)
         return SN_ERR;
