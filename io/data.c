@@ -206,22 +206,32 @@ void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p, s
                      float *out, int32_t *labels)
 {
     SN_CHECK(p > 0 && x->rows % p == 0 && x->cols % p == 0);
+    sn_images_batch_at(x, idx, b, p, norm, NULL, (x->rows / p) * (x->cols / p), out, labels);
+}
+
+void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p, sn_norm norm,
+                        const int32_t *pos, int64_t tl, float *out, int32_t *labels)
+{
+    SN_CHECK(p > 0 && x->rows % p == 0 && x->cols % p == 0);
     /* One table entry per byte value, computed exactly as the documented
      * formula so that tokens match it bit for bit. */
     float lut[256];
     for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - norm.mean) / norm.std;
-    int pr_n = x->rows / p, pc_n = x->cols / p;
-    size_t npix = (size_t)x->rows * (size_t)x->cols;
+    const int pc_n = x->cols / p, n_tokens = (x->rows / p) * pc_n;
+    const size_t npix = (size_t)x->rows * (size_t)x->cols;
     for (int64_t i = 0; i < b; i++) {
         SN_CHECK(idx[i] >= 0 && idx[i] < x->n);
-        const uint8_t *img = x->pixels + (size_t)idx[i] * npix;   // (rows, cols)
-        float *tok = out + (size_t)i * npix;                        // (n_tokens, p*p)
-        for (int pr = 0; pr < pr_n; pr++)
-            for (int pc = 0; pc < pc_n; pc++)
-                for (int y = 0; y < p; y++) {
-                    const uint8_t *src = img + (size_t)(pr * p + y) * x->cols + (size_t)pc * p;
-                    for (int xx = 0; xx < p; xx++) *tok++ = lut[src[xx]];
-                }
+        const uint8_t *img = x->pixels + (size_t)idx[i] * npix;      // (rows, cols)
+        float *tok = out + (size_t)i * (size_t)tl * (size_t)(p * p); // (tl, p*p)
+        for (int64_t k = 0; k < tl; k++) {
+            const int t = pos ? pos[k] : (int)k;
+            SN_CHECK(t >= 0 && t < n_tokens);
+            const int pr = t / pc_n, pc = t % pc_n;
+            for (int y = 0; y < p; y++) {
+                const uint8_t *src = img + (size_t)(pr * p + y) * x->cols + (size_t)pc * p;
+                for (int xx = 0; xx < p; xx++) *tok++ = lut[src[xx]];
+            }
+        }
         labels[i] = x->labels[idx[i]];
     }
 }

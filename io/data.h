@@ -62,6 +62,10 @@ int sn_patch_dims(const sn_images *x, int p, int *n_tokens, int *token_dim,
  * contiguous and their labels into labels (b). */
 void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p,
                      sn_norm norm, float *out, int32_t *labels);
+/* As sn_images_batch, but only the tl tokens at positions pos[0..tl) of
+ * each image (a rank of a sequence group; see src/seq.h): out (b, tl, p*p). */
+void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p, sn_norm norm,
+                        const int32_t *pos, int64_t tl, float *out, int32_t *labels);
 
 /* Deterministic epoch-wise shuffling of an index set.  Epoch k visits the
  * indices in a permutation derived from (seed, k) alone, so that a

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "mpi/check.h"
 #include "src/tensor.h"
 #include "src/util.h"
 
@@ -58,4 +59,24 @@ void sn_mpi_finalize(void)
 
 MPI_Comm sn_mpi_world(void) { return MPI_COMM_WORLD; }
 
-void sn_mpi_bcast_int(int *v, int root) { MPI_Bcast(v, 1, MPI_INT, root, MPI_COMM_WORLD); }
+void sn_mpi_bcast_int(int *v, int root) { SN_MPI(MPI_Bcast(v, 1, MPI_INT, root, MPI_COMM_WORLD)); }
+
+int sn_mpi_agree(int *code, char *err, size_t errlen)
+{
+    int rank, size;
+    SN_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    SN_MPI(MPI_Comm_size(MPI_COMM_WORLD, &size));
+    int first = *code != 0 ? rank : size;
+    SN_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (first == size) return SN_OK;
+    SN_MPI(MPI_Bcast(code, 1, MPI_INT, first, MPI_COMM_WORLD));
+    SN_CHECK(errlen > 0 && errlen <= INT32_MAX);
+    err[errlen - 1] = '\0';
+    SN_MPI(MPI_Bcast(err, (int)errlen, MPI_CHAR, first, MPI_COMM_WORLD));
+    return SN_ERR;
+}
+
+void sn_mpi_sum_doubles(double *v, int n)
+{
+    SN_MPI(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+}

@@ -8,6 +8,7 @@
 #define SN_MPI_RUNTIME_H
 
 #include <mpi.h>
+#include <stddef.h>
 
 typedef struct sn_mpi_info {
     int rank, size;          /* in MPI_COMM_WORLD */
@@ -25,5 +26,12 @@ void sn_mpi_finalize(void);
 MPI_Comm sn_mpi_world(void);
 /* Broadcasts *v from world rank root to every rank. */
 void sn_mpi_bcast_int(int *v, int root);
+/* Every rank passes its exit code so far (0: fine) and message.  Returns
+ * SN_OK when all are 0; otherwise SN_ERR, with *code and err set on every
+ * rank to those of the lowest failing rank, so that all ranks stop
+ * together and rank 0 can print the one message. */
+int sn_mpi_agree(int *code, char *err, size_t errlen);
+/* Sums n doubles over the world, in place. */
+void sn_mpi_sum_doubles(double *v, int n);
 
 #endif

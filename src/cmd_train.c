@@ -1,6 +1,7 @@
-/* `supernest train`: trains the supernet on Fashion-MNIST patch tokens and
- * reports the largest, smallest and a few random sub-networks on the test
- * split. */
+/* `supernest train`: trains the supernet — on Fashion-MNIST patch tokens
+ * (image task) or a byte text (language model) — on a D x P x S rank grid
+ * (mpi/grid, mpi/pipeline), and reports the largest, smallest and a few
+ * random sub-networks on the validation and test splits. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,11 +10,15 @@
 #include "io/ckpt.h"
 #include "io/data.h"
 #include "io/runlog.h"
+#include "io/text.h"
+#include "mpi/grid.h"
+#include "mpi/pipeline.h"
 #include "mpi/runtime.h"
 #include "src/arch.h"
 #include "src/cli.h"
 #include "src/commands.h"
 #include "src/evaluate.h"
+#include "src/layout.h"
 #include "src/model.h"
 #include "src/tensor.h"
 #include "src/train.h"
@@ -24,8 +29,9 @@ enum { STREAM_REPORT = 0x7e70 };
 typedef struct train_args {
     const char *task, *data, *run_dir, *fixed_subnet, *blis_arch;
     const char *embed_choices, *heads_choices, *mlp_choices, *depths, *min_depths;
-    const char *checkpoint_dir, *resume;
+    const char *checkpoint_dir, *resume, *ring;
     int64_t steps, epochs, batch, seed, val_size, train_subset, patch, threads;
+    int64_t seq_len, dp, pp, sp, micro, bucket_kb;
     int64_t sandwich_random, warmup, log_every, report_random, head_dim;
     int64_t checkpoint_every, checkpoint_minutes, keep, stop_after;
     double lr, min_lr, weight_decay, clip, smoothing;
@@ -33,8 +39,10 @@ typedef struct train_args {
 } train_args;
 
 static const char *USAGE =
-    "supernest train [--task image] [--data DIR] [--steps N | --epochs N] [--batch-size B]\n"
-    "                       [--seed S] [--run-dir DIR] [--fixed-subnet STRING] [options]";
+    "supernest train [--task image|lm] [--data DIR|FILE] [--steps N | --epochs N]\n"
+    "                       [--batch-size B] [--seed S] [--run-dir DIR] [--fixed-subnet STRING]\n"
+    "                       [--dp D] [--pp P] [--sp S] [--micro-batches M] [options]\n"
+    "       mpirun -np D*P*S supernest train ...";
 
 static void space_defaults_text(char *embed, char *heads, char *mlp, char *depths, char *mins,
                                 size_t len)
@@ -96,9 +104,9 @@ static void print_losses(FILE *f, const sn_step_stats *st, bool json)
                 first = true;
             }
             if (is_rand)
-                fprintf(f, "%s%.6g", first ? "" : ",", st->loss[k]);
+                fprintf(f, "%s%.9g", first ? "" : ",", st->loss[k]);
             else
-                fprintf(f, "%s\"%s\":%.6g", first ? "" : ",", st->role[k], st->loss[k]);
+                fprintf(f, "%s\"%s\":%.9g", first ? "" : ",", st->role[k], st->loss[k]);
             first = false;
         }
         fprintf(f, "%s}", rand_open ? "]" : "");
@@ -127,18 +135,31 @@ typedef struct train_ctx {
     train_args *a;
     sn_opt *opts;
     const sn_mpi_info *mpi;
+    bool lm;                        /* the language model (else images) */
+    bool root;                      /* world rank 0: prints and writes run files */
     int nt;
     sn_space space;
-    sn_images train, test;
+    sn_images train, test;          /* image task */
     int64_t *train_idx, *val_idx, n_train, n_val;
     sn_norm norm;
+    sn_text text;                   /* language model */
+    sn_layout layout;
+    sn_grid grid;
+    bool grid_up;
     sn_model *model;
     sn_trainer tr;
     bool trainer_up;
+    sn_dist dist;
+    bool dist_up;
     sn_loader loader;
-    float *tokens;
-    int32_t *labels;
-    int64_t *ids;
+    int64_t steps_per_epoch;
+    void *input;                    /* this rank's tokens: (b_local, tl, P) or ids (b_local, tl) */
+    int32_t *labels;                /* (b_local) or (b_local, tl) */
+    int64_t *ids;                   /* (B) image indices or window starts of the step */
+    sn_acts *eval_acts;             /* one-rank workspace for evaluation */
+    int64_t eval_batch;
+    float *eval_tokens;
+    int32_t *eval_ids, *eval_labels;
     FILE *metrics;
     const char *ckpt_dir;           /* NULL: no checkpoints */
     char ckpt_dir_buf[4096];
@@ -150,11 +171,18 @@ typedef struct train_ctx {
 static void ctx_free(train_ctx *c)
 {
     if (c->metrics) fclose(c->metrics);
-    sn_free(c->tokens);
+    sn_free(c->input);
     sn_free(c->labels);
     sn_free(c->ids);
+    sn_acts_destroy(c->eval_acts);
+    sn_free(c->eval_tokens);
+    sn_free(c->eval_ids);
+    sn_free(c->eval_labels);
     sn_loader_free(&c->loader);
+    if (c->dist_up) sn_dist_free(&c->dist);
     if (c->trainer_up) sn_trainer_free(&c->tr);
+    if (c->grid_up) sn_grid_free(&c->grid);
+    sn_text_free(&c->text);
     sn_model_destroy(c->model);
     sn_free(c->train_idx);
     sn_free(c->val_idx);
@@ -167,14 +195,21 @@ static void ctx_free(train_ctx *c)
 static int check_options(train_ctx *c, char *err, size_t errlen)
 {
     train_args *a = c->a;
-    if (strcmp(a->task, "image") != 0)
-        return sn_errf(err, errlen, "--task '%s': this version trains the image task only "
-                                    "(use --task image)", a->task);
+    if (strcmp(a->task, "image") != 0 && strcmp(a->task, "lm") != 0)
+        return sn_errf(err, errlen, "--task '%s': expected image (Fashion-MNIST-style IDX "
+                                    "files) or lm (a byte text file)", a->task);
+    c->lm = strcmp(a->task, "lm") == 0;
+    if (!sn_cli_find(c->opts, "data")->seen)
+        a->data = c->lm ? "/usr/share/games/fortunes" : "/usr/share/datasets/fashion-mnist";
     if (sn_cli_find(c->opts, "steps")->seen && sn_cli_find(c->opts, "epochs")->seen)
         return sn_errf(err, errlen, "give either --steps or --epochs, not both");
-    if (c->mpi->size > 1)
-        return sn_errf(err, errlen, "this version trains on one rank; run without mpirun "
-                                    "(got %d ranks)", c->mpi->size);
+    if (sn_cli_find(c->opts, "seq-len")->seen && !c->lm)
+        return sn_errf(err, errlen, "--seq-len is for --task lm; the image task's sequence is "
+                                    "its patches (--patch)");
+    if (strcmp(a->ring, "plain") != 0 && strcmp(a->ring, "token") != 0)
+        return sn_errf(err, errlen, "--ring '%s': expected plain (key/value blocks travel the "
+                                    "ring) or token (TokenRing: queries one way, outputs back)",
+                       a->ring);
     if (build_space(a, &c->space, err, errlen) != SN_OK) return SN_ERR;
     if (a->checkpoint_dir) {
         c->ckpt_dir = a->checkpoint_dir;
@@ -217,10 +252,30 @@ static int resolve_resume(train_ctx *c, char *path, size_t len, char *err, size_
     return rc;
 }
 
+/* The language model's data: a byte text, windows of --seq-len bytes. */
+static int setup_text(train_ctx *c, int *code, char *err, size_t errlen)
+{
+    train_args *a = c->a;
+    *code = SN_EXIT_FAILURE;
+    if (sn_text_load(a->data, a->seq_len, &c->text, err, errlen) != SN_OK) return SN_ERR;
+    *code = SN_EXIT_USAGE;
+    c->space.task = SN_TASK_LM;
+    c->space.n_tokens = (int)a->seq_len;
+    c->space.token_dim = 256;
+    c->space.n_classes = 256;
+    if (sn_space_validate(&c->space, err, errlen) != SN_OK) return SN_ERR;
+    c->norm = (sn_norm){0.0f, 1.0f};
+    c->n_train = c->text.train_end;
+    c->steps_per_epoch = c->text.train_end / (a->batch * a->seq_len);
+    if (c->steps_per_epoch < 1) c->steps_per_epoch = 1;
+    return SN_OK;
+}
+
 /* Loads the data and derives the task dimensions of the space. */
 static int setup_data(train_ctx *c, int *code, char *err, size_t errlen)
 {
     train_args *a = c->a;
+    if (c->lm) return setup_text(c, code, err, errlen);
     *code = SN_EXIT_FAILURE; /* unreadable data is a failed run */
     if (sn_images_load_dir(a->data, "train", &c->train, err, errlen) != SN_OK ||
         sn_images_load_dir(a->data, "test", &c->test, err, errlen) != SN_OK)
@@ -242,6 +297,30 @@ static int setup_data(train_ctx *c, int *code, char *err, size_t errlen)
         c->train.n_classes > c->test.n_classes ? c->train.n_classes : c->test.n_classes;
     if (sn_space_validate(&c->space, err, errlen) != SN_OK) return SN_ERR;
     c->norm = sn_images_norm(&c->train, c->train_idx, c->n_train);
+    c->steps_per_epoch = (c->n_train + a->batch - 1) / a->batch;
+    return SN_OK;
+}
+
+/* Checks the rank layout against the model and batch, then builds the
+ * grid.  Every rank reaches the same verdict, so a refused layout ends
+ * every rank with the same message and no rank waits for another. */
+static int setup_layout(train_ctx *c, char *err, size_t errlen)
+{
+    train_args *a = c->a;
+    c->layout = (sn_layout){.dp = (int)a->dp, .pp = (int)a->pp, .sp = (int)a->sp};
+    char what[96];
+    if (c->lm)
+        snprintf(what, sizeof what, "--seq-len %lld", (long long)a->seq_len);
+    else
+        snprintf(what, sizeof what, "%d tokens per image with --patch %lld", c->space.n_tokens,
+                 (long long)a->patch);
+    if (sn_layout_resolve(&c->layout, c->mpi->size, sn_space_max_blocks(&c->space),
+                          c->space.n_tokens, c->lm, a->batch, a->micro, what, err,
+                          errlen) != SN_OK)
+        return SN_ERR;
+    if (sn_grid_create(sn_mpi_world(), &c->layout, &c->grid, err, errlen) != SN_OK)
+        return SN_ERR;
+    c->grid_up = true;
     return SN_OK;
 }
 
@@ -253,8 +332,7 @@ static void fill_train_opts(train_ctx *c, sn_train_opts *to, const sn_subnet *fi
         to->sampler = SN_SAMPLER_FIXED;
         to->fixed = *fixed;
     }
-    int64_t steps_per_epoch = (c->n_train + a->batch - 1) / a->batch;
-    int64_t total = a->steps > 0 ? a->steps : a->epochs * steps_per_epoch;
+    int64_t total = a->steps > 0 ? a->steps : a->epochs * c->steps_per_epoch;
     to->n_random = (int)a->sandwich_random;
     to->distill = !a->no_distill;
     to->label_smoothing = (float)a->smoothing;
@@ -276,10 +354,12 @@ static int save_checkpoint(train_ctx *c, char *err, size_t errlen)
     if (ts.fixed) sn_subnet_format(&c->tr.o.fixed, ts.fixed_subnet, sizeof ts.fixed_subnet);
     char path[4096];
     double t0 = sn_now();
+    int owner[SN_MAX_PARAM_TENSORS];
+    sn_dist_owners(&c->dist, owner);
     if (sn_ckpt_save(sn_mpi_world(), c->ckpt_dir, c->model, &c->tr.opt, &ts, &c->info,
-                     (int)c->a->keep, NULL, path, sizeof path, err, errlen) != SN_OK)
+                     (int)c->a->keep, owner, path, sizeof path, err, errlen) != SN_OK)
         return SN_ERR;
-    if (!c->a->quiet && c->mpi->rank == 0) {
+    if (!c->a->quiet && c->root) {
         printf("checkpoint %s (step %lld, %.2f s)\n", path, (long long)ts.step, sn_now() - t0);
         fflush(stdout);
     }
@@ -292,11 +372,13 @@ static int write_run_config(train_ctx *c, char *err, size_t errlen)
     FILE *mem = open_memstream(&c->options_text, &c->options_len);
     if (!mem) return sn_errf(err, errlen, "out of memory");
     sn_cli_write_config(mem, c->opts);
-    fprintf(mem, "threads = %d\nblis_kernels = %s\nnorm_mean = %.9g\nnorm_std = %.9g\n", c->nt,
-            sn_blas_arch_name(), c->norm.mean, c->norm.std);
+    fprintf(mem, "threads = %d\nblis_kernels = %s\nranks = %d\ndp = %d\npp = %d\nsp = %d\n",
+            c->nt, sn_blas_arch_name(), c->mpi->size, c->layout.dp, c->layout.pp,
+            c->layout.sp);
+    if (!c->lm) fprintf(mem, "norm_mean = %.9g\nnorm_std = %.9g\n", c->norm.mean, c->norm.std);
     fclose(mem);
     snprintf(c->info.options, sizeof c->info.options, "%s", c->options_text);
-    if (!c->a->run_dir) return SN_OK;
+    if (!c->a->run_dir || !c->root) return SN_OK;
     if (sn_mkdirs(c->a->run_dir, err, errlen) != SN_OK) return SN_ERR;
     FILE *cf = sn_run_open(c->a->run_dir, "config", "w", err, errlen);
     if (!cf) return SN_ERR;
@@ -304,8 +386,50 @@ static int write_run_config(train_ctx *c, char *err, size_t errlen)
     return sn_run_close(cf, "config", err, errlen);
 }
 
+/* Sub-network n on the validation (val) or test split, the examples
+ * spread over every rank of the job (each evaluates its share with the
+ * whole model, whose weights sn_dist_sync_weights made current). */
+static sn_eval_result eval_split(train_ctx *c, const sn_subnet *n, bool val)
+{
+    const int W = c->mpi->size, r = c->mpi->rank;
+    int64_t total;
+    if (c->lm)
+        total = sn_text_eval_count(&c->text, val ? SN_TEXT_VAL : SN_TEXT_TEST,
+                                   c->space.n_tokens);
+    else
+        total = val ? c->n_val : c->test.n;
+    const int64_t lo = total * r / W, hi = total * (r + 1) / W;
+    sn_eval_result e;
+    if (c->lm) {
+        e = sn_evaluate_text(c->nt, c->model, c->eval_acts, c->eval_batch, n, &c->text,
+                             val ? SN_TEXT_VAL : SN_TEXT_TEST, lo, hi - lo, c->eval_ids,
+                             c->eval_labels);
+    } else {
+        int64_t *idx = val ? c->val_idx + lo : NULL;
+        int64_t *own = NULL;
+        if (!val) { /* the test split in order */
+            own = sn_alloc((size_t)(hi - lo + 1) * sizeof(int64_t));
+            SN_CHECK(own != NULL);
+            for (int64_t i = lo; i < hi; i++) own[i - lo] = i;
+            idx = own;
+        }
+        e = sn_evaluate(c->nt, c->model, c->eval_acts, c->eval_batch, n,
+                        val ? &c->train : &c->test, idx, hi - lo, (int)c->a->patch, c->norm,
+                        c->eval_tokens, c->eval_labels, NULL);
+        sn_free(own);
+    }
+    double sums[3] = {(double)e.n, e.loss * (double)e.n, e.accuracy * (double)e.n};
+    sn_mpi_sum_doubles(sums, 3);
+    e.n = (int64_t)sums[0];
+    e.loss = sums[0] > 0 ? sums[1] / sums[0] : 0.0;
+    e.accuracy = sums[0] > 0 ? sums[2] / sums[0] : 0.0;
+    return e;
+}
+
 /* Evaluates the largest, smallest and a few random sub-networks (or the
- * fixed one) on the validation and test splits; prints and records them. */
+ * fixed one) on the validation and test splits; prints and records them.
+ * Images: accuracy and cross-entropy; language model: next-byte accuracy
+ * and bits per byte. */
 static int final_report(train_ctx *c, char *err, size_t errlen)
 {
     train_args *a = c->a;
@@ -325,54 +449,85 @@ static int final_report(train_ctx *c, char *err, size_t errlen)
             sn_subnet_sample(&c->space, &r, &rows[n_rows++].net);
         }
     }
+    sn_dist_sync_weights(&c->dist);
     FILE *evalf = NULL;
-    if (a->run_dir && !(evalf = sn_run_open(a->run_dir, "eval.jsonl", "w", err, errlen)))
-        return SN_ERR;
-    printf("\n%-5s %9s %9s %8s %8s %8s  %s\n", "role", "params", "MACs", "val_acc", "test_acc",
-           "test_loss", "sub-network");
+    int code = SN_EXIT_OK;
+    if (c->root && a->run_dir && !(evalf = sn_run_open(a->run_dir, "eval.jsonl", "w", err, errlen)))
+        code = SN_EXIT_FAILURE;
+    if (sn_mpi_agree(&code, err, errlen) != SN_OK) return SN_ERR;
+    /* bits per byte: the mean cross-entropy in nats over ln 2 */
+    const double to_metric = c->lm ? 1.0 / log(2.0) : 1.0;
+    const char *metric = c->lm ? "bpb" : "loss";
+    if (c->root)
+        printf("\n%-5s %9s %9s %8s %8s %8s  %s\n", "role", "params", "MACs", "val_acc",
+               "test_acc", c->lm ? "test_bpb" : "test_loss", "sub-network");
     for (int i = 0; i < n_rows; i++) {
-        sn_eval_result v = sn_evaluate(c->nt, c->model, c->tr.acts, a->batch, &rows[i].net,
-                                       &c->train, c->val_idx, c->n_val, (int)a->patch, c->norm,
-                                       c->tokens, c->labels, NULL);
-        sn_eval_result t = sn_evaluate(c->nt, c->model, c->tr.acts, a->batch, &rows[i].net,
-                                       &c->test, NULL, c->test.n, (int)a->patch, c->norm,
-                                       c->tokens, c->labels, NULL);
+        sn_eval_result v = eval_split(c, &rows[i].net, true);
+        sn_eval_result t = eval_split(c, &rows[i].net, false);
+        if (!c->root) continue;
         char name[SN_SUBNET_STRLEN];
         sn_subnet_format(&rows[i].net, name, sizeof name);
         int64_t params = sn_subnet_params(&c->space, &rows[i].net);
         int64_t macs = sn_subnet_macs(&c->space, &rows[i].net);
         printf("%-5s %8.3fM %8.2fM %8.4f %8.4f %8.4f  %s\n", rows[i].role, (double)params / 1e6,
-               (double)macs / 1e6, v.accuracy, t.accuracy, t.loss, name);
+               (double)macs / 1e6, v.accuracy, t.accuracy, t.loss * to_metric, name);
         if (evalf)
             fprintf(evalf, "{\"role\":\"%s\",\"subnet\":\"%s\",\"params\":%lld,\"macs\":%lld,"
-                           "\"val_acc\":%.6f,\"val_loss\":%.6f,\"test_acc\":%.6f,"
-                           "\"test_loss\":%.6f}\n",
-                    rows[i].role, name, (long long)params, (long long)macs, v.accuracy, v.loss,
-                    t.accuracy, t.loss);
+                           "\"val_acc\":%.6f,\"val_%s\":%.6f,\"test_acc\":%.6f,"
+                           "\"test_%s\":%.6f}\n",
+                    rows[i].role, name, (long long)params, (long long)macs, v.accuracy, metric,
+                    v.loss * to_metric, t.accuracy, metric, t.loss * to_metric);
     }
     fflush(stdout);
     return evalf ? sn_run_close(evalf, "eval.jsonl", err, errlen) : SN_OK;
 }
 
+static double epoch_of(const train_ctx *c)
+{
+    if (c->lm) return (double)c->tr.step / (double)c->steps_per_epoch;
+    return (double)c->loader.epoch + (double)c->loader.cursor / (double)c->n_train;
+}
+
 static void log_step(train_ctx *c, const sn_step_stats *st, double ips, double gf,
                      double elapsed, const char *eta)
 {
-    double ep = (double)c->loader.epoch + (double)c->loader.cursor / (double)c->n_train;
+    if (!c->root) return;
+    double ep = epoch_of(c);
+    const char *unit = c->lm ? "tokens" : "images";
     if (!c->a->quiet) {
         printf("step %lld/%lld epoch %.2f lr %.3g", (long long)c->tr.step,
                (long long)c->tr.o.adamw.total, ep, st->lr);
         print_losses(stdout, st, false);
-        printf(" | %.0f img/s %.0f GFLOP/s eta %s\n", ips, gf, eta);
+        printf(" | %.0f %s/s %.0f GFLOP/s eta %s\n", ips, c->lm ? "tok" : "img", gf, eta);
         fflush(stdout);
     }
     if (c->metrics) {
         fprintf(c->metrics, "{\"step\":%lld,\"epoch\":%.4f,\"lr\":%.6g,", (long long)c->tr.step,
                 ep, st->lr);
         print_losses(c->metrics, st, true);
-        fprintf(c->metrics, ",\"grad_norm\":%.6g,\"images_per_s\":%.2f,\"gflops\":%.2f,"
+        fprintf(c->metrics, ",\"grad_norm\":%.9g,\"%s_per_s\":%.2f,\"gflops\":%.2f,"
                             "\"elapsed_s\":%.3f}\n",
-                st->grad_norm, ips, gf, elapsed);
+                st->grad_norm, unit, ips, gf, elapsed);
         fflush(c->metrics);
+    }
+}
+
+/* Fills this rank's part of the next step's batch: the data rank's slice
+ * of the B sequences every rank draws alike, at this rank's positions. */
+static void next_batch(train_ctx *c)
+{
+    train_args *a = c->a;
+    const sn_dist *d = &c->dist;
+    const int64_t bl = d->b_local, tl = d->sh.tl;
+    const int64_t *mine = c->ids + (int64_t)c->grid.d * bl;
+    if (c->lm) {
+        sn_text_train_starts(&c->text, (uint64_t)a->seed, c->tr.step, a->batch, a->seq_len,
+                             c->ids);
+        sn_text_batch(&c->text, mine, bl, a->seq_len, d->pos, tl, c->input, c->labels);
+    } else {
+        sn_loader_next(&c->loader, c->ids, a->batch);
+        sn_images_batch_at(&c->train, mine, bl, (int)a->patch, c->norm, d->pos, tl, c->input,
+                           c->labels);
     }
 }
 
@@ -385,13 +540,13 @@ static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
     int64_t images_since = 0;
     uint64_t flops_since = 0;
     *stopped = false;
+    const int64_t per_step = c->lm ? a->batch * a->seq_len : a->batch;
     while (c->tr.step < total) {
-        sn_loader_next(&c->loader, c->ids, a->batch);
-        sn_images_batch(&c->train, c->ids, a->batch, (int)a->patch, c->norm, c->tokens, c->labels);
+        next_batch(c);
         sn_step_stats st;
-        if (sn_train_step(&c->tr, c->tokens, c->labels, a->batch, &st, err, errlen) != SN_OK)
+        if (sn_dist_step(&c->dist, c->input, c->labels, &st, err, errlen) != SN_OK)
             return SN_ERR;
-        images_since += a->batch;
+        images_since += per_step;
         flops_since += st.flops;
         const int64_t step = c->tr.step, done = step - first;
         bool last = step == total;
@@ -418,9 +573,10 @@ static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
         if (*stopped) break;
     }
     double secs = sn_now() - t0;
-    printf("%s %lld steps in %.1f s (%.1f images/s)\n", *stopped ? "stopped after" : "trained",
-           (long long)(c->tr.step - first), secs,
-           (double)((c->tr.step - first) * a->batch) / secs);
+    if (c->root)
+        printf("%s %lld steps in %.1f s (%.1f %s/s)\n", *stopped ? "stopped after" : "trained",
+               (long long)(c->tr.step - first), secs,
+               (double)((c->tr.step - first) * per_step) / secs, c->lm ? "tokens" : "images");
     return SN_OK;
 }
 
@@ -428,47 +584,105 @@ static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
  * search space, sub-network, checkpoint that does not match) or
  * SN_EXIT_FAILURE when the run itself fails (data, memory, non-finite
  * loss, I/O), with err set. */
+/* The model, optimizer, this rank's pipeline part, the data loader and
+ * the batch and evaluation buffers. */
+static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size_t errlen)
+{
+    train_args *a = c->a;
+    c->model = sn_model_create(&c->space, (uint64_t)a->seed);
+    if (!c->model) return sn_errf(err, errlen, "out of memory creating the supernet");
+    if (sn_trainer_init(&c->tr, c->model, 0, to, err, errlen) != SN_OK) return SN_ERR;
+    c->trainer_up = true;
+    sn_dist_opts dopt = {.micro = (int)a->micro, .batch = a->batch,
+                         .ring = strcmp(a->ring, "token") == 0 ? SN_RING_TOKEN : SN_RING_PLAIN,
+                         .bucket_bytes = (size_t)a->bucket_kb * 1024};
+    if (sn_dist_init(&c->dist, &c->grid, &c->tr, &dopt, err, errlen) != SN_OK) return SN_ERR;
+    c->dist_up = true;
+    if (!c->lm &&
+        sn_loader_init(&c->loader, c->train_idx, c->n_train, (uint64_t)a->seed, err, errlen))
+        return SN_ERR;
+    const int64_t bl = c->dist.b_local, tl = c->dist.sh.tl, T = c->space.n_tokens;
+    const size_t in_bytes = c->lm ? sizeof(int32_t) : (size_t)c->space.token_dim * sizeof(float);
+    c->input = sn_alloc((size_t)(bl * tl) * in_bytes);
+    c->labels = sn_alloc((size_t)(bl * tl) * sizeof(int32_t));
+    c->ids = sn_alloc((size_t)a->batch * sizeof(int64_t));
+    /* evaluation runs the whole model on one rank: long sequences in
+     * smaller batches (the attention probabilities are T x T per head) */
+    c->eval_batch = c->lm ? (a->batch < 8 ? a->batch : 8) : a->batch;
+    c->eval_acts = sn_acts_create(&c->space, c->eval_batch);
+    c->eval_tokens = sn_alloc((size_t)(c->eval_batch * T * c->space.token_dim) * sizeof(float));
+    c->eval_ids = sn_alloc((size_t)(c->eval_batch * T) * sizeof(int32_t));
+    c->eval_labels = sn_alloc((size_t)(c->eval_batch * T) * sizeof(int32_t));
+    if (!c->input || !c->labels || !c->ids || !c->eval_acts || !c->eval_tokens ||
+        !c->eval_ids || !c->eval_labels)
+        return sn_errf(err, errlen, "out of memory allocating batch buffers");
+    return SN_OK;
+}
+
+static void print_header(const train_ctx *c, const sn_train_opts *to)
+{
+    const train_args *a = c->a;
+    char maxs[SN_SUBNET_STRLEN], mins[SN_SUBNET_STRLEN];
+    sn_subnet big, small;
+    sn_subnet_max(&c->space, &big);
+    sn_subnet_min(&c->space, &small);
+    sn_subnet_format(&big, maxs, sizeof maxs);
+    sn_subnet_format(&small, mins, sizeof mins);
+    if (c->lm)
+        printf("supernest train: %lld training bytes of %s (%lld validation, %lld test), "
+               "sequences of %d bytes\n",
+               (long long)c->text.train_end, a->data,
+               (long long)(c->text.val_end - c->text.train_end),
+               (long long)(c->text.n - c->text.val_end), c->space.n_tokens);
+    else
+        printf("supernest train: %lld training images (%lld held out for validation), %d "
+               "tokens of %d values\n",
+               (long long)c->n_train, (long long)c->n_val, c->space.n_tokens,
+               c->space.token_dim);
+    printf("search space: %.3g sub-networks, largest %s (%.2fM params), smallest %s (%.2fM)\n",
+           sn_space_count(&c->space), maxs, (double)sn_subnet_params(&c->space, &big) / 1e6, mins,
+           (double)sn_subnet_params(&c->space, &small) / 1e6);
+    printf("%lld steps of batch %lld, %s, %d ranks (data %d x pipeline %d x sequence %d%s%s), "
+           "%lld micro-batches, %d threads per rank, BLIS kernels %s\n",
+           (long long)to->adamw.total, (long long)a->batch,
+           a->fixed_subnet ? "fixed sub-network" : "sandwich rule", c->mpi->size, c->layout.dp,
+           c->layout.pp, c->layout.sp, c->layout.sp > 1 ? ", ring " : "",
+           c->layout.sp > 1 ? a->ring : "", (long long)a->micro, c->nt, sn_blas_arch_name());
+    fflush(stdout);
+}
+
 static int run(train_ctx *c, char *err, size_t errlen)
 {
     train_args *a = c->a;
     int code = SN_EXIT_USAGE;
     char resume_path[4096] = "";
+    c->root = c->mpi->rank == 0;
     if (check_options(c, err, errlen) != SN_OK) return code;
     if (a->resume && resolve_resume(c, resume_path, sizeof resume_path, err, errlen) != SN_OK)
         return SN_EXIT_FAILURE;
     if (sn_blas_init(a->blis_arch, err, errlen) != SN_OK) return code;
     c->nt = a->threads > 0 ? (int)a->threads : sn_mpi_default_threads(c->mpi);
     if (c->nt > SN_MAX_THREADS) c->nt = SN_MAX_THREADS;
-    if (setup_data(c, &code, err, errlen) != SN_OK) return code;
+    /* data can be missing on one node only: every rank learns of it */
+    if (setup_data(c, &code, err, errlen) == SN_OK) code = SN_EXIT_OK;
+    if (sn_mpi_agree(&code, err, errlen) != SN_OK) return code;
+    code = SN_EXIT_USAGE;
+    if (setup_layout(c, err, errlen) != SN_OK) return code;
 
     sn_subnet fixed;
     if (a->fixed_subnet && sn_subnet_parse(&c->space, a->fixed_subnet, &fixed, err, errlen))
         return SN_EXIT_USAGE;
     sn_train_opts to;
     fill_train_opts(c, &to, a->fixed_subnet ? &fixed : NULL);
-    c->info = (sn_file_info){.patch = (int)a->patch, .image_rows = c->train.rows,
+    c->info = (sn_file_info){.patch = c->lm ? 0 : (int)a->patch, .image_rows = c->train.rows,
                              .image_cols = c->train.cols, .norm_mean = c->norm.mean,
                              .norm_std = c->norm.std, .seed = (uint64_t)a->seed,
                              .val_size = a->val_size};
 
     code = SN_EXIT_FAILURE;
-    c->model = sn_model_create(&c->space, (uint64_t)a->seed);
-    if (!c->model) {
-        sn_errf(err, errlen, "out of memory creating the supernet");
-        return code;
-    }
-    if (sn_trainer_init(&c->tr, c->model, a->batch, &to, err, errlen) != SN_OK) return code;
-    c->trainer_up = true;
-    if (sn_loader_init(&c->loader, c->train_idx, c->n_train, (uint64_t)a->seed, err, errlen))
-        return code;
-    c->tokens = sn_alloc((size_t)(a->batch * c->space.n_tokens * c->space.token_dim) *
-                         sizeof(float));
-    c->labels = sn_alloc((size_t)a->batch * sizeof(int32_t));
-    c->ids = sn_alloc((size_t)a->batch * sizeof(int64_t));
-    if (!c->tokens || !c->labels || !c->ids) {
-        sn_errf(err, errlen, "out of memory allocating batch buffers");
-        return code;
-    }
+    if (setup_training(c, &to, err, errlen) == SN_OK) code = SN_EXIT_OK;
+    if (sn_mpi_agree(&code, err, errlen) != SN_OK) return code;
+    code = SN_EXIT_FAILURE;
 
     if (resume_path[0]) {
         sn_train_state ts;
@@ -480,45 +694,34 @@ static int run(train_ctx *c, char *err, size_t errlen)
             return SN_EXIT_USAGE;
         }
         c->tr.step = ts.step;
-        sn_loader_seek(&c->loader, ts.epoch, ts.cursor);
-        printf("resuming from %s at step %lld\n", resume_path, (long long)ts.step);
+        if (!c->lm) sn_loader_seek(&c->loader, ts.epoch, ts.cursor);
+        if (c->root) printf("resuming from %s at step %lld\n", resume_path, (long long)ts.step);
     }
-    if (write_run_config(c, err, errlen) != SN_OK) return code;
-    if (a->run_dir &&
-        !(c->metrics = sn_run_open(a->run_dir, "metrics.jsonl", resume_path[0] ? "a" : "w", err,
-                                   errlen)))
-        return code;
+    /* run files are rank 0's */
+    code = SN_EXIT_OK;
+    if (write_run_config(c, err, errlen) != SN_OK ||
+        (c->root && a->run_dir &&
+         !(c->metrics = sn_run_open(a->run_dir, "metrics.jsonl", resume_path[0] ? "a" : "w",
+                                    err, errlen))))
+        code = SN_EXIT_FAILURE;
+    if (sn_mpi_agree(&code, err, errlen) != SN_OK) return code;
+    code = SN_EXIT_FAILURE;
 
-    char maxs[SN_SUBNET_STRLEN], mins[SN_SUBNET_STRLEN];
-    sn_subnet big, small;
-    sn_subnet_max(&c->space, &big);
-    sn_subnet_min(&c->space, &small);
-    sn_subnet_format(&big, maxs, sizeof maxs);
-    sn_subnet_format(&small, mins, sizeof mins);
-    printf("supernest train: %lld training images (%lld held out for validation), %d tokens of "
-           "%d values\n",
-           (long long)c->n_train, (long long)c->n_val, c->space.n_tokens, c->space.token_dim);
-    printf("search space: %.3g sub-networks, largest %s (%.2fM params), smallest %s (%.2fM)\n",
-           sn_space_count(&c->space), maxs, (double)sn_subnet_params(&c->space, &big) / 1e6, mins,
-           (double)sn_subnet_params(&c->space, &small) / 1e6);
-    printf("%lld steps of batch %lld, %s, %d threads, BLIS kernels %s\n",
-           (long long)to.adamw.total, (long long)a->batch,
-           a->fixed_subnet ? "fixed sub-network" : "sandwich rule", c->nt, sn_blas_arch_name());
-    fflush(stdout);
-
+    if (c->root) print_header(c, &to);
     bool stopped;
     if (train_loop(c, &stopped, err, errlen) != SN_OK) return code;
     if (stopped) {
-        printf("resume with the same command and --resume\n");
+        if (c->root) printf("resume with the same command and --resume\n");
         return SN_EXIT_OK;
     }
-    if (final_report(c, err, errlen) != SN_OK) return code;
+    code = final_report(c, err, errlen) == SN_OK ? SN_EXIT_OK : SN_EXIT_FAILURE;
     if (c->metrics) {
         FILE *f = c->metrics;
         c->metrics = NULL;
-        if (sn_run_close(f, "metrics.jsonl", err, errlen) != SN_OK) return code;
+        if (sn_run_close(f, "metrics.jsonl", err, errlen) != SN_OK) code = SN_EXIT_FAILURE;
     }
-    return SN_EXIT_OK;
+    sn_mpi_agree(&code, err, errlen);
+    return code;
 }
 
 int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
@@ -529,6 +732,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
     sn_space_default(&ds);
     train_args a = {
         .task = "image", .data = "/usr/share/datasets/fashion-mnist", .blis_arch = "auto",
+        .ring = "plain", .seq_len = 256, .dp = 0, .pp = 1, .sp = 1, .micro = 1, .bucket_kb = 1024,
         .embed_choices = d_embed, .heads_choices = d_heads, .mlp_choices = d_mlp,
         .depths = d_depths, .min_depths = d_mins, .head_dim = ds.head_dim,
         .steps = 0, .epochs = 1, .batch = 128, .seed = 1, .val_size = 5000, .train_subset = 0,
@@ -537,8 +741,15 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         .smoothing = 0.1, .checkpoint_every = 500, .checkpoint_minutes = 30, .keep = 3,
     };
     sn_opt opts[] = {
-        {"task", SN_OPT_STR, &a.task, "image", "task to train (image: Fashion-MNIST-style IDX)", 0, 0, 0},
-        {"data", SN_OPT_STR, &a.data, "DIR", "directory of {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]", 0, 0, 0},
+        {"task", SN_OPT_STR, &a.task, "image|lm", "image: Fashion-MNIST-style IDX images; lm: a causal byte-level language model on a text", 0, 0, 0},
+        {"data", SN_OPT_STR, &a.data, "DIR|FILE", "image: directory of {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; lm: a text file, or a directory of them (default /usr/share/games/fortunes)", 0, 0, 0},
+        {"seq-len", SN_OPT_INT, &a.seq_len, "T", "lm: bytes per training sequence", 2, 1 << 20, 0},
+        {"dp", SN_OPT_INT, &a.dp, "D", "data-parallel ranks (0: the ranks left over by --pp and --sp)", 0, 1 << 20, 0},
+        {"pp", SN_OPT_INT, &a.pp, "P", "pipeline stages (consecutive blocks per stage)", 1, SN_MAX_BLOCKS, 0},
+        {"sp", SN_OPT_INT, &a.sp, "S", "sequence-parallel ranks (ring attention over S chunks of every sequence)", 1, 1 << 16, 0},
+        {"micro-batches", SN_OPT_INT, &a.micro, "M", "micro-batches per data rank per step (the 1F1B pipeline's depth)", 1, SN_PIPE_MAX_MICRO, 0},
+        {"ring", SN_OPT_STR, &a.ring, "plain|token", "ring attention: plain (key/value blocks travel) or token (TokenRing: queries one way, outputs back)", 0, 0, 0},
+        {"bucket-kb", SN_OPT_INT, &a.bucket_kb, "K", "smallest gradient all-reduce bucket, KiB", 1, 1 << 30, 0},
         {"steps", SN_OPT_INT, &a.steps, "N", "optimizer steps (overrides --epochs)", 1, 1e12, 0},
         {"epochs", SN_OPT_INT, &a.epochs, "N", "passes over the training split", 1, 1e6, 0},
         {"batch-size", SN_OPT_INT, &a.batch, "B", "images per optimizer step", 1, 4096, 0},

@@ -34,6 +34,30 @@ sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
     return r;
 }
 
+sn_eval_result sn_evaluate_text(int nt, const sn_model *m, sn_acts *a, int64_t batch,
+                                const sn_subnet *n, const sn_text *x, sn_text_split split,
+                                int64_t first, int64_t count, int32_t *ids, int32_t *labels)
+{
+    sn_eval_result r = {0};
+    const int64_t T = m->space.n_tokens;
+    int64_t starts[64];
+    SN_CHECK(batch > 0 && batch <= (int64_t)(sizeof starts / sizeof starts[0]));
+    double loss_sum = 0.0;
+    int64_t correct = 0;
+    for (int64_t at = 0; at < count; at += batch) {
+        int64_t b = count - at < batch ? count - at : batch;
+        for (int64_t i = 0; i < b; i++) starts[i] = sn_text_eval_start(x, split, T, first + at + i);
+        sn_text_batch(x, starts, b, T, NULL, T, ids, labels);
+        sn_eval_batch(nt, m, a, n, ids, labels, b, &loss_sum, &correct);
+    }
+    r.n = count * T;
+    if (r.n > 0) {
+        r.loss = loss_sum / (double)r.n;
+        r.accuracy = (double)correct / (double)r.n;
+    }
+    return r;
+}
+
 int sn_open_checkpoint(const char *arg, sn_model **m, sn_file_info *info, char *path,
                        size_t pathlen, char *err, size_t errlen)
 {

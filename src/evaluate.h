@@ -9,10 +9,11 @@
 
 #include "io/ckpt.h"
 #include "io/data.h"
+#include "io/text.h"
 #include "src/model.h"
 
 typedef struct sn_eval_result {
-    int64_t n;          /* images evaluated */
+    int64_t n;          /* images (or tokens) evaluated */
     double loss;        /* mean cross-entropy */
     double accuracy;    /* fraction correct */
 } sn_eval_result;
@@ -25,6 +26,15 @@ sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
                            const sn_subnet *n, const sn_images *x, const int64_t *idx,
                            int64_t count, int patch, sn_norm norm,
                            float *tokens, int32_t *labels, float *logits);
+
+/* The language model on windows [first, first + count) of the text's
+ * validation or test split (see io/text.h), in batches of at most the
+ * workspace's max batch; ids and labels are caller-owned scratch of
+ * (batch, T).  n counts tokens; loss is the mean cross-entropy in nats per
+ * byte (bits per byte = loss / ln 2); accuracy the next-byte accuracy. */
+sn_eval_result sn_evaluate_text(int nt, const sn_model *m, sn_acts *a, int64_t batch,
+                                const sn_subnet *n, const sn_text *x, sn_text_split split,
+                                int64_t first, int64_t count, int32_t *ids, int32_t *labels);
 
 /* Resolves arg (a checkpoint file, a checkpoint or run directory), reads
  * its description into info and its weights into a new model *m (caller

@@ -210,12 +210,13 @@ void sn_shard_full(const sn_space *s, sn_shard *sh)
  * the embedding's three tensors come first, 12 per block follow. */
 enum { EMBED_TENSORS = 3, BLOCK_TENSORS = 12 };
 
-void sn_shard_params(const sn_model *m, const sn_shard *sh, size_t *lo, size_t *hi)
+void sn_shard_params(const sn_model *m, const sn_shard *sh, int *t_lo, int *t_hi, size_t *lo,
+                     size_t *hi)
 {
-    int t_lo = sh->first ? 0 : EMBED_TENSORS + BLOCK_TENSORS * sh->block_lo;
-    int t_hi = sh->last ? m->n_tensors : EMBED_TENSORS + BLOCK_TENSORS * sh->block_hi;
-    *lo = m->info[t_lo].offset;
-    *hi = t_hi < m->n_tensors ? m->info[t_hi].offset : m->n_params;
+    *t_lo = sh->first ? 0 : EMBED_TENSORS + BLOCK_TENSORS * sh->block_lo;
+    *t_hi = sh->last ? m->n_tensors : EMBED_TENSORS + BLOCK_TENSORS * sh->block_hi;
+    *lo = m->info[*t_lo].offset;
+    *hi = *t_hi < m->n_tensors ? m->info[*t_hi].offset : m->n_params;
 }
 
 /* ---- activations ---------------------------------------------------------- */

@@ -176,9 +176,10 @@ const float *sn_model_forward(int nt, const sn_model *m, sn_acts *a,
                               const sn_subnet *n, const float *tokens, int64_t b);
 void sn_model_backward(int nt, sn_model *m, sn_acts *a, const float *dlogits);
 
-/* Float offsets [lo, hi) of the parameters shard sh owns (its blocks,
- * plus the embedding on the first stage and norm and head on the last):
- * one contiguous range of the buffer, in table order. */
-void sn_shard_params(const sn_model *m, const sn_shard *sh, size_t *lo, size_t *hi);
+/* The parameters shard sh owns (its blocks, plus the embedding on the
+ * first stage and norm and head on the last): tensors [t_lo, t_hi) of the
+ * table, which are one contiguous range [lo, hi) of float offsets. */
+void sn_shard_params(const sn_model *m, const sn_shard *sh, int *t_lo, int *t_hi, size_t *lo,
+                     size_t *hi);
 
 #endif

@@ -39,14 +39,17 @@ float sn_lr_at(const sn_adamw_opts *o, int64_t step)
 
 /* Sums of squares over fixed-size chunks, added in chunk order: the same
  * result for any thread count. */
-double sn_grad_norm(int nt, const sn_model *m)
+double sn_grad_norm(int nt, const sn_model *m) { return sqrt(sn_grad_sumsq(nt, m, 0, m->n_params)); }
+
+double sn_grad_sumsq(int nt, const sn_model *m, size_t lo, size_t hi)
 {
     enum { CHUNK = 1 << 14 };
-    const int64_t n = (int64_t)m->n_params;
+    SN_CHECK(lo <= hi && hi <= m->n_params);
+    const int64_t n = (int64_t)(hi - lo);
     const int64_t nchunks = (n + CHUNK - 1) / CHUNK;
     double *part = sn_alloc((size_t)nchunks * sizeof(double));
     SN_CHECK(part != NULL);
-    const float *g = m->grads;
+    const float *g = m->grads + lo;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
@@ -57,16 +60,23 @@ double sn_grad_norm(int nt, const sn_model *m)
     double total = 0.0;
     for (int64_t c = 0; c < nchunks; c++) total += part[c];
     sn_free(part);
-    return sqrt(total);
+    return total;
 }
 
 void sn_adamw_update(int nt, sn_adamw *a, sn_model *m, float lr, float grad_scale)
 {
+    sn_adamw_update_tensors(nt, a, m, lr, grad_scale, 0, m->n_tensors);
+}
+
+void sn_adamw_update_tensors(int nt, sn_adamw *a, sn_model *m, float lr, float grad_scale,
+                             int t_lo, int t_hi)
+{
+    SN_CHECK(0 <= t_lo && t_lo <= t_hi && t_hi <= m->n_tensors);
     a->step++;
     const float b1 = a->o.beta1, b2 = a->o.beta2, eps = a->o.eps;
     const float c1 = 1.0f / (1.0f - powf(b1, (float)a->step));
     const float c2 = 1.0f / (1.0f - powf(b2, (float)a->step));
-    for (int t = 0; t < m->n_tensors; t++) {
+    for (int t = t_lo; t < t_hi; t++) {
         const sn_param_info *info = &m->info[t];
         float *restrict p = m->params + info->offset;
         const float *restrict g = m->grads + info->offset;

@@ -39,9 +39,16 @@ float sn_lr_at(const sn_adamw_opts *o, int64_t step);
 /* L2 norm of all gradients (double accumulation in a fixed order, so the
  * result does not depend on the thread count). */
 double sn_grad_norm(int nt, const sn_model *m);
+/* Sum of squares of the gradients at float offsets [lo, hi), in the same
+ * fixed order (a pipeline stage's part of the squared norm). */
+double sn_grad_sumsq(int nt, const sn_model *m, size_t lo, size_t hi);
 
 /* Applies one AdamW update with learning rate lr to every parameter of m,
  * the gradients first multiplied by grad_scale (clipping and averaging). */
 void sn_adamw_update(int nt, sn_adamw *a, sn_model *m, float lr, float grad_scale);
+/* The same update applied to tensors [t_lo, t_hi) of the table only (a
+ * pipeline stage's); the step count advances as for a full update. */
+void sn_adamw_update_tensors(int nt, sn_adamw *a, sn_model *m, float lr, float grad_scale,
+                             int t_lo, int t_hi);
 
 #endif

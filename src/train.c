@@ -36,6 +36,11 @@ int sn_trainer_init(sn_trainer *t, sn_model *m, int64_t max_batch,
     if (o->n_random < 0 || o->n_random > SN_MAX_RANDOM)
         return sn_errf(err, errlen, "--sandwich-random %d: must be 0..%d", o->n_random,
                        SN_MAX_RANDOM);
+    if (max_batch == 0) { /* the caller brings its own workspaces */
+        if (sn_adamw_init(&t->opt, m, &o->adamw) != SN_OK)
+            return sn_errf(err, errlen, "out of memory allocating the optimizer's moments");
+        return SN_OK;
+    }
     const int64_t C = m->space.n_classes;
     t->acts = sn_acts_create(&m->space, max_batch);
     t->teacher = sn_alloc((size_t)(max_batch * C) * sizeof(float));
@@ -80,6 +85,45 @@ int sn_train_members(const sn_trainer *t, int64_t step, sn_subnet *nets, const c
     return k;
 }
 
+float sn_member_loss(const sn_train_opts *o, int k, int n, float *dlogits, float *teacher,
+                     const float *logits, const int32_t *labels, int64_t rows, int64_t C,
+                     float scale)
+{
+    const bool distill = o->distill && n > 1;
+    float loss = k > 0 && distill
+                     ? sn_xent_soft(dlogits, logits, teacher, rows, C, scale)
+                     : sn_xent_hard(dlogits, NULL, logits, labels, rows, C, o->label_smoothing,
+                                    scale);
+    /* The teacher's probabilities are a constant for the students (no
+     * gradient flows into them). */
+    if (k == 0 && distill) sn_softmax(teacher, logits, rows, C, 1.0f);
+    return loss;
+}
+
+int sn_step_check(const sn_step_stats *st, int64_t step, char *err, size_t errlen)
+{
+    for (int k = 0; k < st->n_members; k++) {
+        if (isfinite(st->loss[k])) continue;
+        char name[SN_SUBNET_STRLEN];
+        sn_subnet_format(&st->net[k], name, sizeof name);
+        return sn_errf(err, errlen, "step %lld: loss of sub-network %s (%s) is %s",
+                       (long long)step, name, st->role[k],
+                       isnan(st->loss[k]) ? "NaN" : "infinite");
+    }
+    if (!isfinite(st->grad_norm))
+        return sn_errf(err, errlen, "step %lld: gradient norm is not finite", (long long)step);
+    return SN_OK;
+}
+
+void sn_step_apply(sn_trainer *t, sn_step_stats *st, int t_lo, int t_hi)
+{
+    float scale = 1.0f;
+    if (t->o.clip > 0.0f && st->grad_norm > t->o.clip) scale = (float)(t->o.clip / st->grad_norm);
+    st->lr = sn_lr_at(&t->o.adamw, t->step);
+    sn_adamw_update_tensors(t->o.threads, &t->opt, t->model, st->lr, scale, t_lo, t_hi);
+    t->step++;
+}
+
 int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int64_t b,
                   sn_step_stats *st, char *err, size_t errlen)
 {
@@ -94,48 +138,29 @@ int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int
     sn_model_zero_grad(m);
     for (int k = 0; k < st->n_members; k++) {
         const float *logits = sn_model_forward(nt, m, t->acts, &st->net[k], tokens, b);
-        float loss;
-        if (k > 0 && t->o.distill)
-            loss = sn_xent_soft(t->dlogits, logits, t->teacher, b, C, 1.0f);
-        else
-            loss = sn_xent_hard(t->dlogits, NULL, logits, labels, b, C,
-                                t->o.label_smoothing, 1.0f);
-        st->loss[k] = loss;
-        if (!isfinite(loss)) {
-            char name[SN_SUBNET_STRLEN];
-            sn_subnet_format(&st->net[k], name, sizeof name);
-            return sn_errf(err, errlen, "step %lld: loss of sub-network %s (%s) is %s",
-                           (long long)t->step, name, st->role[k],
-                           isnan(loss) ? "NaN" : "infinite");
-        }
-        /* The teacher's probabilities are taken before its backward; they
-         * are a constant for the students (no gradient flows into them). */
-        if (k == 0 && t->o.distill && st->n_members > 1)
-            sn_softmax(t->teacher, logits, b, C, 1.0f);
+        st->loss[k] = sn_member_loss(&t->o, k, st->n_members, t->dlogits, t->teacher, logits,
+                                     labels, b, C, 1.0f);
+        if (!isfinite(st->loss[k])) break;
         sn_model_backward(nt, m, t->acts, t->dlogits);
     }
-
     st->grad_norm = sn_grad_norm(nt, m);
-    if (!isfinite(st->grad_norm))
-        return sn_errf(err, errlen, "step %lld: gradient norm is not finite",
-                       (long long)t->step);
-    float scale = 1.0f;
-    if (t->o.clip > 0.0f && st->grad_norm > t->o.clip) scale = (float)(t->o.clip / st->grad_norm);
-    st->lr = sn_lr_at(&t->o.adamw, t->step);
-    sn_adamw_update(nt, &t->opt, m, st->lr, scale);
-    t->step++;
+    if (sn_step_check(st, t->step, err, errlen) != SN_OK) return SN_ERR;
+    sn_step_apply(t, st, 0, m->n_tensors);
     st->flops = sn_gemm_flops() - flops0;
     return SN_OK;
 }
 
 const float *sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_subnet *n,
-                   const float *tokens, const int32_t *labels, int64_t b,
-                   double *loss_sum, int64_t *correct)
+                           const void *input, const int32_t *labels, int64_t b,
+                           double *loss_sum, int64_t *correct)
 {
-    const float *logits = sn_model_forward(nt, m, a, n, tokens, b);
+    sn_shard sh;
+    sn_shard_full(&m->space, &sh);
+    const float *logits = sn_model_forward_shard(nt, m, a, &sh, n, input, b);
+    const int64_t rows = m->space.task == SN_TASK_LM ? b * m->space.n_tokens : b;
     int64_t ok = 0;
-    float loss = sn_xent_hard(NULL, &ok, logits, labels, b, m->space.n_classes, 0.0f, 1.0f);
-    *loss_sum += (double)loss * (double)b;
+    float loss = sn_xent_hard(NULL, &ok, logits, labels, rows, m->space.n_classes, 0.0f, 1.0f);
+    *loss_sum += (double)loss * (double)rows;
     *correct += ok;
     return logits;
 }

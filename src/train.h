@@ -63,6 +63,7 @@ typedef struct sn_trainer {
     float *dlogits;         /* (max_batch, C) */
 } sn_trainer;
 
+/* max_batch 0: no workspace for sn_train_step (mpi/pipeline has its own). */
 int sn_trainer_init(sn_trainer *t, sn_model *m, int64_t max_batch,
                     const sn_train_opts *o, char *err, size_t errlen);
 void sn_trainer_free(sn_trainer *t);
@@ -77,12 +78,32 @@ int sn_train_members(const sn_trainer *t, int64_t step, sn_subnet *nets, const c
 int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int64_t b,
                   sn_step_stats *st, char *err, size_t errlen);
 
+/* The pieces of a step that every layout shares (mpi/pipeline runs the
+ * same step split over ranks):
+ *
+ * sn_member_loss: the loss of member k (of n) over rows of logits (rows, C)
+ * — against the teacher's probabilities when k > 0 and distilling, else
+ * against labels with label smoothing — returned as the mean over the
+ * rows; dlogits receives scale * its gradient.  Member 0 writes its
+ * probabilities into teacher (rows, C) when distilling. */
+float sn_member_loss(const sn_train_opts *o, int k, int n, float *dlogits, float *teacher,
+                     const float *logits, const int32_t *labels, int64_t rows, int64_t C,
+                     float scale);
+/* SN_OK if every member's loss and the gradient norm are finite; else
+ * SN_ERR naming the step and the first non-finite member. */
+int sn_step_check(const sn_step_stats *st, int64_t step, char *err, size_t errlen);
+/* Clips by st->grad_norm, sets st->lr and applies AdamW to tensors
+ * [t_lo, t_hi); advances t->step. */
+void sn_step_apply(sn_trainer *t, sn_step_stats *st, int t_lo, int t_hi);
+
 /* Adds the summed cross-entropy (no smoothing) and the number of correct
- * predictions of sub-network n on one batch to *loss_sum and *correct;
- * returns the batch's logits (b, C), owned by a, valid until its next
- * forward. */
+ * predictions of sub-network n on one batch of b sequences to *loss_sum
+ * and *correct: one prediction per sequence (image task; input (b, T, P)
+ * floats, labels (b)) or per token (language model; input (b, T) byte ids,
+ * labels (b, T) next bytes).  Returns the batch's logits, owned by a,
+ * valid until its next forward. */
 const float *sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_subnet *n,
-                   const float *tokens, const int32_t *labels, int64_t b,
-                   double *loss_sum, int64_t *correct);
+                           const void *input, const int32_t *labels, int64_t b,
+                           double *loss_sum, int64_t *correct);
 
 #endif

@@ -1,0 +1,268 @@
+#include "mpi/pipeline.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "mpi/check.h"
+#include "src/seq.h"
+#include "src/tensor.h"
+#include "src/util.h"
+
+enum { TAG_ACT = 0, TAG_GRAD = 1 };
+
+static int tag_of(int kind, int micro) { return 2 * micro + kind; }
+
+/* sn_shard.seq_sum: the pooled sums of a sequence group */
+static void seq_sum(void *ctx, float *buf, int64_t n)
+{
+    const sn_dist *d = ctx;
+    SN_CHECK(n <= INT32_MAX);
+    SN_MPI(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, d->g->seq));
+}
+
+static void grads_done(void *ctx, size_t offset)
+{
+    sn_dist *d = ctx;
+    sn_reduce_grads_done(&d->red, offset);
+}
+
+int sn_dist_init(sn_dist *d, const sn_grid *g, sn_trainer *t, const sn_dist_opts *o,
+                 char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    d->g = g;
+    d->t = t;
+    const sn_model *m = t->model;
+    const sn_space *s = &m->space;
+    const bool lm = s->task == SN_TASK_LM;
+    const int P = g->l.pp, S = g->l.sp;
+    const int64_t T = s->n_tokens, tl = T / S;
+    SN_CHECK(o->batch % ((int64_t)g->l.dp * o->micro) == 0 && T % S == 0);
+
+    sn_shard *sh = &d->sh;
+    sn_layout_stage_blocks(sn_space_max_blocks(s), P, g->p, &sh->block_lo, &sh->block_hi);
+    sh->first = g->p == 0;
+    sh->last = g->p == P - 1;
+    sh->tl = tl;
+    sh->seq_rank = g->s;
+    sh->seq_size = S;
+    sh->seq_sum = seq_sum;
+    sh->grads_done = grads_done;
+    sh->ctx = d;
+    d->pos = sn_alloc((size_t)tl * sizeof(int32_t));
+    if (!d->pos) return sn_errf(err, errlen, "out of memory");
+    const sn_seq_layout layout = lm ? SN_SEQ_ZIGZAG : SN_SEQ_CONTIGUOUS;
+    sn_seq_positions(layout, T, S, g->s, d->pos);
+    sh->pos = d->pos;
+    if (S > 1) {
+        d->ring = sn_ring_create(g->seq, o->ring, layout);
+        sh->attn = d->ring;
+    }
+
+    d->micro = o->micro;
+    d->b_local = o->batch / g->l.dp;
+    d->mb = d->b_local / o->micro;
+    d->rows_mb = lm ? d->mb * tl : d->mb;
+    d->rows_global = lm ? o->batch * T : o->batch;
+    d->n_slots = P - g->p < o->micro ? P - g->p : o->micro;
+    SN_CHECK(d->n_slots <= SN_PIPE_MAX_SLOTS);
+    const int64_t E = s->embed[s->n_embed - 1], C = s->n_classes;
+    bool ok = true;
+    for (int i = 0; i < d->n_slots; i++) {
+        d->acts[i] = sn_acts_create_shard(s, sh, d->mb);
+        ok = ok && d->acts[i];
+        d->send_req[i][0] = d->send_req[i][1] = MPI_REQUEST_NULL;
+    }
+    d->grad_in = sn_alloc((size_t)(d->mb * tl * E) * sizeof(float));
+    d->teacher = sn_alloc((size_t)(d->rows_mb * o->micro * C) * sizeof(float));
+    d->dlogits = sn_alloc((size_t)(d->rows_mb * C) * sizeof(float));
+    if (!ok || !d->grad_in || !d->teacher || !d->dlogits) {
+        sn_dist_free(d);
+        return sn_errf(err, errlen, "out of memory allocating the pipeline's workspaces "
+                                    "(%d micro-batches of %lld sequences in flight)",
+                       P - g->p, (long long)d->mb);
+    }
+    sn_shard_params(m, sh, &d->t_lo, &d->t_hi, &d->p_lo, &d->p_hi);
+    sn_reduce_init(&d->red, g->replica, m->grads, d->p_lo, d->p_hi, o->bucket_bytes);
+    return SN_OK;
+}
+
+void sn_dist_free(sn_dist *d)
+{
+    for (int i = 0; i < d->n_slots; i++) sn_acts_destroy(d->acts[i]);
+    sn_ring_destroy(d->ring);
+    sn_free(d->pos);
+    sn_free(d->grad_in);
+    sn_free(d->teacher);
+    sn_free(d->dlogits);
+    memset(d, 0, sizeof *d);
+}
+
+/* One member's pass over the micro-batches; adds its weighted loss on the
+ * last stage to *loss_sum. */
+typedef struct member_run {
+    sn_dist *d;
+    const sn_subnet *net;
+    int k, n;                   /* member k of n */
+    const void *input;
+    const int32_t *labels;
+    double loss_sum;
+} member_run;
+
+static void wait_slot(sn_dist *d, int slot)
+{
+    double t0 = MPI_Wtime();
+    SN_MPI(MPI_Waitall(2, d->send_req[slot], MPI_STATUSES_IGNORE));
+    d->c.p2p_wait_s += MPI_Wtime() - t0;
+}
+
+static void recv_from(sn_dist *d, float *buf, int64_t n, int peer, int tag)
+{
+    SN_CHECK(n <= INT32_MAX);
+    double t0 = MPI_Wtime();
+    SN_MPI(MPI_Recv(buf, (int)n, MPI_FLOAT, peer, tag, d->g->pipe, MPI_STATUS_IGNORE));
+    d->c.p2p_wait_s += MPI_Wtime() - t0;
+}
+
+static void send_to(sn_dist *d, const float *buf, int64_t n, int peer, int tag, MPI_Request *r)
+{
+    SN_CHECK(n <= INT32_MAX);
+    SN_MPI(MPI_Isend(buf, (int)n, MPI_FLOAT, peer, tag, d->g->pipe, r));
+    d->c.p2p_bytes += (uint64_t)n * sizeof(float);
+}
+
+static void forward(member_run *r, int j)
+{
+    sn_dist *d = r->d;
+    sn_trainer *t = d->t;
+    const sn_space *s = &t->model->space;
+    const bool lm = s->task == SN_TASK_LM;
+    const int64_t C = s->n_classes, tl = d->sh.tl, act = d->mb * tl * r->net->embed;
+    const int slot = j % d->n_slots;
+    wait_slot(d, slot);
+    sn_acts *a = d->acts[slot];
+    const void *in;
+    if (d->sh.first) {
+        in = lm ? (const void *)((const int32_t *)r->input + j * d->mb * tl)
+                : (const void *)((const float *)r->input + j * d->mb * tl * s->token_dim);
+    } else {
+        recv_from(d, sn_acts_input(a), act, d->g->prev, tag_of(TAG_ACT, j));
+        in = sn_acts_input(a);
+    }
+    const float *out = sn_model_forward_shard(t->o.threads, t->model, a, &d->sh, r->net, in,
+                                              d->mb);
+    if (!d->sh.last) {
+        send_to(d, out, act, d->g->next, tag_of(TAG_ACT, j), &d->send_req[slot][0]);
+        return;
+    }
+    const float scale = (float)d->rows_mb / (float)d->rows_global;
+    const float loss = sn_member_loss(&t->o, r->k, r->n, d->dlogits,
+                                      d->teacher + j * d->rows_mb * C, out,
+                                      r->labels + j * d->rows_mb, d->rows_mb, C, scale);
+    /* on the image task every rank of a sequence group has the same loss */
+    if (lm || d->g->s == 0) r->loss_sum += (double)loss * (double)d->rows_mb;
+}
+
+static void backward(member_run *r, int j)
+{
+    sn_dist *d = r->d;
+    sn_trainer *t = d->t;
+    const int64_t act = d->mb * d->sh.tl * r->net->embed;
+    const int slot = j % d->n_slots;
+    const float *dout = d->dlogits;
+    if (!d->sh.last) {
+        recv_from(d, d->grad_in, act, d->g->next, tag_of(TAG_GRAD, j));
+        dout = d->grad_in;
+    }
+    if (r->k == r->n - 1 && j == d->micro - 1) sn_reduce_arm(&d->red);
+    const float *dx = sn_model_backward_shard(t->o.threads, t->model, d->acts[slot], &d->sh,
+                                              dout);
+    if (!d->sh.first)
+        send_to(d, dx, act, d->g->prev, tag_of(TAG_GRAD, j), &d->send_req[slot][1]);
+}
+
+/* The 1F1B schedule of one member on this stage. */
+static void run_member(member_run *r)
+{
+    sn_dist *d = r->d;
+    const int P = d->g->l.pp, M = d->micro;
+    int warm = P - d->g->p - 1;
+    if (warm > M) warm = M;
+    int f = 0, b = 0;
+    while (f < warm) forward(r, f++);
+    while (f < M) {
+        forward(r, f++);
+        backward(r, b++);
+    }
+    while (b < M) backward(r, b++);
+    for (int i = 0; i < d->n_slots; i++) wait_slot(d, i);
+}
+
+int sn_dist_step(sn_dist *d, const void *input, const int32_t *labels, sn_step_stats *st,
+                 char *err, size_t errlen)
+{
+    sn_trainer *t = d->t;
+    sn_model *m = t->model;
+    const double t0 = MPI_Wtime();
+    const uint64_t flops0 = sn_gemm_flops();
+    memset(st, 0, sizeof *st);
+    st->n_members = sn_train_members(t, t->step, st->net, st->role);
+    memset(m->grads + d->p_lo, 0, (d->p_hi - d->p_lo) * sizeof(float));
+
+    /* [losses of the members..., GEMM FLOPs, squared gradient norm] */
+    double sums[SN_MAX_MEMBERS + 2] = {0};
+    for (int k = 0; k < st->n_members; k++) {
+        member_run r = {.d = d, .net = &st->net[k], .k = k, .n = st->n_members,
+                        .input = input, .labels = labels};
+        run_member(&r);
+        sums[k] = r.loss_sum;
+    }
+    const double tr = MPI_Wtime();
+    sn_reduce_finish(&d->red);
+    d->c.reduce_wait_s += MPI_Wtime() - tr;
+    const int n = st->n_members;
+    sums[n] = (double)(sn_gemm_flops() - flops0);
+    /* each stage's norm counted once: by its data rank 0, sequence rank 0 */
+    if (d->g->d == 0 && d->g->s == 0) sums[n + 1] = sn_grad_sumsq(t->o.threads, m, d->p_lo, d->p_hi);
+    SN_MPI(MPI_Allreduce(MPI_IN_PLACE, sums, n + 2, MPI_DOUBLE, MPI_SUM, d->g->world));
+    for (int k = 0; k < n; k++) st->loss[k] = (float)(sums[k] / (double)d->rows_global);
+    st->flops = (uint64_t)sums[n];
+    st->grad_norm = sqrt(sums[n + 1]);
+    if (sn_step_check(st, t->step, err, errlen) != SN_OK) return SN_ERR;
+    sn_step_apply(t, st, d->t_lo, d->t_hi);
+    d->c.reduce_bytes = d->red.bytes;
+    d->c.step_s += MPI_Wtime() - t0;
+    return SN_OK;
+}
+
+/* Tensors [t_lo, t_hi) and float offsets [lo, hi) of stage p. */
+static void stage_params(const sn_dist *d, int p, int *t_lo, int *t_hi, size_t *lo, size_t *hi)
+{
+    const sn_model *m = d->t->model;
+    const int P = d->g->l.pp;
+    sn_shard sh = {.first = p == 0, .last = p == P - 1};
+    sn_layout_stage_blocks(sn_space_max_blocks(&m->space), P, p, &sh.block_lo, &sh.block_hi);
+    sn_shard_params(m, &sh, t_lo, t_hi, lo, hi);
+}
+
+void sn_dist_owners(const sn_dist *d, int *owner)
+{
+    for (int p = 0; p < d->g->l.pp; p++) {
+        int t_lo, t_hi;
+        size_t lo, hi;
+        stage_params(d, p, &t_lo, &t_hi, &lo, &hi);
+        for (int i = t_lo; i < t_hi; i++) owner[i] = sn_layout_rank(&d->g->l, 0, p, 0);
+    }
+}
+
+void sn_dist_sync_weights(sn_dist *d)
+{
+    float *w = d->t->model->params;
+    for (int p = 0; p < d->g->l.pp; p++) {
+        int t_lo, t_hi;
+        size_t lo, hi;
+        stage_params(d, p, &t_lo, &t_hi, &lo, &hi);
+        SN_CHECK(hi - lo <= INT32_MAX);
+        SN_MPI(MPI_Bcast(w + lo, (int)(hi - lo), MPI_FLOAT, p, d->g->pipe));
+    }
+}
