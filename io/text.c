@@ -261,13 +261,14 @@ void sn_text_train_starts(const sn_text *text, uint64_t seed, int64_t step, int6
 void sn_text_batch(const sn_text *text, const int64_t *starts, int64_t b, int64_t T,
                    const int32_t *pos, int64_t tl, int32_t *ids, int32_t *labels)
 {
-    for (int64_t j = 0; j < tl; j++) SN_CHECK(pos[j] >= 0 && pos[j] < T);
+    for (int64_t j = 0; j < tl; j++) SN_CHECK(pos ? pos[j] >= 0 && pos[j] < T : tl <= T);
     for (int64_t i = 0; i < b; i++) {
         SN_CHECK(starts[i] >= 0 && starts[i] + T < text->n);
         const uint8_t *w = text->bytes + starts[i];
         for (int64_t j = 0; j < tl; j++) {
-            ids[i * tl + j] = w[pos[j]];
-            labels[i * tl + j] = w[pos[j] + 1];
+            const int64_t at = pos ? pos[j] : j;
+            ids[i * tl + j] = w[at];
+            labels[i * tl + j] = w[at + 1];
         }
     }
 }

@@ -59,7 +59,7 @@ void sn_text_train_starts(const sn_text *text, uint64_t seed, int64_t step, int6
 
 /* For the b windows starts (b) of T tokens, writes the tl positions pos
  * (tl) of each (a rank of a sequence group holds only its positions:
- * sn_seq_positions in src/seq.h; all T positions 0..T-1 otherwise):
+ * sn_seq_positions in src/seq.h; pos NULL: positions 0..tl-1):
  *   ids (b, tl)    ids[i][j]    = bytes[starts[i] + pos[j]]
  *   labels (b, tl) labels[i][j] = bytes[starts[i] + pos[j] + 1]
  * Every window must lie in the text, 0 <= pos[j] < T. */

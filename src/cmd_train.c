@@ -315,7 +315,8 @@ static int setup_layout(train_ctx *c, char *err, size_t errlen)
         snprintf(what, sizeof what, "%d tokens per image with --patch %lld", c->space.n_tokens,
                  (long long)a->patch);
     if (sn_layout_resolve(&c->layout, c->mpi->size, sn_space_max_blocks(&c->space),
-                          c->space.n_tokens, c->lm, a->batch, a->micro, what, err,
+                          c->space.n_tokens, c->lm ? SN_SEQ_ZIGZAG : SN_SEQ_CONTIGUOUS,
+                          a->batch, a->micro, what, err,
                           errlen) != SN_OK)
         return SN_ERR;
     if (sn_grid_create(sn_mpi_world(), &c->layout, &c->grid, err, errlen) != SN_OK)
