@@ -30,10 +30,15 @@ int sn_layout_resolve(sn_layout *l, int world, int n_blocks, int64_t seq_len,
     if (seq_len < 1)
         return sn_errf(err, errlen, "sequence length %lld (%s): must be at least 1",
                        (long long)seq_len, seq_what);
-    if (batch < 1) return sn_errf(err, errlen, "--batch %lld: must be at least 1", (long long)batch);
+    if (batch < 1) return sn_errf(err, errlen, "--batch-size %lld: must be at least 1", (long long)batch);
     if (micro < 1)
         return sn_errf(err, errlen, "--micro-batches %lld: must be at least 1", (long long)micro);
 
+    if (l->pp > n_blocks)
+        return sn_errf(err, errlen,
+                       "--pp %d pipeline stages for a supernet of %d blocks: at most %d "
+                       "pipeline stages (every stage needs a block)",
+                       l->pp, n_blocks, n_blocks);
     const int64_t group = (int64_t)l->pp * l->sp;   /* ranks of one data replica */
     if (world % group != 0) {
         nearest_multiples(near, sizeof near, world, group);
@@ -50,11 +55,6 @@ int sn_layout_resolve(sn_layout *l, int world, int n_blocks, int64_t seq_len,
                        "--dp %lld (or leave --dp out), or run %lld ranks",
                        dp, l->pp, l->sp, (long long)(dp * group), world,
                        (long long)(world / group), (long long)(dp * group));
-    if (l->pp > n_blocks)
-        return sn_errf(err, errlen,
-                       "--pp %d pipeline stages for a supernet of %d blocks: at most %d "
-                       "pipeline stages (every stage needs a block)",
-                       l->pp, n_blocks, n_blocks);
 
     /* With one rank the zigzag layout is the identity (src/seq.h). */
     if (seq_layout == SN_SEQ_ZIGZAG && l->sp > 1) {
@@ -79,8 +79,8 @@ int sn_layout_resolve(sn_layout *l, int world, int n_blocks, int64_t seq_len,
     if (batch % parts != 0) {
         nearest_multiples(near, sizeof near, batch, parts);
         return sn_errf(err, errlen,
-                       "--batch %lld does not split over %d data ranks x --micro-batches %lld "
-                       "(%lld equal micro-batches): use --batch %s",
+                       "--batch-size %lld does not split over %d data ranks x --micro-batches "
+                       "%lld (%lld equal micro-batches): use --batch-size %s",
                        (long long)batch, dp, (long long)micro, (long long)parts, near);
     }
     l->dp = dp;

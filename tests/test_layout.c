@@ -73,7 +73,7 @@ static void test_resolve_sizes(void **state)
             "0 to use every rank", NULL);
     refuses(ok, 4, 4, 0, SN_SEQ_CONTIGUOUS, 8, 1, "--seq-len", "sequence length 0 (--seq-len)",
             NULL);
-    refuses(ok, 4, 4, 16, SN_SEQ_CONTIGUOUS, 0, 1, "x", "--batch 0", NULL);
+    refuses(ok, 4, 4, 16, SN_SEQ_CONTIGUOUS, 0, 1, "x", "--batch-size 0", NULL);
     refuses(ok, 4, 4, 16, SN_SEQ_CONTIGUOUS, 8, 0, "x", "--micro-batches 0", "at least 1", NULL);
 }
 
@@ -129,9 +129,9 @@ static void test_resolve_batch(void **state)
 {
     (void)state;
     /* 2 data ranks x 4 micro-batches = 8 parts: 30 -> 24 or 32. */
-    refuses((sn_layout){0, 2, 1}, 4, 4, 16, SN_SEQ_CONTIGUOUS, 30, 4, "x", "--batch 30",
-            "2 data ranks x --micro-batches 4", "8 equal micro-batches", "--batch 24 or 32", NULL);
-    refuses((sn_layout){4, 1, 1}, 4, 4, 16, SN_SEQ_CONTIGUOUS, 3, 1, "x", "--batch 4", NULL);
+    refuses((sn_layout){0, 2, 1}, 4, 4, 16, SN_SEQ_CONTIGUOUS, 30, 4, "x", "--batch-size 30",
+            "2 data ranks x --micro-batches 4", "8 equal micro-batches", "--batch-size 24 or 32", NULL);
+    refuses((sn_layout){4, 1, 1}, 4, 4, 16, SN_SEQ_CONTIGUOUS, 3, 1, "x", "--batch-size 4", NULL);
 }
 
 static void test_coords(void **state)

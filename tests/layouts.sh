@@ -1,0 +1,117 @@
+#!/bin/sh
+# Every rank layout trains what one rank trains.
+#
+# For the image task and the language model, K steps of the sandwich rule
+# with in-place distillation run on one rank (one micro-batch), then on
+# D2, P2, S2, P2xS2, D2xP2, D2xS2 and D2xP2xS2 (2, 4 and 8 ranks under
+# mpirun --oversubscribe, some with 2 micro-batches, the sequence layouts
+# with both ring variants).  Each run's per-step losses (metrics.jsonl) and
+# final weights (its checkpoint, read with h5py) must equal the one-rank
+# run's within the tolerance layouts_compare.py states.  Then: a P2xS2
+# checkpoint resumes on 1 rank and on D2 and continues the same training;
+# and every refused layout ends every rank with one line and a non-zero
+# exit status (no hang).
+#   usage: layouts.sh SUPERNEST PYTHON3 [image|lm]
+set -u
+sn=$1 py=$2 only=${3:-}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
+"$py" -c 'import h5py, numpy' 2>/dev/null || { echo "SKIP: h5py/numpy missing"; exit 77; }
+
+space="--embed-choices 32,64 --heads-choices 1,2 --head-dim 16 --mlp-choices 64,128
+       --depths 2,2 --min-depths 1,1"
+common="--steps 4 --log-every 1 --report-random 0 --threads 1 --checkpoint-every 0 --quiet $space"
+image="--task image --patch 7 --batch-size 16 --train-subset 512 --val-size 200"
+lm="--task lm --seq-len 64 --batch-size 8"
+
+failed=0
+run() { # name ranks args...
+    name=$1 np=$2
+    shift 2
+    if ! timeout 120 mpirun --oversubscribe -np "$np" "$sn" train $common --run-dir "$tmp/$name" \
+            "$@" >"$tmp/$name.out" 2>&1; then
+        echo "FAIL $name: exit status $?"
+        tail -5 "$tmp/$name.out"
+        failed=1
+        return 1
+    fi
+}
+
+for task in image lm; do
+    [ -n "$only" ] && [ "$only" != "$task" ] && continue
+    eval targs=\$$task
+    run "$task-1" 1 $targs || continue
+    for layout in "2 --dp 2" "2 --pp 2 --micro-batches 2" "2 --sp 2" "2 --sp 2 --ring token" \
+                  "4 --pp 2 --sp 2" "4 --pp 2 --sp 2 --ring token --micro-batches 2" \
+                  "4 --dp 2 --pp 2" "4 --dp 2 --sp 2 --ring token" \
+                  "8 --dp 2 --pp 2 --sp 2 --micro-batches 2" "8 --dp 2 --pp 2 --sp 2 --ring token"; do
+        set -- $layout
+        np=$1
+        shift
+        name="$task-$np$(echo "$*" | tr -d ' -')"
+        run "$name" "$np" $targs "$@" || continue
+        if "$py" "$here/layouts_compare.py" "$tmp/$task-1" "$tmp/$name"; then
+            echo "ok   $task $np ranks $*"
+        else
+            echo "FAIL $task $np ranks $*: differs from one rank"
+            failed=1
+        fi
+    done
+done
+# the comparison can fail: a learning rate 1% off is caught
+if [ -z "$only" ] || [ "$only" = image ]; then
+    if run image-lr 1 $image --lr 0.00101 &&
+        "$py" "$here/layouts_compare.py" "$tmp/image-1" "$tmp/image-lr" >/dev/null; then
+        echo "FAIL the comparison did not notice --lr 0.00101"
+        failed=1
+    fi
+
+    # reshard on load: P2xS2 stops after 2 steps; 1 rank and D2 resume
+    if run image-ps 4 $image --pp 2 --sp 2 --stop-after 2; then
+        cp -r "$tmp/image-ps" "$tmp/image-ps-d2"
+        for r in "image-ps 1" "image-ps-d2 2 --dp 2"; do
+            set -- $r
+            name=$1 np=$2
+            shift 2
+            if timeout 120 mpirun --oversubscribe -np "$np" "$sn" train $common $image \
+                    --run-dir "$tmp/$name" --resume "$@" >"$tmp/$name.resume" 2>&1 &&
+                "$py" "$here/layouts_compare.py" "$tmp/image-1" "$tmp/$name"; then
+                echo "ok   P2xS2 checkpoint resumed on $np rank(s) $*"
+            else
+                echo "FAIL P2xS2 checkpoint resumed on $np rank(s) $*"
+                tail -3 "$tmp/$name.resume"
+                failed=1
+            fi
+        done
+    fi
+fi
+
+# refused layouts: one line naming the problem, non-zero exit, no hang
+refuse() { # ranks expected-text args...
+    np=$1 want=$2
+    shift 2
+    timeout 60 mpirun --oversubscribe -np "$np" "$sn" train $common $image "$@" \
+        >"$tmp/refused.out" 2>"$tmp/refused.err"
+    rc=$?
+    lines=$(grep -c "^supernest train: " "$tmp/refused.err")
+    if [ $rc -eq 0 ] || [ $rc -eq 124 ] || [ "$lines" -ne 1 ] ||
+        ! grep -q -e "$want" "$tmp/refused.err"; then
+        echo "FAIL refused layout $np ranks $*: status $rc, $lines message lines:"
+        cat "$tmp/refused.err"
+        failed=1
+    else
+        echo "ok   refused $np ranks $*: $(grep '^supernest train: ' "$tmp/refused.err")"
+    fi
+}
+if [ -z "$only" ] || [ "$only" = image ]; then
+    refuse 3 "replicas of --pp 2" --pp 2
+    refuse 2 "at most 4 pipeline stages" --pp 5
+    refuse 4 "--dp 3" --dp 3
+    refuse 3 "not divisible by --sp 3" --sp 3
+    refuse 2 "does not split over 2 data ranks" --dp 2 --micro-batches 3
+    refuse 2 "not divisible by 2 x --sp 2" --sp 2 --task lm --seq-len 66 --batch-size 8
+fi
+exit $failed
