@@ -127,6 +127,88 @@ static void xfer_wait(ring *R, xfer *x)
     R->stats.wait_seconds += sn_now() - t0;
 }
 
+/* The exchanges in flight while a block is computed.  Open MPI moves a
+ * large (rendezvous) message only inside MPI calls, so the block is
+ * computed in pieces and these are tested between pieces. */
+typedef struct inflight {
+    xfer *x[2];
+    int n;
+} inflight;
+
+static inflight flying(xfer *a, xfer *b)
+{
+    inflight f = { { NULL, NULL }, 0 };
+    if (a) f.x[f.n++] = a;
+    if (b) f.x[f.n++] = b;
+    return f;
+}
+
+static void poke(inflight f)
+{
+    for (int i = 0; i < f.n; i++) {
+        int done = 0;
+        MPI_OK(MPI_Testall(2, f.x[i]->req, &done, MPI_STATUSES_IGNORE));
+    }
+}
+
+/* A view moved to sequence s (of t rows) and head h0. */
+static sn_heads at_in(sn_heads v, int64_t s, int64_t h0, int64_t t)
+{
+    return (sn_heads){ v.p + s * t * v.ld + h0 * v.hs, v.ld, v.hs };
+}
+
+static sn_heads_mut at_mut(sn_heads_mut v, int64_t s, int64_t h0, int64_t t)
+{
+    return (sn_heads_mut){ v.p + s * t * v.ld + h0 * v.hs, v.ld, v.hs };
+}
+
+/* sn_attn_block_forward (arguments as there), with nothing in flight in
+ * one call, else one call per sequence and group of nt heads, testing the
+ * exchanges f between calls. */
+static void block_forward(inflight f, int nt, sn_heads_mut o, float *lse, float *scratch,
+                          sn_heads q, const int32_t *qpos, int64_t tq,
+                          sn_heads k, sn_heads v, const int32_t *kpos, int64_t tk,
+                          int64_t b, int64_t h, int64_t d, bool causal)
+{
+    if (f.n == 0) {
+        sn_attn_block_forward(nt, o, lse, scratch, q, qpos, tq, k, v, kpos, tk, b, h, d, causal);
+        return;
+    }
+    for (int64_t s = 0; s < b; s++)
+        for (int64_t h0 = 0; h0 < h; h0 += nt) {
+            const int64_t hn = h - h0 < nt ? h - h0 : nt;
+            sn_attn_block_forward(nt, at_mut(o, s, h0, tq), lse + (s * h + h0) * tq, scratch,
+                                  at_in(q, s, h0, tq), qpos, tq,
+                                  at_in(k, s, h0, tk), at_in(v, s, h0, tk), kpos, tk,
+                                  1, hn, d, causal);
+            poke(f);
+        }
+}
+
+/* sn_attn_block_backward in pieces, as block_forward. */
+static void block_backward(inflight f, int nt, sn_heads_mut dq, sn_heads_mut dk, sn_heads_mut dv,
+                           float *scratch, sn_heads q, sn_heads g, const float *lse,
+                           const float *dsum, const int32_t *qpos, int64_t tq,
+                           sn_heads k, sn_heads v, const int32_t *kpos, int64_t tk,
+                           int64_t b, int64_t h, int64_t d, bool causal)
+{
+    if (f.n == 0) {
+        sn_attn_block_backward(nt, dq, dk, dv, scratch, q, g, lse, dsum, qpos, tq,
+                               k, v, kpos, tk, b, h, d, causal);
+        return;
+    }
+    for (int64_t s = 0; s < b; s++)
+        for (int64_t h0 = 0; h0 < h; h0 += nt) {
+            const int64_t hn = h - h0 < nt ? h - h0 : nt, l0 = (s * h + h0) * tq;
+            sn_attn_block_backward(nt, at_mut(dq, s, h0, tq), at_mut(dk, s, h0, tk),
+                                   at_mut(dv, s, h0, tk), scratch,
+                                   at_in(q, s, h0, tq), at_in(g, s, h0, tq), lse + l0, dsum + l0,
+                                   qpos, tq, at_in(k, s, h0, tk), at_in(v, s, h0, tk), kpos, tk,
+                                   1, hn, d, causal);
+            poke(f);
+        }
+}
+
 /* ----------------------------------------------------- views of buffers */
 
 /* Views of a qkv-shaped buffer (row stride ld, head stride 3d). */
@@ -183,13 +265,14 @@ static void plain_forward(ring *R, int nt, float *out, int64_t ldo, float *lse,
         if (j + 1 < S) xfer_start(R, &x, cur, mod(r + 1, S), B.kv[(j + 1) % 2], mod(r - 1, S), nkv, TAG_KV);
         t0 = tic();
         if (j == 0) {
-            sn_attn_block_forward(nt, o, lse, B.scratch, q, qpos, tl,
-                                  qkv_k(qkv, ldqkv, d), qkv_v(qkv, ldqkv, d), qpos, tl,
-                                  b, h, d, causal);
+            block_forward(flying(j + 1 < S ? &x : NULL, NULL), nt, o, lse, B.scratch, q, qpos, tl,
+                          qkv_k(qkv, ldqkv, d), qkv_v(qkv, ldqkv, d), qpos, tl, b, h, d,
+                          causal);
         } else if (sn_attn_block_visible(qpos, tl, pos_of(R, owner), tl, causal)) {
-            sn_attn_block_forward(nt, mut_at(B.po, hd, d), B.plse, B.scratch, q, qpos, tl,
-                                  in_at(cur, 2 * hd, 2 * d), in_at(cur + d, 2 * hd, 2 * d),
-                                  pos_of(R, owner), tl, b, h, d, causal);
+            block_forward(flying(j + 1 < S ? &x : NULL, NULL), nt, mut_at(B.po, hd, d), B.plse,
+                          B.scratch, q, qpos, tl, in_at(cur, 2 * hd, 2 * d),
+                          in_at(cur + d, 2 * hd, 2 * d), pos_of(R, owner), tl, b, h, d,
+                          causal);
             sn_attn_block_merge(nt, o, lse, in_at(B.po, hd, d), B.plse, b, tl, h, d);
         }
         toc(R, t0);
@@ -253,11 +336,11 @@ static void plain_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
         if (j + 1 < S) xfer_start(R, &xk, cur, next, B.kv[(j + 1) % 2], prev, nkv, TAG_KV);
         t0 = tic();
         if (j == 0) {
-            sn_attn_block_backward(nt, dq, mut_at(dqkv + d, lddqkv, 3 * d),
-                                   mut_at(dqkv + 2 * d, lddqkv, 3 * d), B.scratch,
-                                   q, g, lse, B.dsum, qpos, tl,
-                                   qkv_k(qkv, ldqkv, d), qkv_v(qkv, ldqkv, d), qpos, tl,
-                                   b, h, d, causal);
+            block_backward(flying(j + 1 < S ? &xk : NULL, NULL), nt, dq,
+                           mut_at(dqkv + d, lddqkv, 3 * d),
+                           mut_at(dqkv + 2 * d, lddqkv, 3 * d), B.scratch, q, g, lse,
+                           B.dsum, qpos, tl, qkv_k(qkv, ldqkv, d), qkv_v(qkv, ldqkv, d),
+                           qpos, tl, b, h, d, causal);
             toc(R, t0);
         } else {
             const bool vis = sn_attn_block_visible(qpos, tl, pos_of(R, owner), tl, causal);
@@ -267,11 +350,12 @@ static void plain_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
             float *dst = j == 1 ? acc : B.contrib;
             if (j == 1 || vis) memset(dst, 0, (size_t)nkv * sizeof *dst);
             if (vis)
-                sn_attn_block_backward(nt, dq, mut_at(dst, 2 * hd, 2 * d),
-                                       mut_at(dst + d, 2 * hd, 2 * d), B.scratch,
-                                       q, g, lse, B.dsum, qpos, tl,
-                                       in_at(cur, 2 * hd, 2 * d), in_at(cur + d, 2 * hd, 2 * d),
-                                       pos_of(R, owner), tl, b, h, d, causal);
+                block_backward(flying(j + 1 < S ? &xk : NULL, j >= 2 ? &xa : NULL), nt, dq,
+                               mut_at(dst, 2 * hd, 2 * d),
+                               mut_at(dst + d, 2 * hd, 2 * d), B.scratch, q, g, lse,
+                               B.dsum, qpos, tl, in_at(cur, 2 * hd, 2 * d),
+                               in_at(cur + d, 2 * hd, 2 * d), pos_of(R, owner), tl,
+                               b, h, d, causal);
             toc(R, t0);
             if (j >= 2) {
                 xfer_wait(R, &xa);
@@ -345,8 +429,9 @@ static void token_forward(ring *R, int nt, float *out, int64_t ldo, float *lse,
         if (j + 1 < S) xfer_start(R, &xq, cur, next, B.qb[(j + 1) % 2], prev, nq, TAG_Q);
         t0 = tic();
         if (j == 0) {
-            sn_attn_block_forward(nt, o, lse, B.scratch, qkv_q(qkv, ldqkv, d), kpos, tl,
-                                  k, v, kpos, tl, b, h, d, causal);
+            block_forward(flying(j + 1 < S ? &xq : NULL, NULL), nt, o, lse, B.scratch,
+                          qkv_q(qkv, ldqkv, d), kpos, tl, k, v, kpos, tl, b, h, d,
+                          causal);
             toc(R, t0);
         } else {
             const int qowner = mod(r - j, S), kowner = mod(r + j, S);
@@ -354,9 +439,10 @@ static void token_forward(ring *R, int nt, float *out, int64_t ldo, float *lse,
             recv_vis[j % 2] = sn_attn_block_visible(kpos, tl, pos_of(R, kowner), tl, causal);
             float *ps = B.ps[j % 2], *pr = B.pr[j % 2];
             if (send_vis)
-                sn_attn_block_forward(nt, mut_at(ps, hd, d), ps + nq, B.scratch,
-                                      in_at(cur, hd, d), pos_of(R, qowner), tl,
-                                      k, v, kpos, tl, b, h, d, causal);
+                block_forward(flying(j + 1 < S ? &xq : NULL, j >= 2 ? &xp[(j - 1) % 2] : NULL), nt,
+                              mut_at(ps, hd, d), ps + nq, B.scratch,
+                              in_at(cur, hd, d), pos_of(R, qowner), tl, k, v, kpos,
+                              tl, b, h, d, causal);
             toc(R, t0);
             xfer_start(R, &xp[j % 2], send_vis ? ps : NULL, qowner,
                        recv_vis[j % 2] ? pr : NULL, kowner, np, TAG_PART);
@@ -439,9 +525,9 @@ static void token_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
         if (j + 1 < S) xfer_start(R, &xb, cur, next, B.bb[(j + 1) % 2], prev, nb, TAG_QBUNDLE);
         t0 = tic();
         if (j == 0) {
-            sn_attn_block_backward(nt, dq, dk, dv, B.scratch, qkv_q(qkv, ldqkv, d),
-                                   in_at(dout, lddo, d), lse, own + 2 * nq + m, kpos, tl,
-                                   k, v, kpos, tl, b, h, d, causal);
+            block_backward(flying(j + 1 < S ? &xb : NULL, NULL), nt, dq, dk, dv, B.scratch,
+                           qkv_q(qkv, ldqkv, d), in_at(dout, lddo, d), lse,
+                           own + 2 * nq + m, kpos, tl, k, v, kpos, tl, b, h, d, causal);
             toc(R, t0);
         } else {
             const int qowner = mod(r - j, S), kowner = mod(r + j, S);
@@ -450,10 +536,12 @@ static void token_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
             float *dqs = B.dqs[j % 2];
             if (send_vis) {
                 memset(dqs, 0, (size_t)nq * sizeof *dqs);
-                sn_attn_block_backward(nt, mut_at(dqs, hd, d), dk, dv, B.scratch,
-                                       in_at(cur, 2 * hd, 2 * d), in_at(cur + d, 2 * hd, 2 * d),
-                                       cur + 2 * nq, cur + 2 * nq + m, pos_of(R, qowner), tl,
-                                       k, v, kpos, tl, b, h, d, causal);
+                block_backward(flying(j + 1 < S ? &xb : NULL, j >= 2 ? &xd[(j - 1) % 2] : NULL), nt,
+                               mut_at(dqs, hd, d), dk, dv, B.scratch,
+                               in_at(cur, 2 * hd, 2 * d),
+                               in_at(cur + d, 2 * hd, 2 * d), cur + 2 * nq,
+                               cur + 2 * nq + m, pos_of(R, qowner), tl, k, v, kpos,
+                               tl, b, h, d, causal);
             }
             toc(R, t0);
             xfer_start(R, &xd[j % 2], send_vis ? dqs : NULL, qowner,

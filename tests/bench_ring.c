@@ -94,7 +94,7 @@ int main(int argc, char **argv)
     if (sn_mpi_init(&argc, &argv, &info) != SN_OK) return 1;
     const int S = info.size, R = info.rank;
     const int64_t T = argc > 1 ? atoll(argv[1]) : 2048, b = 1, h = 4, d = 64;
-    const int nt = argc > 2 ? atoi(argv[2]) : 1, reps = argc > 3 ? atoi(argv[3]) : 3;
+    const int nt = argc > 2 ? atoi(argv[2]) : 1, reps = argc > 3 ? atoi(argv[3]) : 5;
     if (T <= 0 || T % (2 * S) != 0 || nt < 1 || reps < 1) {
         if (R == 0) fprintf(stderr, "usage: bench_ring [T (a multiple of 2S) [nt [reps]]]\n");
         sn_mpi_finalize();
@@ -159,7 +159,7 @@ int main(int argc, char **argv)
         hidden = fmax(hidden, 0.0);
         if (R == 0)
             printf("%-5s ring %.4f s  local %.4f s  ring/local %.3f  xfer alone %.4f s  "
-                   "hidden %.0f%%  (rank 0: wait %.4f s, compute %.4f s)\n"
+                   "hidden %.0f%%  (rank 0 per call: blocked in waits %.4f s, compute %.4f s)\n"
                    "      bytes/rank/fwd+bwd %.0f (formula %.0f), %.1f messages\n",
                    variants[vi] == SN_RING_PLAIN ? "plain" : "token", t_ring, t_local,
                    t_ring / t_local, t_xfer, 100.0 * hidden, wait, comp, (double)fb, want,
