@@ -23,6 +23,12 @@
  *   plain forward  2n(S-1)            plain backward 4n(S-1)
  *   token forward  n(S-1) + v(n+m)    token backward (2n+2m)(S-1) + v n
  *
+ * Forward keeps in save only the row log-sum-exp, (b*h, tl) floats (far
+ * less than the b*h*tl*tl seq.h reserves); backward reads it and
+ * recomputes the probabilities block by block.  Each block is computed
+ * in pieces of nt heads with the exchanges in flight tested in between,
+ * as Open MPI moves a large message only inside MPI calls.
+ *
  * The engine duplicates the communicator it is given, so its traffic
  * never meets the caller's.  It owns its buffers, grown to the largest
  * call seen; an allocation or MPI failure is a fatal internal error
