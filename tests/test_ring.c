@@ -250,6 +250,9 @@ int main(int argc, char **argv)
         /* Two layers through one engine, the model's order of calls. */
         bad += run_case(variants[v], SN_SEQ_ZIGZAG, true, 2, 2, 10, 2, 8);
         bad += run_case(variants[v], SN_SEQ_CONTIGUOUS, false, 2, 1, 10, 2, 8);
+        /* One token per zigzag chunk. */
+        bad += run_case(variants[v], SN_SEQ_ZIGZAG, true, 1, 1, 2, 1, 4);
+        bad += run_case(variants[v], SN_SEQ_CONTIGUOUS, true, 1, 3, 1, 2, 4);
         /* Blocks of several query tiles (SN_ATTN_QTILE rows each). */
         bad += run_case(variants[v], SN_SEQ_ZIGZAG, true, 1, 1, (300 / S + 1) / 2 * 2, 2, 16);
     }
