@@ -1,6 +1,8 @@
 #include "mpi/ring.h"
 
 #include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -127,6 +129,106 @@ static void xfer_wait(ring *R, xfer *x)
     R->stats.wait_seconds += sn_now() - t0;
 }
 
+/* The exchanges in flight while a block is computed.  Open MPI moves a
+ * large (rendezvous) message only inside MPI calls, so the block is
+ * computed in pieces and these are tested between pieces. */
+typedef struct inflight {
+    xfer *x[2];
+    int n;
+} inflight;
+
+static inflight flying(xfer *a, xfer *b)
+{
+    inflight f = { { NULL, NULL }, 0 };
+    if (a) f.x[f.n++] = a;
+    if (b) f.x[f.n++] = b;
+    return f;
+}
+
+static void poke(inflight f)
+{
+    for (int i = 0; i < f.n; i++) {
+        int done = 0;
+        MPI_OK(MPI_Testall(2, f.x[i]->req, &done, MPI_STATUSES_IGNORE));
+    }
+}
+
+/* A view moved to sequence s (of t rows) and head h0. */
+static sn_heads at_in(sn_heads v, int64_t s, int64_t h0, int64_t t)
+{
+    return (sn_heads){ v.p + s * t * v.ld + h0 * v.hs, v.ld, v.hs };
+}
+
+static sn_heads_mut at_mut(sn_heads_mut v, int64_t s, int64_t h0, int64_t t)
+{
+    return (sn_heads_mut){ v.p + s * t * v.ld + h0 * v.hs, v.ld, v.hs };
+}
+
+/* A block is computed in pieces, each one sequence and a group of nt
+ * heads (so that every piece keeps nt threads busy), numbered sequence by
+ * sequence; a span is the pieces [p0, p1). */
+typedef struct span {
+    int64_t p0, p1;
+} span;
+
+#define ALL_PIECES ((span){ 0, INT64_MAX })
+
+static int64_t pieces(int64_t b, int64_t h, int nt) { return b * ((h + nt - 1) / nt); }
+
+/* The own block is computed in two spans: the first while the first hop
+ * travels, the second while the last returns (its work depends on
+ * neither).  With one piece, all of it goes first. */
+static span first_half(int64_t np) { return (span){ 0, (np + 1) / 2 }; }
+static span second_half(int64_t np) { return (span){ (np + 1) / 2, np }; }
+
+/* sn_attn_block_forward (arguments as there) over the pieces of sp,
+ * testing the exchanges f after each piece; all pieces with nothing in
+ * flight is a single call. */
+static void block_forward(inflight f, span sp, int nt, sn_heads_mut o, float *lse, float *scratch,
+                          sn_heads q, const int32_t *qpos, int64_t tq,
+                          sn_heads k, sn_heads v, const int32_t *kpos, int64_t tk,
+                          int64_t b, int64_t h, int64_t d, bool causal)
+{
+    const int64_t np = pieces(b, h, nt), groups = np / b, p1 = sp.p1 < np ? sp.p1 : np;
+    if (f.n == 0 && sp.p0 == 0 && p1 == np) {
+        sn_attn_block_forward(nt, o, lse, scratch, q, qpos, tq, k, v, kpos, tk, b, h, d, causal);
+        return;
+    }
+    for (int64_t pi = sp.p0; pi < p1; pi++) {
+        const int64_t s = pi / groups, h0 = (pi % groups) * nt, hn = h - h0 < nt ? h - h0 : nt;
+        sn_attn_block_forward(nt, at_mut(o, s, h0, tq), lse + (s * h + h0) * tq, scratch,
+                              at_in(q, s, h0, tq), qpos, tq,
+                              at_in(k, s, h0, tk), at_in(v, s, h0, tk), kpos, tk,
+                              1, hn, d, causal);
+        poke(f);
+    }
+}
+
+/* sn_attn_block_backward over the pieces of sp, as block_forward. */
+static void block_backward(inflight f, span sp, int nt, sn_heads_mut dq, sn_heads_mut dk,
+                           sn_heads_mut dv, float *scratch, sn_heads q, sn_heads g,
+                           const float *lse, const float *dsum, const int32_t *qpos, int64_t tq,
+                           sn_heads k, sn_heads v, const int32_t *kpos, int64_t tk,
+                           int64_t b, int64_t h, int64_t d, bool causal)
+{
+    const int64_t np = pieces(b, h, nt), groups = np / b, p1 = sp.p1 < np ? sp.p1 : np;
+    if (f.n == 0 && sp.p0 == 0 && p1 == np) {
+        sn_attn_block_backward(nt, dq, dk, dv, scratch, q, g, lse, dsum, qpos, tq,
+                               k, v, kpos, tk, b, h, d, causal);
+        return;
+    }
+    for (int64_t pi = sp.p0; pi < p1; pi++) {
+        const int64_t s = pi / groups, h0 = (pi % groups) * nt, hn = h - h0 < nt ? h - h0 : nt;
+        const int64_t l0 = (s * h + h0) * tq;
+        sn_attn_block_backward(nt, at_mut(dq, s, h0, tq), at_mut(dk, s, h0, tk),
+                               at_mut(dv, s, h0, tk), scratch,
+                               at_in(q, s, h0, tq), at_in(g, s, h0, tq), lse + l0, dsum + l0,
+                               qpos, tq, at_in(k, s, h0, tk), at_in(v, s, h0, tk), kpos, tk,
+                               1, hn, d, causal);
+        poke(f);
+    }
+}
+
 /* ----------------------------------------------------- views of buffers */
 
 /* Views of a qkv-shaped buffer (row stride ld, head stride 3d). */
@@ -183,13 +285,14 @@ static void plain_forward(ring *R, int nt, float *out, int64_t ldo, float *lse,
         if (j + 1 < S) xfer_start(R, &x, cur, mod(r + 1, S), B.kv[(j + 1) % 2], mod(r - 1, S), nkv, TAG_KV);
         t0 = tic();
         if (j == 0) {
-            sn_attn_block_forward(nt, o, lse, B.scratch, q, qpos, tl,
-                                  qkv_k(qkv, ldqkv, d), qkv_v(qkv, ldqkv, d), qpos, tl,
-                                  b, h, d, causal);
+            block_forward(flying(j + 1 < S ? &x : NULL, NULL), ALL_PIECES, nt, o, lse, B.scratch,
+                          q, qpos, tl, qkv_k(qkv, ldqkv, d), qkv_v(qkv, ldqkv, d), qpos, tl,
+                          b, h, d, causal);
         } else if (sn_attn_block_visible(qpos, tl, pos_of(R, owner), tl, causal)) {
-            sn_attn_block_forward(nt, mut_at(B.po, hd, d), B.plse, B.scratch, q, qpos, tl,
-                                  in_at(cur, 2 * hd, 2 * d), in_at(cur + d, 2 * hd, 2 * d),
-                                  pos_of(R, owner), tl, b, h, d, causal);
+            block_forward(flying(j + 1 < S ? &x : NULL, NULL), ALL_PIECES, nt,
+                          mut_at(B.po, hd, d), B.plse, B.scratch, q, qpos, tl, in_at(cur, 2 * hd, 2 * d),
+                          in_at(cur + d, 2 * hd, 2 * d), pos_of(R, owner), tl, b, h, d,
+                          causal);
             sn_attn_block_merge(nt, o, lse, in_at(B.po, hd, d), B.plse, b, tl, h, d);
         }
         toc(R, t0);
@@ -220,18 +323,19 @@ static void plain_bwd_carve(carver *c, plain_bwd_bufs *B, int nt, int64_t b, int
 }
 
 /* Step j (0 <= j < S) computes the local queries against the block of
- * rank r - j.  The own block (j = 0) adds its dK/dV straight into dqkv.
- * The accumulator of the block of rank o starts at rank o + 1 (step 1),
- * picks up the contribution of every rank that holds the block in turn,
- * and after S - 1 hops, each sent once its holder has added to it, comes
- * home to o. */
+ * rank r - j.  The own block (j = 0) adds its dK/dV straight into dqkv;
+ * its first half is computed at step 0, its second after the loop, while
+ * the last hop of the accumulators travels.  The accumulator of the
+ * block of rank o starts at rank o + 1 (step 1), picks up the
+ * contribution of every rank that holds the block in turn, and after
+ * S - 1 hops, each sent once its holder has added to it, comes home to o. */
 static void plain_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
                            const float *dout, int64_t lddo, const float *lse,
                            const float *out, int64_t ldo, const float *qkv, int64_t ldqkv,
                            int64_t b, int64_t tl, int64_t h, int64_t d, bool causal)
 {
     const int S = R->size, r = R->rank, next = mod(r + 1, S), prev = mod(r - 1, S);
-    const int64_t nkv = b * tl * 2 * h * d, hd = h * d;
+    const int64_t nkv = b * tl * 2 * h * d, hd = h * d, np = pieces(b, h, nt);
     carver c = { NULL, 0 };
     plain_bwd_bufs B;
     plain_bwd_carve(&c, &B, nt, b, tl, h, d);
@@ -241,10 +345,12 @@ static void plain_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
 
     const int32_t *qpos = pos_of(R, r);
     const sn_heads q = qkv_q(qkv, ldqkv, d), g = in_at(dout, lddo, d);
-    const sn_heads_mut dq = mut_at(dqkv, lddqkv, 3 * d);
+    const sn_heads k_own = qkv_k(qkv, ldqkv, d), v_own = qkv_v(qkv, ldqkv, d);
+    const sn_heads_mut dq = mut_at(dqkv, lddqkv, 3 * d), dk_own = mut_at(dqkv + d, lddqkv, 3 * d),
+                       dv_own = mut_at(dqkv + 2 * d, lddqkv, 3 * d);
     double t0 = tic();
     sn_attn_block_rowdot(nt, B.dsum, g, in_at(out, ldo, d), b, tl, h, d);
-    if (S > 1) sn_heads_copy(nt, mut_at(B.kv[0], 2 * hd, 2 * d), qkv_k(qkv, ldqkv, d), b * tl, h, 2 * d);
+    if (S > 1) sn_heads_copy(nt, mut_at(B.kv[0], 2 * hd, 2 * d), k_own, b * tl, h, 2 * d);
     toc(R, t0);
     xfer xk, xa;
     for (int j = 0; j < S; j++) {
@@ -253,11 +359,9 @@ static void plain_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
         if (j + 1 < S) xfer_start(R, &xk, cur, next, B.kv[(j + 1) % 2], prev, nkv, TAG_KV);
         t0 = tic();
         if (j == 0) {
-            sn_attn_block_backward(nt, dq, mut_at(dqkv + d, lddqkv, 3 * d),
-                                   mut_at(dqkv + 2 * d, lddqkv, 3 * d), B.scratch,
-                                   q, g, lse, B.dsum, qpos, tl,
-                                   qkv_k(qkv, ldqkv, d), qkv_v(qkv, ldqkv, d), qpos, tl,
-                                   b, h, d, causal);
+            block_backward(flying(S > 1 ? &xk : NULL, NULL), S > 1 ? first_half(np) : ALL_PIECES,
+                           nt, dq, dk_own, dv_own, B.scratch, q, g, lse, B.dsum, qpos, tl,
+                           k_own, v_own, qpos, tl, b, h, d, causal);
             toc(R, t0);
         } else {
             const bool vis = sn_attn_block_visible(qpos, tl, pos_of(R, owner), tl, causal);
@@ -267,11 +371,11 @@ static void plain_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
             float *dst = j == 1 ? acc : B.contrib;
             if (j == 1 || vis) memset(dst, 0, (size_t)nkv * sizeof *dst);
             if (vis)
-                sn_attn_block_backward(nt, dq, mut_at(dst, 2 * hd, 2 * d),
-                                       mut_at(dst + d, 2 * hd, 2 * d), B.scratch,
-                                       q, g, lse, B.dsum, qpos, tl,
-                                       in_at(cur, 2 * hd, 2 * d), in_at(cur + d, 2 * hd, 2 * d),
-                                       pos_of(R, owner), tl, b, h, d, causal);
+                block_backward(flying(j + 1 < S ? &xk : NULL, j >= 2 ? &xa : NULL), ALL_PIECES,
+                               nt, dq, mut_at(dst, 2 * hd, 2 * d), mut_at(dst + d, 2 * hd, 2 * d),
+                               B.scratch, q, g, lse, B.dsum, qpos, tl,
+                               in_at(cur, 2 * hd, 2 * d), in_at(cur + d, 2 * hd, 2 * d),
+                               pos_of(R, owner), tl, b, h, d, causal);
             toc(R, t0);
             if (j >= 2) {
                 xfer_wait(R, &xa);
@@ -287,10 +391,13 @@ static void plain_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
         if (j + 1 < S) xfer_wait(R, &xk);
     }
     if (S > 1) {
+        t0 = tic();
+        block_backward(flying(&xa, NULL), second_half(np), nt, dq, dk_own, dv_own, B.scratch,
+                       q, g, lse, B.dsum, qpos, tl, k_own, v_own, qpos, tl, b, h, d, causal);
+        toc(R, t0);
         xfer_wait(R, &xa);
         t0 = tic();
-        sn_heads_add(nt, mut_at(dqkv + d, lddqkv, 3 * d), in_at(B.acc[S % 2], 2 * hd, 2 * d),
-                     b * tl, h, 2 * d);
+        sn_heads_add(nt, dk_own, in_at(B.acc[S % 2], 2 * hd, 2 * d), b * tl, h, 2 * d);
         toc(R, t0);
     }
 }
@@ -299,9 +406,10 @@ static void plain_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
 
 /* Buffers: qb[2] (b*tl, hd), the query block held and the one arriving;
  * ps[2], pr[2]: partials sent and received, each (b*tl, hd) output then
- * (b*h, tl) LSE, double buffered as they are merged one step late. */
+ * (b*h, tl) LSE, double buffered as they are merged one step late; pl,
+ * the same, the second half of the own block. */
 typedef struct token_fwd_bufs {
-    float *qb[2], *ps[2], *pr[2], *scratch;
+    float *qb[2], *ps[2], *pr[2], *pl, *scratch;
 } token_fwd_bufs;
 
 static void token_fwd_carve(carver *c, token_fwd_bufs *B, int nt, int64_t b, int64_t tl,
@@ -311,20 +419,38 @@ static void token_fwd_carve(carver *c, token_fwd_bufs *B, int nt, int64_t b, int
     for (int i = 0; i < 2; i++) B->qb[i] = take(c, nq);
     for (int i = 0; i < 2; i++) B->ps[i] = take(c, np);
     for (int i = 0; i < 2; i++) B->pr[i] = take(c, np);
+    B->pl = take(c, np);
     B->scratch = take(c, sn_attn_block_scratch_floats(nt, tl));
+}
+
+/* (o, lse) of the pieces of sp = no key seen: 0 and -inf. */
+static void clear_pieces(sn_heads_mut o, float *lse, span sp, int nt,
+                         int64_t b, int64_t t, int64_t h, int64_t d)
+{
+    const int64_t np = pieces(b, h, nt), groups = np / b;
+    for (int64_t pi = sp.p0; pi < sp.p1 && pi < np; pi++) {
+        const int64_t s = pi / groups, h0 = (pi % groups) * nt, hn = h - h0 < nt ? h - h0 : nt;
+        for (int64_t i = 0; i < t; i++)
+            memset(o.p + (s * t + i) * o.ld + h0 * o.hs, 0, (size_t)(hn * d) * sizeof *o.p);
+        for (int64_t i = 0; i < hn * t; i++) lse[(s * h + h0) * t + i] = -INFINITY;
+    }
 }
 
 /* Step j (1 <= j < S) computes the queries of rank r - j, which arrived
  * through the ring, against the local keys, and sends the partial to
  * r - j; meanwhile the partial of the local queries against the keys of
  * rank r + j comes back and is merged at the next step (after its
- * compute), or after the loop. */
+ * compute), or after the loop.  The own block's first half goes straight
+ * into (out, lse) at step 0; its second half, computed after the loop
+ * while the last partial returns, is merged like the others (its pairs
+ * start as "no key seen"). */
 static void token_forward(ring *R, int nt, float *out, int64_t ldo, float *lse,
                           const float *qkv, int64_t ldqkv,
                           int64_t b, int64_t tl, int64_t h, int64_t d, bool causal)
 {
     const int S = R->size, r = R->rank, next = mod(r + 1, S), prev = mod(r - 1, S);
-    const int64_t hd = h * d, nq = b * tl * hd, np = nq + b * h * tl;
+    const int64_t hd = h * d, nq = b * tl * hd, m = b * h * tl, np = nq + m;
+    const int64_t npc = pieces(b, h, nt);
     carver c = { NULL, 0 };
     token_fwd_bufs B;
     token_fwd_carve(&c, &B, nt, b, tl, h, d);
@@ -333,10 +459,14 @@ static void token_forward(ring *R, int nt, float *out, int64_t ldo, float *lse,
     token_fwd_carve(&c, &B, nt, b, tl, h, d);
 
     const int32_t *kpos = pos_of(R, r);
-    const sn_heads k = qkv_k(qkv, ldqkv, d), v = qkv_v(qkv, ldqkv, d);
+    const sn_heads q_own = qkv_q(qkv, ldqkv, d), k = qkv_k(qkv, ldqkv, d), v = qkv_v(qkv, ldqkv, d);
     const sn_heads_mut o = mut_at(out, ldo, d);
     double t0 = tic();
-    if (S > 1) sn_heads_copy(nt, mut_at(B.qb[0], hd, d), qkv_q(qkv, ldqkv, d), b * tl, h, d);
+    if (S > 1) {
+        sn_heads_copy(nt, mut_at(B.qb[0], hd, d), q_own, b * tl, h, d);
+        clear_pieces(o, lse, second_half(npc), nt, b, tl, h, d);
+        for (int64_t i = 0; i < m; i++) B.pl[nq + i] = -INFINITY;
+    }
     toc(R, t0);
     xfer xq, xp[2];
     bool recv_vis[2] = { false, false };
@@ -345,8 +475,9 @@ static void token_forward(ring *R, int nt, float *out, int64_t ldo, float *lse,
         if (j + 1 < S) xfer_start(R, &xq, cur, next, B.qb[(j + 1) % 2], prev, nq, TAG_Q);
         t0 = tic();
         if (j == 0) {
-            sn_attn_block_forward(nt, o, lse, B.scratch, qkv_q(qkv, ldqkv, d), kpos, tl,
-                                  k, v, kpos, tl, b, h, d, causal);
+            block_forward(flying(S > 1 ? &xq : NULL, NULL), S > 1 ? first_half(npc) : ALL_PIECES,
+                          nt, o, lse, B.scratch, q_own, kpos, tl, k, v, kpos, tl,
+                          b, h, d, causal);
             toc(R, t0);
         } else {
             const int qowner = mod(r - j, S), kowner = mod(r + j, S);
@@ -354,9 +485,10 @@ static void token_forward(ring *R, int nt, float *out, int64_t ldo, float *lse,
             recv_vis[j % 2] = sn_attn_block_visible(kpos, tl, pos_of(R, kowner), tl, causal);
             float *ps = B.ps[j % 2], *pr = B.pr[j % 2];
             if (send_vis)
-                sn_attn_block_forward(nt, mut_at(ps, hd, d), ps + nq, B.scratch,
-                                      in_at(cur, hd, d), pos_of(R, qowner), tl,
-                                      k, v, kpos, tl, b, h, d, causal);
+                block_forward(flying(j + 1 < S ? &xq : NULL, j >= 2 ? &xp[(j - 1) % 2] : NULL),
+                              ALL_PIECES, nt, mut_at(ps, hd, d), ps + nq, B.scratch,
+                              in_at(cur, hd, d), pos_of(R, qowner), tl, k, v, kpos, tl,
+                              b, h, d, causal);
             toc(R, t0);
             xfer_start(R, &xp[j % 2], send_vis ? ps : NULL, qowner,
                        recv_vis[j % 2] ? pr : NULL, kowner, np, TAG_PART);
@@ -373,6 +505,11 @@ static void token_forward(ring *R, int nt, float *out, int64_t ldo, float *lse,
     }
     if (S > 1) {
         const int i = (S - 1) % 2;
+        t0 = tic();
+        block_forward(flying(&xp[i], NULL), second_half(npc), nt, mut_at(B.pl, hd, d), B.pl + nq,
+                      B.scratch, q_own, kpos, tl, k, v, kpos, tl, b, h, d, causal);
+        sn_attn_block_merge(nt, o, lse, in_at(B.pl, hd, d), B.pl + nq, b, tl, h, d);
+        toc(R, t0);
         xfer_wait(R, &xp[i]);
         t0 = tic();
         if (recv_vis[i])
@@ -386,9 +523,10 @@ static void token_forward(ring *R, int nt, float *out, int64_t ldo, float *lse,
 /* Buffers: bb[2] bundles, the one held and the one arriving, each
  * (b*tl, 2hd) head by head [q(d) dout(d)], then lse (b*h, tl), then
  * dsum (b*h, tl); dqs[2], dqr[2] (b*tl, hd): dQ partials sent and
- * received. */
+ * received; dsum (b*h, tl) of the own rows (bb[0] is reused from step 1
+ * on, the own block's second half needs them after the loop). */
 typedef struct token_bwd_bufs {
-    float *bb[2], *dqs[2], *dqr[2], *scratch;
+    float *bb[2], *dqs[2], *dqr[2], *dsum, *scratch;
 } token_bwd_bufs;
 
 static void token_bwd_carve(carver *c, token_bwd_bufs *B, int nt, int64_t b, int64_t tl,
@@ -398,13 +536,15 @@ static void token_bwd_carve(carver *c, token_bwd_bufs *B, int nt, int64_t b, int
     for (int i = 0; i < 2; i++) B->bb[i] = take(c, nb);
     for (int i = 0; i < 2; i++) B->dqs[i] = take(c, nq);
     for (int i = 0; i < 2; i++) B->dqr[i] = take(c, nq);
+    B->dsum = take(c, b * h * tl);
     B->scratch = take(c, sn_attn_block_scratch_floats(nt, tl));
 }
 
 /* Step j (1 <= j < S): the bundle of rank r - j against the local K/V;
  * dK/dV go straight into dqkv, the dQ partial back to r - j; the dQ
  * partial of the local queries against rank r + j's keys comes back and
- * is added one step late. */
+ * is added one step late.  The own block's first half is computed at
+ * step 0, its second after the loop, while the last dQ partial returns. */
 static void token_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
                            const float *dout, int64_t lddo, const float *lse,
                            const float *out, int64_t ldo, const float *qkv, int64_t ldqkv,
@@ -412,6 +552,7 @@ static void token_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
 {
     const int S = R->size, r = R->rank, next = mod(r + 1, S), prev = mod(r - 1, S);
     const int64_t hd = h * d, nq = b * tl * hd, m = b * h * tl, nb = 2 * nq + 2 * m;
+    const int64_t npc = pieces(b, h, nt);
     carver c = { NULL, 0 };
     token_bwd_bufs B;
     token_bwd_carve(&c, &B, nt, b, tl, h, d);
@@ -420,16 +561,19 @@ static void token_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
     token_bwd_carve(&c, &B, nt, b, tl, h, d);
 
     const int32_t *kpos = pos_of(R, r);
+    const sn_heads q_own = qkv_q(qkv, ldqkv, d), g_own = in_at(dout, lddo, d);
     const sn_heads k = qkv_k(qkv, ldqkv, d), v = qkv_v(qkv, ldqkv, d);
     const sn_heads_mut dq = mut_at(dqkv, lddqkv, 3 * d), dk = mut_at(dqkv + d, lddqkv, 3 * d),
                        dv = mut_at(dqkv + 2 * d, lddqkv, 3 * d);
     double t0 = tic();
-    float *own = B.bb[0];
-    sn_attn_block_rowdot(nt, own + 2 * nq + m, in_at(dout, lddo, d), in_at(out, ldo, d), b, tl, h, d);
+    const float *dsum_own = B.dsum;
+    sn_attn_block_rowdot(nt, B.dsum, g_own, in_at(out, ldo, d), b, tl, h, d);
     if (S > 1) {
-        sn_heads_copy(nt, mut_at(own, 2 * hd, 2 * d), qkv_q(qkv, ldqkv, d), b * tl, h, d);
-        sn_heads_copy(nt, mut_at(own + d, 2 * hd, 2 * d), in_at(dout, lddo, d), b * tl, h, d);
+        float *own = B.bb[0];
+        sn_heads_copy(nt, mut_at(own, 2 * hd, 2 * d), q_own, b * tl, h, d);
+        sn_heads_copy(nt, mut_at(own + d, 2 * hd, 2 * d), g_own, b * tl, h, d);
         memcpy(own + 2 * nq, lse, (size_t)m * sizeof *lse);
+        memcpy(own + 2 * nq + m, B.dsum, (size_t)m * sizeof *lse);
     }
     toc(R, t0);
     xfer xb, xd[2];
@@ -439,9 +583,9 @@ static void token_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
         if (j + 1 < S) xfer_start(R, &xb, cur, next, B.bb[(j + 1) % 2], prev, nb, TAG_QBUNDLE);
         t0 = tic();
         if (j == 0) {
-            sn_attn_block_backward(nt, dq, dk, dv, B.scratch, qkv_q(qkv, ldqkv, d),
-                                   in_at(dout, lddo, d), lse, own + 2 * nq + m, kpos, tl,
-                                   k, v, kpos, tl, b, h, d, causal);
+            block_backward(flying(S > 1 ? &xb : NULL, NULL), S > 1 ? first_half(npc) : ALL_PIECES,
+                           nt, dq, dk, dv, B.scratch, q_own, g_own, lse, dsum_own, kpos, tl,
+                           k, v, kpos, tl, b, h, d, causal);
             toc(R, t0);
         } else {
             const int qowner = mod(r - j, S), kowner = mod(r + j, S);
@@ -450,10 +594,11 @@ static void token_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
             float *dqs = B.dqs[j % 2];
             if (send_vis) {
                 memset(dqs, 0, (size_t)nq * sizeof *dqs);
-                sn_attn_block_backward(nt, mut_at(dqs, hd, d), dk, dv, B.scratch,
-                                       in_at(cur, 2 * hd, 2 * d), in_at(cur + d, 2 * hd, 2 * d),
-                                       cur + 2 * nq, cur + 2 * nq + m, pos_of(R, qowner), tl,
-                                       k, v, kpos, tl, b, h, d, causal);
+                block_backward(flying(j + 1 < S ? &xb : NULL, j >= 2 ? &xd[(j - 1) % 2] : NULL),
+                               ALL_PIECES, nt, mut_at(dqs, hd, d), dk, dv, B.scratch,
+                               in_at(cur, 2 * hd, 2 * d), in_at(cur + d, 2 * hd, 2 * d),
+                               cur + 2 * nq, cur + 2 * nq + m, pos_of(R, qowner), tl,
+                               k, v, kpos, tl, b, h, d, causal);
             }
             toc(R, t0);
             xfer_start(R, &xd[j % 2], send_vis ? dqs : NULL, qowner,
@@ -470,6 +615,10 @@ static void token_backward(ring *R, int nt, float *dqkv, int64_t lddqkv,
     }
     if (S > 1) {
         const int i = (S - 1) % 2;
+        t0 = tic();
+        block_backward(flying(&xd[i], NULL), second_half(npc), nt, dq, dk, dv, B.scratch,
+                       q_own, g_own, lse, dsum_own, kpos, tl, k, v, kpos, tl, b, h, d, causal);
+        toc(R, t0);
         xfer_wait(R, &xd[i]);
         t0 = tic();
         if (recv_vis[i]) sn_heads_add(nt, dq, in_at(B.dqr[i], hd, d), b * tl, h, d);

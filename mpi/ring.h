@@ -17,11 +17,21 @@
  *   back to its owner.  Partials of blocks the causal mask hides entirely
  *   are neither computed nor sent.
  *
- * Per call and rank, in floats (bytes = 4x), with n = b*tl*h*d and
- * m = b*h*tl, k hops of which v carry a visible block (v = S-1 when not
- * causal):
+ * Per call and rank, in floats (bytes = 4x), with n = b*tl*h*d,
+ * m = b*h*tl, and v the number of the S-1 hops whose block (the one this
+ * rank computes) the mask leaves partly visible (v = S-1 when not causal,
+ * and with the zigzag layout):
  *   plain forward  2n(S-1)            plain backward 4n(S-1)
  *   token forward  n(S-1) + v(n+m)    token backward (2n+2m)(S-1) + v n
+ *
+ * Forward keeps in save only the row log-sum-exp, (b*h, tl) floats (far
+ * less than the b*h*tl*tl seq.h reserves); backward reads it and
+ * recomputes the probabilities block by block.  Each block is computed
+ * in pieces of nt heads with the exchanges in flight tested in between,
+ * as Open MPI moves a large message only inside MPI calls.  The own
+ * block is split in two: one half covers the first hop, the other the
+ * last return (accumulators or partials), so that every transfer has
+ * compute to hide behind (unless the mask empties the block).
  *
  * The engine duplicates the communicator it is given, so its traffic
  * never meets the caller's.  It owns its buffers, grown to the largest

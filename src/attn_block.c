@@ -6,12 +6,14 @@
 
 #include "src/tensor.h"
 
-/* At most this many segments per side of a block.  Positions from the
- * contiguous and zigzag layouts make one or two; arbitrary positions make
- * more, and the last segment then takes all the rest (still correct, as
- * segments are classified by their min and max, only less work is
- * skipped). */
-#define MAXSEG 16
+/* At most this many segments per side of a block.  Runs of positions are
+ * cut into segments of at most SN_ATTN_QTILE rows (more for long blocks,
+ * so that they take at most MAXSEG / 2 segments), so that a diagonal
+ * query tile skips the key segments wholly after it.  Positions from the
+ * layouts make one or two runs; arbitrary positions make more, and the
+ * last segment then takes all the rest (still correct, as segments are
+ * classified by their min and max: only less work is skipped). */
+#define MAXSEG 64
 
 /* Rows [i0, i1) of a block and the min and max of their positions. */
 typedef struct seg {
@@ -21,10 +23,12 @@ typedef struct seg {
 
 enum { SEG_MASKED, SEG_DIAG, SEG_FULL };
 
-/* Cuts pos (n >= 1) into maximal strictly increasing runs (at most MAXSEG)
- * and returns how many. */
+/* Cuts pos (n >= 1) into strictly increasing runs of bounded length (at
+ * most MAXSEG segments) and returns how many. */
 static int segments(seg *sg, const int32_t *pos, int64_t n)
 {
+    const int64_t per = (n + MAXSEG / 2 - 1) / (MAXSEG / 2);
+    const int64_t maxlen = per > SN_ATTN_QTILE ? per : SN_ATTN_QTILE;
     int ns = 0;
     int64_t i = 0;
     while (i < n) {
@@ -32,7 +36,7 @@ static int segments(seg *sg, const int32_t *pos, int64_t n)
         if (ns == MAXSEG - 1)
             e = n;
         else
-            while (e < n && pos[e] > pos[e - 1]) e++;
+            while (e < n && e - i < maxlen && pos[e] > pos[e - 1]) e++;
         int32_t lo = pos[i], hi = pos[i];
         for (int64_t j = i + 1; j < e; j++) {
             lo = pos[j] < lo ? pos[j] : lo;

@@ -11,11 +11,13 @@
  * over all keys.  Backward takes the row LSE and D = rowsum(dO * O) of the
  * FULL attention (over all keys), so blocks are independent.
  *
- * Positions are split into runs (maximal strictly increasing stretches).
- * A run pair whose keys all come after its queries is skipped; one whose
- * keys all come at or before them needs no mask; only the rest ("diagonal")
- * is masked elementwise.  With the zigzag layout a local block is two
- * chunks, so run pairs are exactly the chunk pairs.
+ * Queries are taken in tiles of SN_ATTN_QTILE rows; positions are cut
+ * into segments (strictly increasing runs of about a tile's length).  A
+ * segment pair whose keys all come after its queries is skipped; one
+ * whose keys all come at or before them needs no mask; only the rest
+ * ("diagonal") is masked elementwise.  With the zigzag layout a local
+ * block is two chunks, so a chunk pair that is wholly masked costs
+ * nothing and a diagonal one about half of a full one.
  *
  * Matrices are views with a row stride and a head stride (sn_heads), so
  * the kernels read and write the model's qkv/out/dqkv rows in place (head

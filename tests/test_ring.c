@@ -9,8 +9,8 @@
  * both variants x causal or not x contiguous or zigzag layout; a second
  * size whose blocks span several query tiles; and the engine used by two
  * layers in a row (two forwards, then the backwards in reverse order, as
- * a model does).  For the plain ring the bytes sent are checked against
- * the formula of ring.h.
+ * a model does).  The bytes each rank sends are checked against the
+ * formulas of ring.h.
  *
  * Tolerances.  The engine and the reference sum the same fp32 terms in a
  * different order (per block, merged with exp weights; dK/dV and dQ
@@ -31,6 +31,7 @@
 
 #include "mpi/ring.h"
 #include "mpi/runtime.h"
+#include "src/attn_block.h"
 #include "src/ops.h"
 #include "src/rng.h"
 #include "src/seq.h"
@@ -191,12 +192,29 @@ static int run_case(sn_ring_variant variant, sn_seq_layout layout, bool causal, 
     int bad = 0;
     err ef = { 0, 0 }, eb = { 0, 0 };
     for (int l = 0; l < nl; l++) bad += layer_check(&L[l], pos, b, T, tl, h, d, &ef, &eb);
+    /* ring.h's byte counts, n = b tl h d, m = b h tl, v = visible hops. */
+    const uint64_t n = (uint64_t)(b * tl * h * d), m = (uint64_t)(b * h * tl), s1 = (uint64_t)(S - 1);
+    uint64_t vis = 0, want_f, want_b;
+    int32_t *all = malloc((size_t)T * sizeof *all);
+    SN_CHECK(all != NULL);
+    for (int o = 0; o < S; o++) sn_seq_positions(layout, T, S, o, all + o * tl);
+    for (int j = 1; j < S; j++)
+        vis += sn_attn_block_visible(all + ((R - j + S) % S) * tl, tl, all + R * tl, tl, causal);
+    free(all);
     if (variant == SN_RING_PLAIN) {
-        /* ring.h: forward 2n(S-1) floats, backward 4n(S-1), n = b tl h d. */
-        const uint64_t n = (uint64_t)(b * tl * h * d) * sizeof(float);
-        if (fwd_bytes != (uint64_t)nl * 2 * n * (uint64_t)(S - 1) ||
-            bwd_bytes != (uint64_t)nl * 4 * n * (uint64_t)(S - 1))
-            bad++;
+        want_f = 2 * n * s1;
+        want_b = 4 * n * s1;
+    } else {
+        want_f = n * s1 + vis * (n + m);
+        want_b = (2 * n + 2 * m) * s1 + vis * n;
+    }
+    if (fwd_bytes != (uint64_t)nl * want_f * sizeof(float) ||
+        bwd_bytes != (uint64_t)nl * want_b * sizeof(float) || c.calls != 2 * (uint64_t)nl) {
+        fprintf(stderr, "rank %d: sent %llu + %llu bytes in %llu calls, want %llu + %llu in %d\n", R,
+                (unsigned long long)fwd_bytes, (unsigned long long)bwd_bytes,
+                (unsigned long long)c.calls, (unsigned long long)(nl * want_f * sizeof(float)),
+                (unsigned long long)(nl * want_b * sizeof(float)), 2 * nl);
+        bad++;
     }
     if (ef.rel > 1.0 || eb.rel > 1.0) bad++;
     double loc[4] = { ef.abs, ef.rel, eb.abs, eb.rel }, glob[4];
@@ -232,6 +250,9 @@ int main(int argc, char **argv)
         /* Two layers through one engine, the model's order of calls. */
         bad += run_case(variants[v], SN_SEQ_ZIGZAG, true, 2, 2, 10, 2, 8);
         bad += run_case(variants[v], SN_SEQ_CONTIGUOUS, false, 2, 1, 10, 2, 8);
+        /* One token per zigzag chunk. */
+        bad += run_case(variants[v], SN_SEQ_ZIGZAG, true, 1, 1, 2, 1, 4);
+        bad += run_case(variants[v], SN_SEQ_CONTIGUOUS, true, 1, 3, 1, 2, 4);
         /* Blocks of several query tiles (SN_ATTN_QTILE rows each). */
         bad += run_case(variants[v], SN_SEQ_ZIGZAG, true, 1, 1, (300 / S + 1) / 2 * 2, 2, 16);
     }
