@@ -266,3 +266,34 @@ void sn_dist_sync_weights(sn_dist *d)
         SN_MPI(MPI_Bcast(w + lo, (int)(hi - lo), MPI_FLOAT, p, d->g->pipe));
     }
 }
+
+void sn_dist_report(sn_dist *d, int64_t steps, FILE *out)
+{
+    enum { N = 8 };
+    sn_ring_counters rc = {0};
+    if (d->ring) sn_ring_stats(d->ring, &rc);
+    const double per = steps > 0 ? 1.0 / (double)steps : 0.0;
+    double mine[N] = {d->c.step_s * per, d->c.p2p_wait_s * per, (double)d->c.p2p_bytes * per,
+                      (double)rc.bytes_sent * per, rc.wait_seconds * per,
+                      (double)d->c.reduce_bytes * per, d->c.reduce_wait_s * per, 0.0};
+    const int size = d->g->size;
+    double *all = d->g->rank == 0 ? sn_alloc((size_t)size * N * sizeof(double)) : NULL;
+    SN_CHECK(d->g->rank != 0 || all != NULL);
+    SN_MPI(MPI_Gather(mine, N, MPI_DOUBLE, all, N, MPI_DOUBLE, 0, d->g->world));
+    if (d->g->rank != 0) return;
+    const int P = d->g->l.pp, M = d->micro;
+    fprintf(out, "\nper rank, per step (%lld steps): pipeline bubble ideal (P-1)/(M+P-1) = %.1f%%\n",
+            (long long)steps, 100.0 * (P - 1) / (double)(M + P - 1));
+    fprintf(out, "%4s %2s %2s %2s %9s %7s %11s %11s %9s %13s %10s\n", "rank", "d", "p", "s",
+            "step_s", "bubble", "p2p_MB", "ring_MB", "ring_wait", "allreduce_MB", "sum_wait");
+    for (int r = 0; r < size; r++) {
+        const double *v = all + (size_t)r * N;
+        int dd, pp, ss;
+        sn_layout_coords(&d->g->l, r, &dd, &pp, &ss);
+        fprintf(out, "%4d %2d %2d %2d %9.4f %6.1f%% %11.3f %11.3f %9.4f %13.3f %10.4f\n", r, dd,
+                pp, ss, v[0], v[0] > 0 ? 100.0 * v[1] / v[0] : 0.0, v[2] / 1e6, v[3] / 1e6, v[4],
+                v[5] / 1e6, v[6]);
+    }
+    fflush(out);
+    sn_free(all);
+}

@@ -25,6 +25,7 @@
 #define SN_MPI_PIPELINE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "mpi/grid.h"
@@ -98,5 +99,13 @@ void sn_dist_owners(const sn_dist *d, int *owner);
 /* Brings every rank's copy of all weights up to date (each stage
  * broadcasts its tensors over its pipeline group), for evaluation. */
 void sn_dist_sync_weights(sn_dist *d);
+
+/* Collective: gathers every rank's counters over the last `steps` steps
+ * and, on world rank 0, prints a table to out: per rank its step time, the
+ * pipeline bubble (time blocked on neighbouring stages / step time, next
+ * to the 1F1B ideal (P-1)/(M+P-1)), bytes sent per step to neighbouring
+ * stages and around the ring, and the gradient all-reduce payload and
+ * wait. */
+void sn_dist_report(sn_dist *d, int64_t steps, FILE *out);
 
 #endif

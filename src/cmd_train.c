@@ -35,7 +35,7 @@ typedef struct train_args {
     int64_t sandwich_random, warmup, log_every, report_random, head_dim;
     int64_t checkpoint_every, checkpoint_minutes, keep, stop_after;
     double lr, min_lr, weight_decay, clip, smoothing;
-    bool no_distill, quiet;
+    bool no_distill, quiet, no_report;
 } train_args;
 
 static const char *USAGE =
@@ -574,6 +574,7 @@ static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
         if (*stopped) break;
     }
     double secs = sn_now() - t0;
+    if (c->mpi->size > 1) sn_dist_report(&c->dist, c->tr.step - first, stdout);
     if (c->root)
         printf("%s %lld steps in %.1f s (%.1f %s/s)\n", *stopped ? "stopped after" : "trained",
                (long long)(c->tr.step - first), secs,
@@ -715,7 +716,8 @@ static int run(train_ctx *c, char *err, size_t errlen)
         if (c->root) printf("resume with the same command and --resume\n");
         return SN_EXIT_OK;
     }
-    code = final_report(c, err, errlen) == SN_OK ? SN_EXIT_OK : SN_EXIT_FAILURE;
+    code = SN_EXIT_OK;
+    if (!a->no_report && final_report(c, err, errlen) != SN_OK) code = SN_EXIT_FAILURE;
     if (c->metrics) {
         FILE *f = c->metrics;
         c->metrics = NULL;
@@ -785,6 +787,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"resume", SN_OPT_OPTSTR, &a.resume, "[DIR|FILE]", "continue from a checkpoint file, a checkpoint directory, a run directory, or (no value) this run's checkpoints", 0, 0, 0},
         {"stop-after", SN_OPT_INT, &a.stop_after, "N", "stop after N steps of this invocation, with a checkpoint (for time-limited jobs; 0: off)", 0, 1e12, 0},
         {"quiet", SN_OPT_FLAG, &a.quiet, NULL, "no per-step log lines on stdout", 0, 0, 0},
+        {"no-report", SN_OPT_FLAG, &a.no_report, NULL, "skip the final evaluation of the largest, smallest and random sub-networks", 0, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
     };
     char err[1024] = "";
