@@ -1,11 +1,13 @@
 /* `supernest eval`: accuracy and loss of one sub-network of a supernet
- * checkpoint, or of an exported model, on the validation or test split. */
+ * checkpoint, or of an exported model, on the validation or test split
+ * (images), or its bits per byte and next-byte accuracy (language model). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/ckpt.h"
 #include "io/data.h"
+#include "io/text.h"
 #include "mpi/runtime.h"
 #include "src/cli.h"
 #include "src/commands.h"
@@ -21,7 +23,7 @@ static const char *USAGE =
 typedef struct eval_args {
     const char *checkpoint, *model, *subnet, *split, *data, *blis_arch, *logits;
     int64_t batch, threads, limit;
-    bool json;
+    bool json, data_seen;
 } eval_args;
 
 /* Writes logits (n, C) as raw little-endian float32 to path. */
@@ -33,6 +35,53 @@ static int write_logits(const char *path, const float *logits, int64_t n, int64_
     bool ok = fwrite(logits, sizeof(float), (size_t)(n * c), f) == (size_t)(n * c);
     ok = fclose(f) == 0 && ok;
     return ok ? SN_OK : sn_errf(err, errlen, "%s: write failed", path);
+}
+
+/* The language model on the text's validation or test windows. */
+static int eval_text(const eval_args *a, const sn_mpi_info *mpi, int nt, const sn_model *m,
+                     const sn_subnet *net, const char *name, const char *path, char *err,
+                     size_t errlen)
+{
+    const int64_t T = m->space.n_tokens, batch = a->batch < 64 ? a->batch : 64;
+    sn_text text = {0};
+    if (sn_text_load(a->data_seen ? a->data : SN_TEXT_DEFAULT_PATH, T, &text, err, errlen))
+        return SN_ERR;
+    const sn_text_split split = strcmp(a->split, "val") == 0 ? SN_TEXT_VAL : SN_TEXT_TEST;
+    int64_t n = sn_text_eval_count(&text, split, T);
+    if (a->limit > 0 && a->limit < n) n = a->limit;
+    sn_acts *acts = sn_acts_create(&m->space, batch);
+    int32_t *ids = sn_alloc((size_t)(batch * T) * sizeof(int32_t));
+    int32_t *labels = sn_alloc((size_t)(batch * T) * sizeof(int32_t));
+    int rc = SN_ERR;
+    if (!acts || !ids || !labels) {
+        sn_errf(err, errlen, "out of memory");
+    } else if (a->logits) {
+        sn_errf(err, errlen, "--logits is for image models (a language model has T x 256 "
+                             "logits per window)");
+    } else {
+        sn_eval_result r = sn_evaluate_text(nt, m, acts, batch, net, &text, split, 0, n, ids,
+                                            labels);
+        const double bpb = r.loss / 0.69314718055994530942;
+        int64_t params = sn_subnet_params(&m->space, net), macs = sn_subnet_macs(&m->space, net);
+        if (mpi->rank == 0) {
+            if (a->json)
+                printf("{\"file\":\"%s\",\"subnet\":\"%s\",\"split\":\"%s\",\"tokens\":%lld,"
+                       "\"accuracy\":%.6f,\"bits_per_byte\":%.6f,\"params\":%lld,\"macs\":%lld}\n",
+                       path, name, a->split, (long long)r.n, r.accuracy, bpb, (long long)params,
+                       (long long)macs);
+            else
+                printf("%s on %lld %s bytes: %.4f bits per byte, next-byte accuracy %.4f "
+                       "(%.3fM params, %.2fM MACs)\n",
+                       name, (long long)r.n, a->split, bpb, r.accuracy, (double)params / 1e6,
+                       (double)macs / 1e6);
+        }
+        rc = SN_OK;
+    }
+    sn_acts_destroy(acts);
+    sn_free(ids);
+    sn_free(labels);
+    sn_text_free(&text);
+    return rc;
 }
 
 static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_t errlen)
@@ -79,6 +128,15 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
         }
     }
 
+    if (m->space.task == SN_TASK_LM) {
+        char name[SN_SUBNET_STRLEN];
+        if (a->model) snprintf(name, sizeof name, "%s", info->subnet);
+        else sn_subnet_format(&net, name, sizeof name);
+        if (eval_text(a, mpi, nt, m, &net, name, path, err, errlen) != SN_OK) goto out;
+        rc = SN_OK;
+        *code = SN_EXIT_OK;
+        goto out;
+    }
     bool val = strcmp(a->split, "val") == 0;
     if (sn_images_load_dir(a->data, val ? "train" : "test", &x, err, errlen) != SN_OK) goto out;
     int n_tokens, token_dim;
@@ -163,7 +221,7 @@ int sn_cmd_eval(int argc, char **argv, const sn_mpi_info *mpi)
         {"subnet", SN_OPT_STR, &a.subnet, "STRING", "sub-network of the checkpoint: max, min or a canonical string", 0, 0, 0},
         {"split", SN_OPT_STR, &a.split, "val|test", "held-out validation split of the training file, or the test file", 0, 0, 0},
         {"json", SN_OPT_FLAG, &a.json, NULL, "print one JSON object instead of a line of text", 0, 0, 0},
-        {"data", SN_OPT_STR, &a.data, "DIR", "directory of the IDX files", 0, 0, 0},
+        {"data", SN_OPT_STR, &a.data, "DIR|FILE", "directory of the IDX files; for a language model its text (default /usr/share/games/fortunes)", 0, 0, 0},
         {"batch-size", SN_OPT_INT, &a.batch, "B", "images per forward pass", 1, 4096, 0},
         {"threads", SN_OPT_INT, &a.threads, "N", "compute threads (0: the cores of this node divided among its ranks)", 0, SN_MAX_THREADS, 0},
         {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto, skx, haswell, zen3, generic, ...", 0, 0, 0},
@@ -179,6 +237,7 @@ int sn_cmd_eval(int argc, char **argv, const sn_mpi_info *mpi)
         if (mpi->rank == 0) fprintf(stderr, "supernest eval: %s\n", err);
         return SN_EXIT_USAGE;
     }
+    a.data_seen = sn_cli_find(opts, "data")->seen;
     int code;
     if (run(&a, mpi, &code, err, sizeof err) != SN_OK && mpi->rank == 0)
         fprintf(stderr, "supernest eval: %s\n", err);

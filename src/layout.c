@@ -15,11 +15,26 @@ static void nearest_multiples(char *buf, size_t len, int64_t v, int64_t m)
         snprintf(buf, len, "%lld", (long long)(lo + m));
 }
 
+/* Writes the --sp values above 1 (at most 6, smallest first) for which
+ * v / (per * sp) is whole, as "--sp 2, 4 or 8", or "" if there are none. */
+static void sp_choices(char *buf, size_t len, int64_t v, int64_t per)
+{
+    int64_t found[6];
+    int n = 0;
+    for (int64_t sp = 2; sp * per <= v && n < 6; sp++)
+        if (v % (sp * per) == 0) found[n++] = sp;
+    buf[0] = '\0';
+    size_t at = 0;
+    for (int i = 0; i < n && at < len; i++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%lld", i == 0 ? "--sp " : i == n - 1 ? " or " : ", ",
+                               (long long)found[i]);
+}
+
 int sn_layout_resolve(sn_layout *l, int world, int n_blocks, int64_t seq_len,
                       sn_seq_layout seq_layout, int64_t batch, int64_t micro,
                       const char *seq_what, char *err, size_t errlen)
 {
-    char near[64];
+    char near[64], sps[96];
     if (world < 1) return sn_errf(err, errlen, "a job of %d ranks: needs at least 1", world);
     if (n_blocks < 1)
         return sn_errf(err, errlen, "a supernet of %d blocks: needs at least 1", n_blocks);
@@ -40,6 +55,11 @@ int sn_layout_resolve(sn_layout *l, int world, int n_blocks, int64_t seq_len,
                        "pipeline stages (every stage needs a block)",
                        l->pp, n_blocks, n_blocks);
     const int64_t group = (int64_t)l->pp * l->sp;   /* ranks of one data replica */
+    if (world == 1 && group > 1)
+        return sn_errf(err, errlen,
+                       "--pp %d x --sp %d needs %lld ranks (or a multiple), but this is a "
+                       "one-rank run: start it with mpirun -np %lld (or srun -n %lld)",
+                       l->pp, l->sp, (long long)group, (long long)group, (long long)group);
     if (world % group != 0) {
         nearest_multiples(near, sizeof near, world, group);
         return sn_errf(err, errlen,
@@ -61,18 +81,22 @@ int sn_layout_resolve(sn_layout *l, int world, int n_blocks, int64_t seq_len,
         const int64_t m = 2 * (int64_t)l->sp;
         if (seq_len % m != 0) {
             nearest_multiples(near, sizeof near, seq_len, m);
+            sp_choices(sps, sizeof sps, seq_len, 2);
             return sn_errf(err, errlen,
                            "sequence length %lld (%s) is not divisible by 2 x --sp %d = %lld "
-                           "(causal attention splits it into 2 chunks per rank): a length of "
-                           "%s would work",
-                           (long long)seq_len, seq_what, l->sp, (long long)m, near);
+                           "(causal attention splits it into 2 chunks per rank): %s%sa length "
+                           "of %s would work",
+                           (long long)seq_len, seq_what, l->sp, (long long)m, sps,
+                           sps[0] ? " would, or " : "", near);
         }
     } else if (seq_len % l->sp != 0) {
         nearest_multiples(near, sizeof near, seq_len, l->sp);
+        sp_choices(sps, sizeof sps, seq_len, 1);
         return sn_errf(err, errlen,
-                       "sequence length %lld (%s) is not divisible by --sp %d: a length of %s "
-                       "would work",
-                       (long long)seq_len, seq_what, l->sp, near);
+                       "sequence length %lld (%s) is not divisible by --sp %d: %s%sa length of "
+                       "%s would work",
+                       (long long)seq_len, seq_what, l->sp, sps, sps[0] ? " would, or " : "",
+                       near);
     }
 
     const int64_t parts = (int64_t)dp * micro;

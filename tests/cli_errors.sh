@@ -39,7 +39,7 @@ expect 2 "--seq-len is for --task lm" train --seq-len 64
 expect 2 "expected plain" train --ring both
 expect 1 "too few for any --seq-len" train --task lm --data "$tmp/train-images-idx3-ubyte" --seq-len 64
 expect 2 "at most 6 pipeline stages" train --pp 9
-expect 2 "replicas of --pp 1 x --sp 2" train --sp 2
+expect 2 "start it with mpirun -np 2" train --sp 2
 expect 2 "embed 100 is not one of" train --fixed-subnet e100-d3.3-h3.3.3.3.3.3-f768.768.768.768.768.768
 expect 2 "heads" train --fixed-subnet e192-d3.3-h3.3.3.3.3-f768.768.768.768.768.768
 expect 2 "strictly ascending" train --embed-choices 64,32

@@ -3,9 +3,10 @@
 #
 # For the image task and the language model, K steps of the sandwich rule
 # with in-place distillation run on one rank (one micro-batch), then on
-# D2, P2, S2, P2xS2, D2xP2, D2xS2 and D2xP2xS2 (2, 4 and 8 ranks under
+# D2, P2, S2, P2xS2, D2xP2, D2xS2, D2xP2xS2 and P4 (2, 4 and 8 ranks under
 # mpirun --oversubscribe, some with 2 micro-batches, the sequence layouts
-# with both ring variants).  Each run's per-step losses (metrics.jsonl) and
+# with both ring variants; with P4 each stage holds one block, so stages
+# whose block a sub-network drops pass activations through).  Each run's per-step losses (metrics.jsonl) and
 # final weights (its checkpoint, read with h5py) must equal the one-rank
 # run's within the tolerance layouts_compare.py states.  Then: a P2xS2
 # checkpoint resumes on 1 rank and on D2 and continues the same training;
@@ -46,7 +47,7 @@ for task in image lm; do
     run "$task-1" 1 $targs || continue
     for layout in "2 --dp 2" "2 --pp 2 --micro-batches 2" "2 --sp 2" "2 --sp 2 --ring token" \
                   "4 --pp 2 --sp 2" "4 --pp 2 --sp 2 --ring token --micro-batches 2" \
-                  "4 --dp 2 --pp 2" "4 --dp 2 --sp 2 --ring token" \
+                  "4 --dp 2 --pp 2" "4 --dp 2 --sp 2 --ring token" "4 --pp 4 --micro-batches 4" \
                   "8 --dp 2 --pp 2 --sp 2 --micro-batches 2" "8 --dp 2 --pp 2 --sp 2 --ring token"; do
         set -- $layout
         np=$1
@@ -61,6 +62,25 @@ for task in image lm; do
         fi
     done
 done
+# eval of a language-model checkpoint gives the bits per byte train reported
+if [ -z "$only" ] || [ "$only" = lm ]; then
+    if "$sn" eval --checkpoint "$tmp/lm-1" --split val --json >"$tmp/lm-eval.json" 2>&1 &&
+        "$py" - "$tmp/lm-eval.json" "$tmp/lm-1/eval.jsonl" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))
+t = [json.loads(l) for l in open(sys.argv[2])]
+want = next(r["val_bpb"] for r in t if r["role"] == "max")
+sys.exit(0 if abs(e["bits_per_byte"] - want) <= 1e-5 * want else 1)
+PY
+    then
+        echo "ok   eval --checkpoint of the language model: val bits per byte as train reported"
+    else
+        echo "FAIL eval of the language model checkpoint:"
+        cat "$tmp/lm-eval.json"
+        failed=1
+    fi
+fi
+
 # the comparison can fail: a learning rate 1% off is caught
 if [ -z "$only" ] || [ "$only" = image ]; then
     if run image-lr 1 $image --lr 0.00101 &&

@@ -86,6 +86,9 @@ static void test_resolve_world(void **state)
     /* Fewer ranks than one replica: only the upper multiple. */
     refuses((sn_layout){0, 2, 2}, 2, 6, 16, SN_SEQ_CONTIGUOUS, 8, 1, "x",
             "multiple of 4 ranks (4)", NULL);
+    /* A one-rank run asked for a split: how to start it. */
+    refuses((sn_layout){0, 1, 2}, 1, 6, 16, SN_SEQ_CONTIGUOUS, 8, 1, "x",
+            "--pp 1 x --sp 2 needs 2 ranks", "start it with mpirun -np 2", NULL);
     /* --dp given but not matching: which --dp works, or which rank count. */
     refuses((sn_layout){2, 2, 2}, 4, 6, 16, SN_SEQ_CONTIGUOUS, 8, 1, "x",
             "--dp 2 x --pp 2 x --sp 2 = 8 ranks, but the job has 4", "use --dp 1",
@@ -105,10 +108,11 @@ static void test_resolve_seq(void **state)
     /* Contiguous: 49 tokens over 2 ranks; 48 or 50 would do. */
     refuses((sn_layout){0, 1, 2}, 2, 4, 49, SN_SEQ_CONTIGUOUS, 8, 1,
             "tokens per image for patch 4", "sequence length 49 (tokens per image for patch 4)",
-            "--sp 2", "48 or 50", NULL);
+            "--sp 2", "--sp 7 or 49 would, or a length of 48 or 50", NULL);
     /* Zigzag needs 2*S: 100 over S=3 -> multiples of 6. */
     refuses((sn_layout){0, 1, 3}, 3, 4, 100, SN_SEQ_ZIGZAG, 3, 1, "--seq-len",
-            "sequence length 100 (--seq-len)", "2 x --sp 3 = 6", "96 or 102", NULL);
+            "sequence length 100 (--seq-len)", "2 x --sp 3 = 6", "--sp 2, 5, 10, 25 or 50 would",
+            "96 or 102", NULL);
     /* 6 is fine contiguous over 3 but not zigzag; below the first multiple
      * only the upper value is suggested. */
     char err[256];
