@@ -54,7 +54,9 @@ int sn_dist_init(sn_dist *d, const sn_grid *g, sn_trainer *t, const sn_dist_opts
     const sn_seq_layout layout = lm ? SN_SEQ_ZIGZAG : SN_SEQ_CONTIGUOUS;
     sn_seq_positions(layout, T, S, g->s, d->pos);
     sh->pos = d->pos;
-    if (S > 1) {
+    /* The language model always uses the engine, even alone: its block
+     * kernels skip the causally masked half and keep O(T) memory. */
+    if (S > 1 || lm) {
         d->ring = sn_ring_create(g->seq, o->ring, layout);
         sh->attn = d->ring;
     }

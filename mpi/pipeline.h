@@ -71,7 +71,7 @@ typedef struct sn_dist {
     int t_lo, t_hi;             /* tensors this stage owns */
     size_t p_lo, p_hi;          /* their float offsets */
     sn_reducer red;
-    sn_attn_engine *ring;       /* owned; NULL when S == 1 */
+    sn_attn_engine *ring;       /* owned; NULL for images on one sequence rank */
     sn_dist_counters c;
 } sn_dist;
 

@@ -673,6 +673,11 @@ sn_attn_engine *sn_ring_create(MPI_Comm seq, sn_ring_variant variant, sn_seq_lay
     return &R->engine;
 }
 
+sn_attn_engine *sn_ring_create_local(void)
+{
+    return sn_ring_create(MPI_COMM_SELF, SN_RING_PLAIN, SN_SEQ_CONTIGUOUS);
+}
+
 void sn_ring_destroy(sn_attn_engine *e)
 {
     if (!e) return;

@@ -68,6 +68,11 @@ sn_attn_engine *sn_ring_create(MPI_Comm seq, sn_ring_variant variant, sn_seq_lay
 /* Frees the engine and its communicator (collective); NULL is ignored. */
 void sn_ring_destroy(sn_attn_engine *e);
 
+/* An engine over this rank alone (MPI_COMM_SELF): block attention with the
+ * causally masked blocks skipped and a log-sum-exp save, for evaluating a
+ * long-sequence model on one rank.  Destroy with sn_ring_destroy. */
+sn_attn_engine *sn_ring_create_local(void);
+
 void sn_ring_stats(const sn_attn_engine *e, sn_ring_counters *c);
 void sn_ring_reset_stats(sn_attn_engine *e);
 

@@ -8,6 +8,7 @@
 #include "io/ckpt.h"
 #include "io/data.h"
 #include "io/text.h"
+#include "mpi/ring.h"
 #include "mpi/runtime.h"
 #include "src/cli.h"
 #include "src/commands.h"
@@ -49,7 +50,8 @@ static int eval_text(const eval_args *a, const sn_mpi_info *mpi, int nt, const s
     const sn_text_split split = strcmp(a->split, "val") == 0 ? SN_TEXT_VAL : SN_TEXT_TEST;
     int64_t n = sn_text_eval_count(&text, split, T);
     if (a->limit > 0 && a->limit < n) n = a->limit;
-    sn_acts *acts = sn_acts_create(&m->space, batch);
+    sn_attn_engine *attn = NULL;
+    sn_acts *acts = sn_eval_acts(&m->space, batch, &attn);
     int32_t *ids = sn_alloc((size_t)(batch * T) * sizeof(int32_t));
     int32_t *labels = sn_alloc((size_t)(batch * T) * sizeof(int32_t));
     int rc = SN_ERR;
@@ -59,8 +61,8 @@ static int eval_text(const eval_args *a, const sn_mpi_info *mpi, int nt, const s
         sn_errf(err, errlen, "--logits is for image models (a language model has T x 256 "
                              "logits per window)");
     } else {
-        sn_eval_result r = sn_evaluate_text(nt, m, acts, batch, net, &text, split, 0, n, ids,
-                                            labels);
+        sn_eval_result r = sn_evaluate_text(nt, m, acts, attn, batch, net, &text, split, 0, n,
+                                            ids, labels);
         const double bpb = r.loss / 0.69314718055994530942;
         int64_t params = sn_subnet_params(&m->space, net), macs = sn_subnet_macs(&m->space, net);
         if (mpi->rank == 0) {
@@ -78,6 +80,7 @@ static int eval_text(const eval_args *a, const sn_mpi_info *mpi, int nt, const s
         rc = SN_OK;
     }
     sn_acts_destroy(acts);
+    sn_ring_destroy(attn);
     sn_free(ids);
     sn_free(labels);
     sn_text_free(&text);

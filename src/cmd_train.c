@@ -13,6 +13,7 @@
 #include "io/text.h"
 #include "mpi/grid.h"
 #include "mpi/pipeline.h"
+#include "mpi/ring.h"
 #include "mpi/runtime.h"
 #include "src/arch.h"
 #include "src/cli.h"
@@ -157,6 +158,7 @@ typedef struct train_ctx {
     int32_t *labels;                /* (b_local) or (b_local, tl) */
     int64_t *ids;                   /* (B) image indices or window starts of the step */
     sn_acts *eval_acts;             /* one-rank workspace for evaluation */
+    sn_attn_engine *eval_attn;      /* its attention engine (language model) */
     int64_t eval_batch;
     float *eval_tokens;
     int32_t *eval_ids, *eval_labels;
@@ -175,6 +177,7 @@ static void ctx_free(train_ctx *c)
     sn_free(c->labels);
     sn_free(c->ids);
     sn_acts_destroy(c->eval_acts);
+    sn_ring_destroy(c->eval_attn);
     sn_free(c->eval_tokens);
     sn_free(c->eval_ids);
     sn_free(c->eval_labels);
@@ -402,7 +405,8 @@ static sn_eval_result eval_split(train_ctx *c, const sn_subnet *n, bool val)
     const int64_t lo = total * r / W, hi = total * (r + 1) / W;
     sn_eval_result e;
     if (c->lm) {
-        e = sn_evaluate_text(c->nt, c->model, c->eval_acts, c->eval_batch, n, &c->text,
+        e = sn_evaluate_text(c->nt, c->model, c->eval_acts, c->eval_attn, c->eval_batch, n,
+                             &c->text,
                              val ? SN_TEXT_VAL : SN_TEXT_TEST, lo, hi - lo, c->eval_ids,
                              c->eval_labels);
     } else {
@@ -608,10 +612,10 @@ static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size
     c->input = sn_alloc((size_t)(bl * tl) * in_bytes);
     c->labels = sn_alloc((size_t)(bl * tl) * sizeof(int32_t));
     c->ids = sn_alloc((size_t)a->batch * sizeof(int64_t));
-    /* evaluation runs the whole model on one rank: long sequences in
-     * smaller batches (the attention probabilities are T x T per head) */
+    /* evaluation runs the whole model on each rank: long sequences in
+     * smaller batches */
     c->eval_batch = c->lm ? (a->batch < 8 ? a->batch : 8) : a->batch;
-    c->eval_acts = sn_acts_create(&c->space, c->eval_batch);
+    c->eval_acts = sn_eval_acts(&c->space, c->eval_batch, &c->eval_attn);
     c->eval_tokens = sn_alloc((size_t)(c->eval_batch * T * c->space.token_dim) * sizeof(float));
     c->eval_ids = sn_alloc((size_t)(c->eval_batch * T) * sizeof(int32_t));
     c->eval_labels = sn_alloc((size_t)(c->eval_batch * T) * sizeof(int32_t));

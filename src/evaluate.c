@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "mpi/ring.h"
 #include "mpi/runtime.h"
 #include "src/train.h"
 #include "src/util.h"
@@ -20,7 +21,8 @@ sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
         int64_t b = count - at < batch ? count - at : batch;
         for (int64_t i = 0; i < b; i++) ids[i] = idx ? idx[at + i] : at + i;
         sn_images_batch(x, ids, b, patch, norm, tokens, labels);
-        const float *out = sn_eval_batch(nt, m, a, n, tokens, labels, b, &loss_sum, &correct);
+        const float *out = sn_eval_batch(nt, m, a, NULL, n, tokens, labels, b, &loss_sum,
+                                         &correct);
         if (logits) {
             const int64_t C = m->space.n_classes;
             memcpy(logits + at * C, out, (size_t)(b * C) * sizeof(float));
@@ -34,9 +36,10 @@ sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
     return r;
 }
 
-sn_eval_result sn_evaluate_text(int nt, const sn_model *m, sn_acts *a, int64_t batch,
-                                const sn_subnet *n, const sn_text *x, sn_text_split split,
-                                int64_t first, int64_t count, int32_t *ids, int32_t *labels)
+sn_eval_result sn_evaluate_text(int nt, const sn_model *m, sn_acts *a,
+                                const sn_attn_engine *attn, int64_t batch, const sn_subnet *n,
+                                const sn_text *x, sn_text_split split, int64_t first,
+                                int64_t count, int32_t *ids, int32_t *labels)
 {
     sn_eval_result r = {0};
     const int64_t T = m->space.n_tokens;
@@ -48,7 +51,7 @@ sn_eval_result sn_evaluate_text(int nt, const sn_model *m, sn_acts *a, int64_t b
         int64_t b = count - at < batch ? count - at : batch;
         for (int64_t i = 0; i < b; i++) starts[i] = sn_text_eval_start(x, split, T, first + at + i);
         sn_text_batch(x, starts, b, T, NULL, T, ids, labels);
-        sn_eval_batch(nt, m, a, n, ids, labels, b, &loss_sum, &correct);
+        sn_eval_batch(nt, m, a, attn, n, ids, labels, b, &loss_sum, &correct);
     }
     r.n = count * T;
     if (r.n > 0) {
@@ -56,6 +59,15 @@ sn_eval_result sn_evaluate_text(int nt, const sn_model *m, sn_acts *a, int64_t b
         r.accuracy = (double)correct / (double)r.n;
     }
     return r;
+}
+
+sn_acts *sn_eval_acts(const sn_space *s, int64_t batch, sn_attn_engine **attn)
+{
+    sn_shard sh;
+    sn_shard_full(s, &sh);
+    *attn = s->task == SN_TASK_LM ? sn_ring_create_local() : NULL;
+    sh.attn = *attn;
+    return sn_acts_create_shard(s, &sh, batch);
 }
 
 int sn_open_checkpoint(const char *arg, sn_model **m, sn_file_info *info, char *path,

@@ -29,12 +29,21 @@ sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
 
 /* The language model on windows [first, first + count) of the text's
  * validation or test split (see io/text.h), in batches of at most the
- * workspace's max batch; ids and labels are caller-owned scratch of
+ * workspace's max batch, attention through attn (the engine a was created
+ * with; sn_eval_engine); ids and labels are caller-owned scratch of
  * (batch, T).  n counts tokens; loss is the mean cross-entropy in nats per
  * byte (bits per byte = loss / ln 2); accuracy the next-byte accuracy. */
-sn_eval_result sn_evaluate_text(int nt, const sn_model *m, sn_acts *a, int64_t batch,
-                                const sn_subnet *n, const sn_text *x, sn_text_split split,
-                                int64_t first, int64_t count, int32_t *ids, int32_t *labels);
+sn_eval_result sn_evaluate_text(int nt, const sn_model *m, sn_acts *a,
+                                const sn_attn_engine *attn, int64_t batch, const sn_subnet *n,
+                                const sn_text *x, sn_text_split split, int64_t first,
+                                int64_t count, int32_t *ids, int32_t *labels);
+
+/* A one-rank evaluation workspace for batches of `batch` sequences of
+ * space s: for the language model with an attention engine of its own
+ * (*attn, memory linear in the sequence length; destroy with
+ * sn_ring_destroy), for images with one-rank attention (*attn NULL).
+ * NULL when out of memory. */
+sn_acts *sn_eval_acts(const sn_space *s, int64_t batch, sn_attn_engine **attn);
 
 /* Resolves arg (a checkpoint file, a checkpoint or run directory), reads
  * its description into info and its weights into a new model *m (caller

@@ -225,7 +225,7 @@ typedef struct block_acts {
     float *ln1;         /* (BT, e) */
     float *mean1, *rstd1; /* (BT) */
     float *qkv;         /* (BT, 3*h*D) */
-    float *att;         /* (B, h, tl, tl): probabilities, or the engine's save */
+    float *att;         /* (B, h, tl, tl) probabilities, or the engine's save (B, h, tl) */
     float *ao;          /* (BT, h*D) */
     float *xm;          /* (BT, e) residual after attention */
     float *ln2;         /* (BT, e) */
@@ -284,8 +284,10 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
     a->scratch_threads = sh->attn ? 0 : SN_MAX_THREADS;
     /* sizes in floats, each rounded to 16 (64 bytes) */
 #define R16(x) ((((size_t)(x)) + 15) & ~(size_t)15)
-    size_t per_block = R16(BT * d.E) * 3 + R16(BT) * 4 + R16(BT * 3 * d.HD) +
-                       R16(max_batch * d.H * tl * tl) + R16(BT * d.HD) + R16(BT * d.F) * 2;
+    /* an engine saves a log-sum-exp per row and head, not probabilities */
+    const int64_t att = sh->attn ? max_batch * d.H * tl : max_batch * d.H * tl * tl;
+    size_t per_block = R16(BT * d.E) * 3 + R16(BT) * 4 + R16(BT * 3 * d.HD) + R16(att) +
+                       R16(BT * d.HD) + R16(BT * d.F) * 2;
     size_t total = per_block * (size_t)nb + R16(BT * d.E) * (size_t)(nb + 1) +
                    R16(BT * d.E) + R16(BT) * 2 + R16(max_batch * d.E) + R16(rows_out * C) +
                    R16(BT * d.E) * 2 + R16(BT * big) + R16(BT * mid) + R16(max_batch * d.E) +
@@ -305,7 +307,7 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
         TAKE(k->mean1, BT);
         TAKE(k->rstd1, BT);
         TAKE(k->qkv, BT * 3 * d.HD);
-        TAKE(k->att, max_batch * d.H * tl * tl);
+        TAKE(k->att, att);
         TAKE(k->ao, BT * d.HD);
         TAKE(k->xm, BT * d.E);
         TAKE(k->ln2, BT * d.E);

@@ -36,9 +36,10 @@ void sn_seq_positions(sn_seq_layout layout, int64_t T, int S, int r, int32_t *po
  * query's global position masked when causal), as sn_attention_forward on
  * the gathered sequence would give for this rank's rows.
  *
- * save: b*h*tl*tl floats at least (sn_attn_save_floats) that forward fills
- * with what its backward needs (for example the log-sum-exp of every query
- * row); it is kept per layer and micro-batch by the caller.
+ * save: b*h*tl floats that forward fills with what its backward needs
+ * (the log-sum-exp of every query row and head); it is kept per layer and
+ * micro-batch by the caller.  Memory is therefore linear in the sequence
+ * length, where one-rank attention keeps the (tl, tl) probabilities.
  *
  * backward ACCUMULATES into dqkv (b*tl, 3*h*d) lddqkv the gradient given
  * dout (b*tl, h*d) lddo, the forward's save, out and qkv.

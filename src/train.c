@@ -150,12 +150,13 @@ int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int
     return SN_OK;
 }
 
-const float *sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_subnet *n,
-                           const void *input, const int32_t *labels, int64_t b,
-                           double *loss_sum, int64_t *correct)
+const float *sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_attn_engine *attn,
+                           const sn_subnet *n, const void *input, const int32_t *labels,
+                           int64_t b, double *loss_sum, int64_t *correct)
 {
     sn_shard sh;
     sn_shard_full(&m->space, &sh);
+    sh.attn = attn;
     const float *logits = sn_model_forward_shard(nt, m, a, &sh, n, input, b);
     const int64_t rows = m->space.task == SN_TASK_LM ? b * m->space.n_tokens : b;
     int64_t ok = 0;

@@ -102,8 +102,9 @@ void sn_step_apply(sn_trainer *t, sn_step_stats *st, int t_lo, int t_hi);
  * floats, labels (b)) or per token (language model; input (b, T) byte ids,
  * labels (b, T) next bytes).  Returns the batch's logits, owned by a,
  * valid until its next forward. */
-const float *sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_subnet *n,
-                           const void *input, const int32_t *labels, int64_t b,
-                           double *loss_sum, int64_t *correct);
+/* attn: NULL for one-rank attention, else the engine a was created with. */
+const float *sn_eval_batch(int nt, const sn_model *m, sn_acts *a, const sn_attn_engine *attn,
+                           const sn_subnet *n, const void *input, const int32_t *labels,
+                           int64_t b, double *loss_sum, int64_t *correct);
 
 #endif

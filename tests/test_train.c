@@ -72,7 +72,7 @@ static double slice_loss(sn_model *m, sn_acts *a, sn_norm norm, float *tok, int3
     for (int64_t at = 0; at < N_IMAGES; at += BATCH) {
         for (int64_t i = 0; i < BATCH; i++) ids[i] = at + i;
         sn_images_batch(&train, ids, BATCH, 4, norm, tok, lab);
-        sn_eval_batch(2, m, a, &big, tok, lab, BATCH, &sum, &correct);
+        sn_eval_batch(2, m, a, NULL, &big, tok, lab, BATCH, &sum, &correct);
     }
     return sum / N_IMAGES;
 }
