@@ -16,7 +16,7 @@ import sys
 
 BATCH = 128             # images per step (the script's image runs)
 LM_B, LM_T = 4, 1024    # sequences, bytes per sequence (the LM runs)
-ALPHA_SHM = 0.25e-6     # s per message, MPI shared memory (docs/MACHINE.md, not measured here)
+ALPHA_SHM = 0.25e-6     # s per message, MPI shared memory (Open MPI shared-memory latency measured on this machine with an 8-byte ping-pong; not measured by this script)
 
 
 # ---- parsing -----------------------------------------------------------------
@@ -261,7 +261,7 @@ def main():
     beta = statistics.mean(betas)
     pr(f"  shared-memory bandwidth from bench_ring's 'xfer alone' at T 4096 "
        f"({', '.join(f'{b / 1e9:.1f}' for b in betas)} GB/s): beta = {beta / 1e9:.1f} GB/s; "
-       f"alpha = {ALPHA_SHM * 1e6:.2f} us (docs/MACHINE.md)")
+       f"alpha = {ALPHA_SHM * 1e6:.2f} us (8-byte ping-pong on this machine)")
     pr(f"    (T 4096: plain ring/local {rw['plain']['ratio']:.3f}, token {rw['token']['ratio']:.3f})")
 
     l2, l1 = R("lm_1r2t"), R("lm_1r1t")
