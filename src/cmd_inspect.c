@@ -322,11 +322,17 @@ static void print_text(const inspection *x)
     }
     printf("} (%d stage%s)\n", s->n_stages, s->n_stages == 1 ? "" : "s");
     printf("%-14s %.6g sub-networks\n", "", sn_space_count(s));
-    printf("%-14s %d tokens of %d values, %d classes\n", "task", s->n_tokens, s->token_dim,
-           s->n_classes);
-    printf("%-14s %dx%d images in %dx%d patches, pixel v -> (v/255 - %.6g) / %.6g\n",
-           "preprocessing", in->image_rows, in->image_cols, in->patch, in->patch,
-           (double)in->norm_mean, (double)in->norm_std);
+    if (s->task == SN_TASK_LM) {
+        printf("%-14s lm: causal byte-level language model, sequences of %d bytes, "
+               "vocabulary %d\n", "task", s->n_tokens, s->token_dim);
+        printf("%-14s none: byte v is token v\n", "preprocessing");
+    } else {
+        printf("%-14s image: %d tokens of %d values, %d classes\n", "task", s->n_tokens,
+               s->token_dim, s->n_classes);
+        printf("%-14s %dx%d images in %dx%d patches, pixel v -> (v/255 - %.6g) / %.6g\n",
+               "preprocessing", in->image_rows, in->image_cols, in->patch, in->patch,
+               (double)in->norm_mean, (double)in->norm_std);
+    }
     if (in->is_model) {
         sn_subnet big;
         sn_subnet_max(s, &big);
@@ -451,6 +457,7 @@ static void print_json(const inspection *x, const inspect_args *a)
     json_ints("min_depth", s->min_depth, s->n_stages);
     printf(",");
     json_ints("max_depth", s->max_depth, s->n_stages);
+    printf(",\"task\":\"%s\"", s->task == SN_TASK_LM ? "lm" : "image");
     printf(",\"head_dim\":%d,\"n_tokens\":%d,\"token_dim\":%d,\"n_classes\":%d,\"patch\":%d,"
            "\"image_rows\":%d,\"image_cols\":%d,\"norm_mean\":",
            s->head_dim, s->n_tokens, s->token_dim, s->n_classes, in->patch, in->image_rows,
