@@ -542,7 +542,7 @@ static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
     train_args *a = c->a;
     const int64_t total = c->tr.o.adamw.total, first = c->tr.step;
     double t0 = sn_now(), tlog = t0, tckpt = t0;
-    int64_t images_since = 0;
+    int64_t items_since = 0;
     uint64_t flops_since = 0;
     *stopped = false;
     const int64_t per_step = c->lm ? a->batch * a->seq_len : a->batch;
@@ -551,7 +551,7 @@ static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
         sn_step_stats st;
         if (sn_dist_step(&c->dist, c->input, c->labels, &st, err, errlen) != SN_OK)
             return SN_ERR;
-        images_since += per_step;
+        items_since += per_step;
         flops_since += st.flops;
         const int64_t step = c->tr.step, done = step - first;
         bool last = step == total;
@@ -559,10 +559,10 @@ static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
             double now = sn_now(), dt = now - tlog;
             char eta[32];
             format_eta(eta, sizeof eta, (now - t0) / (double)done * (double)(total - step));
-            log_step(c, &st, (double)images_since / dt, (double)flops_since / dt / 1e9, now - t0,
+            log_step(c, &st, (double)items_since / dt, (double)flops_since / dt / 1e9, now - t0,
                      eta);
             tlog = now;
-            images_since = 0;
+            items_since = 0;
             flops_since = 0;
         }
         *stopped = a->stop_after > 0 && done >= a->stop_after && !last;
