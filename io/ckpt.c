@@ -38,7 +38,7 @@ static void dir_of(const char *path, char *dir, size_t len)
 }
 
 /* fsync tmp, rename it to final, fsync the directory. */
-static int commit_file(const char *tmp, const char *final, char *err, size_t errlen)
+int sn_file_commit(const char *tmp, const char *final, char *err, size_t errlen)
 {
     char dir[PATH_LEN];
     dir_of(final, dir, sizeof dir);
@@ -65,8 +65,8 @@ static int write_latest(const char *dir, const char *name, char *err, size_t err
         unlink(tmp);
         return sn_errf(err, errlen, "%s: write failed (disk full?)", tmp);
     }
-    /* commit_file fsyncs it before the rename */
-    if (commit_file(tmp, final, err, errlen) != SN_OK) {
+    /* sn_file_commit fsyncs it before the rename */
+    if (sn_file_commit(tmp, final, err, errlen) != SN_OK) {
         unlink(tmp);
         return SN_ERR;
     }
@@ -342,7 +342,7 @@ int sn_ckpt_save(MPI_Comm comm, const char *dir, const sn_model *m, const sn_ada
     free(w);
     rc = agree(comm, rc, err, errlen);
     if (rank == 0) {
-        if (rc == SN_OK) rc = commit_file(tmp, final, err, errlen);
+        if (rc == SN_OK) rc = sn_file_commit(tmp, final, err, errlen);
         if (rc == SN_OK) rc = write_latest(dir, name, err, errlen);
         if (rc == SN_OK) prune(dir, keep);
         else unlink(tmp);
@@ -672,7 +672,7 @@ int sn_model_export(MPI_Comm comm, const char *path, const sn_model *m, const sn
     int rank;
     MPI_Comm_rank(comm, &rank);
     if (rank == 0) {
-        if (rc == SN_OK) rc = commit_file(tmp, path, err, errlen);
+        if (rc == SN_OK) rc = sn_file_commit(tmp, path, err, errlen);
         if (rc != SN_OK) unlink(tmp);
     }
     return agree(comm, rc, err, errlen);

@@ -94,4 +94,8 @@ int sn_model_import(MPI_Comm comm, const char *path, sn_model **out, sn_subnet *
  * (same string) for that space. */
 void sn_subnet_space(const sn_space *s, const sn_subnet *n, sn_space *out);
 
+/* Makes the written file tmp durable under the name final: fsync, rename,
+ * fsync of the directory (the write protocol of every supernest file). */
+int sn_file_commit(const char *tmp, const char *final, char *err, size_t errlen);
+
 #endif
