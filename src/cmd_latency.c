@@ -133,9 +133,9 @@ static void print_table(const sn_latency_table *t, const sn_latency_info *info)
     char desc[512];
     sn_space_format(s, desc, sizeof desc);
     printf("space: %s%s\n", desc, s->task == SN_TASK_LM ? " (language model)" : "");
-    printf("machine: %s, BLIS %s; batch %lld, %d thread%s, median of %d after %d warm-up\n",
+    printf("machine: %s, BLIS %s; batch %lld, %d thread%s, median of %d in %d sweeps, %d warm-up each\n",
            info->cpu_model, info->blis_kernels, (long long)t->batch, t->threads,
-           t->threads == 1 ? "" : "s", t->reps, t->warmup);
+           t->threads == 1 ? "" : "s", t->reps, SN_LATENCY_SWEEPS, t->warmup);
     printf("%6s %10s %10s %18s %18s\n", "embed", "embed ms", "head ms", "block ms (min h,f)",
            "block ms (max h,f)");
     for (int ie = 0; ie < s->n_embed; ie++)
@@ -152,31 +152,40 @@ static int check_table(const sn_latency_table *t, const sn_attn_engine *attn, in
     const sn_space *s = &t->space;
     sn_latency_bench *w = sn_latency_bench_create(s, t->batch, attn, seed);
     if (!w) return sn_errf(err, errlen, "out of memory for the check's model");
+    sn_subnet *nets = malloc((size_t)k * sizeof *nets);
+    double *meas = malloc((size_t)k * sizeof *meas);
+    int rc = nets && meas ? SN_OK : sn_errf(err, errlen, "out of memory for %lld sub-networks",
+                                            (long long)k);
     sn_rng r;
     sn_rng_seed(&r, seed, STREAM_CHECK);
-    printf("\n%4s %12s %12s %8s  %s\n", "#", "predicted ms", "measured ms", "error", "sub-network");
+    for (int64_t i = 0; rc == SN_OK && i < k; i++) sn_subnet_sample(s, &r, &nets[i]);
+    if (rc == SN_OK)
+        rc = sn_latency_measure_subnets(w, nets, (int)k, t->threads, t->reps, t->warmup, meas,
+                                        err, errlen);
     double sum = 0.0, worst = -1.0;
     char worst_name[SN_SUBNET_STRLEN] = "";
-    for (int64_t i = 0; i < k; i++) {
-        sn_subnet net;
-        sn_subnet_sample(s, &r, &net);
-        const double pred = sn_latency_predict(t, &net);
-        const double meas = sn_latency_measure_subnet(w, &net, t->threads, t->reps, t->warmup);
-        const double ape = fabs(pred - meas) / meas * 100.0;
+    if (rc == SN_OK)
+        printf("\n%4s %12s %12s %8s  %s\n", "#", "predicted ms", "measured ms", "error",
+               "sub-network");
+    for (int64_t i = 0; rc == SN_OK && i < k; i++) {
+        const double pred = sn_latency_predict(t, &nets[i]);
+        const double ape = fabs(pred - meas[i]) / meas[i] * 100.0;
         char name[SN_SUBNET_STRLEN];
-        sn_subnet_format(&net, name, sizeof name);
-        printf("%4lld %12.4f %12.4f %7.2f%%  %s\n", (long long)i + 1, pred, meas, ape, name);
-        fflush(stdout);
+        sn_subnet_format(&nets[i], name, sizeof name);
+        printf("%4lld %12.4f %12.4f %7.2f%%  %s\n", (long long)i + 1, pred, meas[i], ape, name);
         sum += ape;
         if (ape > worst) {
             worst = ape;
             snprintf(worst_name, sizeof worst_name, "%s", name);
         }
     }
+    free(nets);
+    free(meas);
     sn_latency_bench_destroy(w);
-    printf("mean absolute percentage error %.2f%% over %lld sub-networks; worst %.2f%% (%s)\n",
-           sum / (double)k, (long long)k, worst, worst_name);
-    return SN_OK;
+    if (rc == SN_OK)
+        printf("mean absolute percentage error %.2f%% over %lld sub-networks; worst %.2f%% "
+               "(%s)\n", sum / (double)k, (long long)k, worst, worst_name);
+    return rc;
 }
 
 /* Resolves the space, measures or loads the table, writes it, checks it. */
@@ -248,7 +257,7 @@ int sn_cmd_latency(int argc, char **argv, const sn_mpi_info *mpi)
     lat_args a = {
         .task = "image", .blis_arch = "auto", .embed_choices = d_embed, .heads_choices = d_heads,
         .mlp_choices = d_mlp, .depths = d_depths, .min_depths = d_mins, .head_dim = ds.head_dim,
-        .patch = 4, .seq_len = 256, .batch = 1, .threads = 1, .reps = 50, .warmup = 10,
+        .patch = 4, .seq_len = 256, .batch = 1, .threads = 1, .reps = 50, .warmup = 2,
         .check = 20, .seed = 1,
     };
     sn_opt opts[] = {
@@ -258,8 +267,8 @@ int sn_cmd_latency(int argc, char **argv, const sn_mpi_info *mpi)
         {"output", SN_OPT_STR, &a.output, "FILE", "same as -o", 0, 0, 0},
         {"batch-size", SN_OPT_INT, &a.batch, "B", "sequences per forward pass", 1, 4096, 0},
         {"threads", SN_OPT_INT, &a.threads, "N", "compute threads per forward pass", 1, SN_MAX_THREADS, 0},
-        {"reps", SN_OPT_INT, &a.reps, "R", "timed passes per entry (the median is kept)", 1, SN_LATENCY_MAX_REPS, 0},
-        {"warmup", SN_OPT_INT, &a.warmup, "W", "untimed passes before them", 0, 1e6, 0},
+        {"reps", SN_OPT_INT, &a.reps, "R", "timed passes per entry, spread over 5 sweeps through all entries (the median is kept)", 1, SN_LATENCY_MAX_REPS, 0},
+        {"warmup", SN_OPT_INT, &a.warmup, "W", "untimed passes before each entry's share of a sweep", 0, 1e6, 0},
         {"check", SN_OPT_INT, &a.check, "K", "then time K random sub-networks whole against the table's prediction (0: no check)", 0, 1e6, 0},
         {"seed", SN_OPT_INT, &a.seed, "S", "seed of the random weights, inputs and checked sub-networks", 0, 9.2e18, 0},
         {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto (fastest this CPU supports), skx, haswell, zen3, generic, ...", 0, 0, 0},

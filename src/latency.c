@@ -136,23 +136,29 @@ static int part_init(part *p, const sn_space *s, int64_t b, const void *tokens, 
     return SN_OK;
 }
 
-/* Median ms of reps forward passes of n through part p after warmup
- * untimed ones; scratch holds reps values.  When cycle > 0 (p is a
- * one-block part), pass k (counting the warm-up) runs supernet block
+/* Runs warmup untimed forward passes of n through part p, then count
+ * timed ones whose times (ms) go to out[0..count).  When cycle > 0 (p is
+ * a one-block part), pass k (counting the warm-up) runs supernet block
  * k % cycle. */
-static double time_part(const sn_model *m, part *p, const sn_subnet *n, int64_t b, int nt,
-                        int reps, int warmup, int cycle, double *scratch)
+static void time_part(const sn_model *m, part *p, const sn_subnet *n, int64_t b, int nt,
+                      int count, int warmup, int cycle, double *out)
 {
-    for (int k = 0; k < warmup + reps; k++) {
+    if (count == 0) return;
+    for (int k = 0; k < warmup + count; k++) {
         if (cycle > 0) {
             p->sh.block_lo = k % cycle;
             p->sh.block_hi = p->sh.block_lo + 1;
         }
         double t0 = sn_now();
         sn_model_forward_shard(nt, m, p->acts, &p->sh, n, p->input, b);
-        if (k >= warmup) scratch[k - warmup] = (sn_now() - t0) * 1e3;
+        if (k >= warmup) out[k - warmup] = (sn_now() - t0) * 1e3;
     }
-    return median(scratch, reps);
+}
+
+/* Timed passes of sweep r when reps are spread over SN_LATENCY_SWEEPS. */
+static int sweep_reps(int reps, int r)
+{
+    return reps / SN_LATENCY_SWEEPS + (r < reps % SN_LATENCY_SWEEPS);
 }
 
 int sn_latency_measure_table(sn_latency_table *t, int64_t b, int nt, int reps, int warmup,
@@ -161,18 +167,20 @@ int sn_latency_measure_table(sn_latency_table *t, int64_t b, int nt, int reps, i
 {
     SN_CHECK(b >= 1 && nt >= 1 && reps >= 1 && reps <= SN_LATENCY_MAX_REPS && warmup >= 0);
     const sn_space *s = &t->space;
-    const int nb = sn_space_max_blocks(s);
+    const int nb = sn_space_max_blocks(s), ne = s->n_embed;
+    /* samples: embed ie at row ie, head ie at ne + ie, block entry j at 2*ne + j */
+    const size_t rows = (size_t)ne * (size_t)(2 + s->n_heads * s->n_mlp);
     sn_rng r;
     sn_rng_seed(&r, seed, STREAM_INPUT);
     sn_model *m = sn_model_create(s, seed);
     void *tokens = malloc(input_bytes(s, b));
-    double *scratch = malloc((size_t)reps * sizeof *scratch);
+    double *samples = malloc(rows * (size_t)reps * sizeof *samples); /* (rows, reps) */
     part embed = {0}, block = {0}, head = {0};
     part_shard(s, attn, 0, 0, true, false, &embed.sh);
     part_shard(s, attn, 0, 1, false, false, &block.sh);
     part_shard(s, attn, nb, nb, false, true, &head.sh);
     int rc = SN_OK;
-    if (!m || !tokens || !scratch) {
+    if (!m || !tokens || !samples) {
         rc = sn_errf(err, errlen, "out of memory for the latency measurements");
     } else {
         random_input(s, b, &r, tokens);
@@ -185,20 +193,35 @@ int sn_latency_measure_table(sn_latency_table *t, int64_t b, int nt, int reps, i
         /* every supernet block kept, so that any one of them can be timed */
         sn_subnet net;
         sn_subnet_max(s, &net);
-        for (int ie = 0; ie < s->n_embed; ie++) {
-            net.embed = s->embed[ie];
-            t->embed_ms[ie] = (float)time_part(m, &embed, &net, b, nt, reps, warmup, 0, scratch);
-            t->head_ms[ie] = (float)time_part(m, &head, &net, b, nt, reps, warmup, 0, scratch);
-            for (int ih = 0; ih < s->n_heads; ih++)
-                for (int im = 0; im < s->n_mlp; im++) {
-                    for (int i = 0; i < net.n_blocks; i++) {
-                        net.heads[i] = s->heads[ih];
-                        net.mlp[i] = s->mlp[im];
+        int at = 0; /* samples taken of every entry so far */
+        for (int sw = 0; sw < SN_LATENCY_SWEEPS; sw++) {
+            const int count = sweep_reps(reps, sw);
+            size_t row = 2 * (size_t)ne;
+            for (int ie = 0; ie < ne; ie++) {
+                net.embed = s->embed[ie];
+                time_part(m, &embed, &net, b, nt, count, warmup, 0,
+                          samples + (size_t)ie * (size_t)reps + (size_t)at);
+                time_part(m, &head, &net, b, nt, count, warmup, 0,
+                          samples + (size_t)(ne + ie) * (size_t)reps + (size_t)at);
+                for (int ih = 0; ih < s->n_heads; ih++)
+                    for (int im = 0; im < s->n_mlp; im++, row++) {
+                        for (int i = 0; i < net.n_blocks; i++) {
+                            net.heads[i] = s->heads[ih];
+                            net.mlp[i] = s->mlp[im];
+                        }
+                        time_part(m, &block, &net, b, nt, count, warmup, nb,
+                                  samples + row * (size_t)reps + (size_t)at);
                     }
-                    *sn_latency_block(t, ie, ih, im) = (float)time_part(
-                        m, &block, &net, b, nt, reps, warmup, nb, scratch);
-                }
+            }
+            at += count;
         }
+        for (int ie = 0; ie < ne; ie++) {
+            t->embed_ms[ie] = (float)median(samples + (size_t)ie * (size_t)reps, reps);
+            t->head_ms[ie] = (float)median(samples + (size_t)(ne + ie) * (size_t)reps, reps);
+        }
+        /* block entries are stored in the same (ie, ih, im) order */
+        for (size_t j = 0; j + 2 * (size_t)ne < rows; j++)
+            t->block_ms[j] = (float)median(samples + (j + 2 * (size_t)ne) * (size_t)reps, reps);
         t->batch = b;
         t->threads = nt;
         t->reps = reps;
@@ -207,7 +230,7 @@ int sn_latency_measure_table(sn_latency_table *t, int64_t b, int nt, int reps, i
     sn_acts_destroy(embed.acts);
     sn_acts_destroy(block.acts);
     sn_acts_destroy(head.acts);
-    free(scratch);
+    free(samples);
     free(tokens);
     sn_model_destroy(m);
     return rc;
@@ -220,7 +243,6 @@ struct sn_latency_bench {
     part whole;
     void *tokens;       /* (b, T, P) floats or (b, T) int32 */
     int64_t b;
-    double scratch[SN_LATENCY_MAX_REPS];
 };
 
 sn_latency_bench *sn_latency_bench_create(const sn_space *s, int64_t b,
@@ -252,9 +274,21 @@ void sn_latency_bench_destroy(sn_latency_bench *w)
     free(w);
 }
 
-double sn_latency_measure_subnet(sn_latency_bench *w, const sn_subnet *n, int nt, int reps,
-                                 int warmup)
+int sn_latency_measure_subnets(sn_latency_bench *w, const sn_subnet *nets, int k, int nt,
+                               int reps, int warmup, double *ms, char *err, size_t errlen)
 {
-    SN_CHECK(nt >= 1 && reps >= 1 && reps <= SN_LATENCY_MAX_REPS && warmup >= 0);
-    return time_part(w->m, &w->whole, n, w->b, nt, reps, warmup, 0, w->scratch);
+    SN_CHECK(k >= 1 && nt >= 1 && reps >= 1 && reps <= SN_LATENCY_MAX_REPS && warmup >= 0);
+    double *samples = malloc((size_t)k * (size_t)reps * sizeof *samples); /* (k, reps) */
+    if (!samples) return sn_errf(err, errlen, "out of memory for %d sub-networks' timings", k);
+    int at = 0;
+    for (int sw = 0; sw < SN_LATENCY_SWEEPS; sw++) {
+        const int count = sweep_reps(reps, sw);
+        for (int i = 0; i < k; i++)
+            time_part(w->m, &w->whole, &nets[i], w->b, nt, count, warmup, 0,
+                      samples + (size_t)i * (size_t)reps + (size_t)at);
+        at += count;
+    }
+    for (int i = 0; i < k; i++) ms[i] = median(samples + (size_t)i * (size_t)reps, reps);
+    free(samples);
+    return SN_OK;
 }

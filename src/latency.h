@@ -27,6 +27,11 @@
 
 /* Timed passes per measurement at most. */
 #define SN_LATENCY_MAX_REPS 100000
+/* Sweeps over all the entries (or sub-networks) that a measurement's
+ * timed passes are spread over: a burst of load from other processes then
+ * inflates a few samples of many entries, which the median ignores, not
+ * all samples of a few entries. */
+#define SN_LATENCY_SWEEPS 5
 
 typedef struct sn_latency_table {
     sn_space space;
@@ -48,8 +53,10 @@ void sn_latency_table_destroy(sn_latency_table *t);
 float *sn_latency_block(const sn_latency_table *t, int ie, int ih, int im);
 
 /* Measures every entry of t (created for the space to time): the median
- * over reps timed passes (after warmup untimed ones) of a forward of b
- * sequences on nt threads (reps <= SN_LATENCY_MAX_REPS).  attn: the attention engine the model runs the
+ * over reps timed passes of a forward of b sequences on nt threads
+ * (reps <= SN_LATENCY_MAX_REPS), spread over SN_LATENCY_SWEEPS sweeps
+ * through all entries, each entry's share of a sweep after warmup untimed
+ * passes.  attn: the attention engine the model runs the
  * language model with (NULL: the model's one-rank attention; src/seq.h).
  * seed seeds the random weights and inputs.  Records b, nt, reps and
  * warmup in t.  SN_ERR with a message when out of memory. */
@@ -63,18 +70,20 @@ double sn_latency_predict(const sn_latency_table *t, const sn_subnet *n);
 
 /* A workspace for timing whole sub-networks of space s (random weights
  * from seed, random inputs) at batch b: one model and activation buffer
- * reused by every call of sn_latency_measure_subnet.  attn as above (kept
+ * reused by every call of sn_latency_measure_subnets.  attn as above (kept
  * by pointer: it must outlive the workspace).  NULL when out of memory. */
 typedef struct sn_latency_bench sn_latency_bench;
 sn_latency_bench *sn_latency_bench_create(const sn_space *s, int64_t b,
                                           const sn_attn_engine *attn, uint64_t seed);
 void sn_latency_bench_destroy(sn_latency_bench *w);
 
-/* Median time (ms) of reps forward passes of the whole sub-network n on
- * nt threads after warmup untimed ones (reps <= SN_LATENCY_MAX_REPS): the one-rank path of the image
+/* Times the whole sub-networks nets[0..k) on nt threads: ms[i] is the
+ * median of reps forward passes of nets[i] (reps <= SN_LATENCY_MAX_REPS),
+ * taken in sweeps as for the table (warmup untimed passes before each
+ * sub-network's share of every sweep): the one-rank path of the image
  * task (sn_model_forward), the one-shard path with w's attention engine
- * for the language model. */
-double sn_latency_measure_subnet(sn_latency_bench *w, const sn_subnet *n, int nt, int reps,
-                                 int warmup);
+ * for the language model.  SN_ERR with a message when out of memory. */
+int sn_latency_measure_subnets(sn_latency_bench *w, const sn_subnet *nets, int k, int nt,
+                               int reps, int warmup, double *ms, char *err, size_t errlen);
 
 #endif

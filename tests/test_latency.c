@@ -113,14 +113,17 @@ static void measure_and_compare(sn_task task)
     assert_non_null(w);
     sn_rng r;
     sn_rng_seed(&r, 3, 0);
-    for (int k = 0; k < 4; k++) {
-        sn_subnet n;
-        sn_subnet_sample(&s, &r, &n);
-        const double pred = sn_latency_predict(t, &n);
-        const double meas = sn_latency_measure_subnet(w, &n, 1, reps, warmup);
-        assert_true(isfinite(meas) && meas > 0.0);
-        const double rel = fabs(pred - meas) / meas;
-        if (rel > 0.5) fprintf(stderr, "predicted %.4f ms, measured %.4f ms\n", pred, meas);
+    enum { K = 4 };
+    sn_subnet nets[K];
+    double meas[K];
+    for (int k = 0; k < K; k++) sn_subnet_sample(&s, &r, &nets[k]);
+    assert_int_equal(sn_latency_measure_subnets(w, nets, K, 1, reps, warmup, meas, err,
+                                                sizeof err), SN_OK);
+    for (int k = 0; k < K; k++) {
+        const double pred = sn_latency_predict(t, &nets[k]);
+        assert_true(isfinite(meas[k]) && meas[k] > 0.0);
+        const double rel = fabs(pred - meas[k]) / meas[k];
+        if (rel > 0.5) fprintf(stderr, "predicted %.4f ms, measured %.4f ms\n", pred, meas[k]);
         assert_true(rel <= 0.5);
     }
     sn_latency_bench_destroy(w);
