@@ -37,7 +37,6 @@ static void dir_of(const char *path, char *dir, size_t len)
     else *slash = '\0';
 }
 
-/* fsync tmp, rename it to final, fsync the directory. */
 int sn_file_commit(const char *tmp, const char *final, char *err, size_t errlen)
 {
     char dir[PATH_LEN];
@@ -138,7 +137,7 @@ typedef struct out_tensor {
     int owner;
 } out_tensor;
 
-static int write_space(hid_t cfg, const sn_space *s, char *err, size_t errlen)
+int sn_h5_write_space(hid_t cfg, const sn_space *s, char *err, size_t errlen)
 {
     if (sn_h5_attr_str(cfg, "task", s->task == SN_TASK_LM ? "lm" : "image", err, errlen) ||
         sn_h5_attr_i32v(cfg, "embed_choices", s->embed, s->n_embed, err, errlen) ||
@@ -159,7 +158,7 @@ static int write_config(hid_t file, const sn_space *s, const sn_file_info *info,
 {
     hid_t cfg = sn_h5_group(file, "config", err, errlen);
     if (cfg < 0) return SN_ERR;
-    int rc = write_space(cfg, s, err, errlen);
+    int rc = sn_h5_write_space(cfg, s, err, errlen);
     if (rc == SN_OK &&
         (sn_h5_attr_i32v(cfg, "patch", &info->patch, 1, err, errlen) ||
          sn_h5_attr_i32v(cfg, "image_rows", &info->image_rows, 1, err, errlen) ||
@@ -175,7 +174,7 @@ static int write_config(hid_t file, const sn_space *s, const sn_file_info *info,
     return rc;
 }
 
-static int write_root(hid_t file, bool model, char *err, size_t errlen)
+int sn_h5_write_root(hid_t file, const char *format, char *err, size_t errlen)
 {
     char created[40], version[16];
     time_t now = time(NULL);
@@ -183,8 +182,7 @@ static int write_root(hid_t file, bool model, char *err, size_t errlen)
     gmtime_r(&now, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
     snprintf(version, sizeof version, "%d.%d", SN_FORMAT_MAJOR, SN_FORMAT_MINOR);
-    if (sn_h5_attr_str(file, "format", model ? "supernest-model" : "supernest-checkpoint", err,
-                       errlen) ||
+    if (sn_h5_attr_str(file, "format", format, err, errlen) ||
         sn_h5_attr_str(file, "format_version", version, err, errlen) ||
         sn_h5_attr_str(file, "program_version", SN_VERSION, err, errlen) ||
         sn_h5_attr_str(file, "created", created, err, errlen))
@@ -273,7 +271,8 @@ static int write_file(MPI_Comm comm, const char *path, const sn_space *s, const 
 {
     hid_t f = sn_h5_create(comm, path, err, errlen);
     if (f < 0) return SN_ERR;
-    int rc = write_root(f, subnet != NULL, err, errlen);
+    int rc = sn_h5_write_root(f, subnet ? "supernest-model" : "supernest-checkpoint", err,
+                              errlen);
     if (rc == SN_OK) rc = write_config(f, s, info, subnet, err, errlen);
     if (rc == SN_OK) rc = write_tensors(comm, f, "weights", w, nw, err, errlen);
     out_tensor *scratch = NULL;
@@ -405,9 +404,25 @@ static bool path_exists(hid_t file, const char *path)
     }
 }
 
+int sn_h5_read_version(hid_t f, const char *path, int *major, int *minor, char *err,
+                       size_t errlen)
+{
+    char ver[64];
+    if (sn_h5_get_str(f, "format_version", ver, sizeof ver, path, err, errlen) != SN_OK)
+        return SN_ERR;
+    char tail;
+    if (sscanf(ver, "%d.%d%c", major, minor, &tail) != 2 || *major < 0 || *minor < 0 ||
+        ver[0] < '0' || ver[0] > '9')
+        return sn_errf(err, errlen, "%s: format_version '%s' is not MAJOR.MINOR", path, ver);
+    if (*major != SN_FORMAT_MAJOR)
+        return sn_errf(err, errlen, "%s: format version %s is %s than this supernest reads (%d.x)",
+                       path, ver, *major > SN_FORMAT_MAJOR ? "newer" : "older", SN_FORMAT_MAJOR);
+    return SN_OK;
+}
+
 int sn_file_read_header(hid_t f, const char *path, sn_file_info *info, char *err, size_t errlen)
 {
-    char fmt[128], ver[64];
+    char fmt[128];
     if (!sn_h5_has(f, "format"))
         return sn_errf(err, errlen, "%s: not a supernest file (no root attribute 'format')", path);
     if (sn_h5_get_str(f, "format", fmt, sizeof fmt, path, err, errlen) != SN_OK) return SN_ERR;
@@ -418,18 +433,8 @@ int sn_file_read_header(hid_t f, const char *path, sn_file_info *info, char *err
     else
         return sn_errf(err, errlen, "%s: format '%s' is not a supernest file (expected "
                                     "supernest-checkpoint or supernest-model)", path, fmt);
-    if (sn_h5_get_str(f, "format_version", ver, sizeof ver, path, err, errlen) != SN_OK)
+    if (sn_h5_read_version(f, path, &info->major, &info->minor, err, errlen) != SN_OK)
         return SN_ERR;
-    int major, minor;
-    char tail;
-    if (sscanf(ver, "%d.%d%c", &major, &minor, &tail) != 2 || major < 0 || minor < 0 ||
-        ver[0] < '0' || ver[0] > '9')
-        return sn_errf(err, errlen, "%s: format_version '%s' is not MAJOR.MINOR", path, ver);
-    if (major != SN_FORMAT_MAJOR)
-        return sn_errf(err, errlen, "%s: format version %s is %s than this supernest reads (%d.x)",
-                       path, ver, major > SN_FORMAT_MAJOR ? "newer" : "older", SN_FORMAT_MAJOR);
-    info->major = major;
-    info->minor = minor;
     if (sn_h5_get_str(f, "program_version", info->program_version, sizeof info->program_version,
                       path, err, errlen) != SN_OK ||
         sn_h5_get_str(f, "created", info->created, sizeof info->created, path, err, errlen) !=
@@ -438,9 +443,8 @@ int sn_file_read_header(hid_t f, const char *path, sn_file_info *info, char *err
     return SN_OK;
 }
 
-static int read_config(hid_t g, const char *what, sn_file_info *info, char *err, size_t errlen)
+int sn_h5_read_space(hid_t g, const char *what, sn_space *s, char *err, size_t errlen)
 {
-    sn_space *s = &info->space;
     int n_min = 0, one = 0;
     struct {
         const char *name;
@@ -455,9 +459,6 @@ static int read_config(hid_t g, const char *what, sn_file_info *info, char *err,
         {"n_tokens", &s->n_tokens, &one, 1},
         {"token_dim", &s->token_dim, &one, 1},
         {"n_classes", &s->n_classes, &one, 1},
-        {"patch", &info->patch, &one, 1},
-        {"image_rows", &info->image_rows, &one, 1},
-        {"image_cols", &info->image_cols, &one, 1},
     };
     for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
         if (sn_h5_get_i32v(g, lists[i].name, lists[i].dst, lists[i].max, lists[i].count, what,
@@ -477,6 +478,27 @@ static int read_config(hid_t g, const char *what, sn_file_info *info, char *err,
             return sn_errf(err, errlen, "%s: task '%s' is not one this version knows (image, lm)",
                            what, task);
     }
+    char msg[512];
+    if (sn_space_validate(s, msg, sizeof msg) != SN_OK)
+        return sn_errf(err, errlen, "%s: %s", what, msg);
+    return SN_OK;
+}
+
+static int read_config(hid_t g, const char *what, sn_file_info *info, char *err, size_t errlen)
+{
+    if (sn_h5_read_space(g, what, &info->space, err, errlen) != SN_OK) return SN_ERR;
+    int one = 0;
+    struct {
+        const char *name;
+        int *dst;
+    } ints[] = {
+        {"patch", &info->patch},
+        {"image_rows", &info->image_rows},
+        {"image_cols", &info->image_cols},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (sn_h5_get_i32v(g, ints[i].name, ints[i].dst, 1, &one, what, err, errlen) != SN_OK)
+            return SN_ERR;
     if (sn_h5_get_f32(g, "norm_mean", &info->norm_mean, what, err, errlen) != SN_OK ||
         sn_h5_get_f32(g, "norm_std", &info->norm_std, what, err, errlen) != SN_OK)
         return SN_ERR;
@@ -494,9 +516,6 @@ static int read_config(hid_t g, const char *what, sn_file_info *info, char *err,
     if (info->is_model &&
         sn_h5_get_str(g, "subnet", info->subnet, sizeof info->subnet, what, err, errlen) != SN_OK)
         return SN_ERR;
-    char msg[512];
-    if (sn_space_validate(s, msg, sizeof msg) != SN_OK)
-        return sn_errf(err, errlen, "%s: %s", what, msg);
     return SN_OK;
 }
 

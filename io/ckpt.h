@@ -68,6 +68,26 @@ int sn_file_read_header(hid_t f, const char *path, sn_file_info *info, char *err
 int sn_file_read_config(hid_t f, const char *path, sn_file_info *info, char *err,
                         size_t errlen);
 
+/* Makes the closed file tmp durable under the name final (rank 0 only):
+ * fsyncs tmp, renames it to final, fsyncs final's directory. */
+int sn_file_commit(const char *tmp, const char *final, char *err, size_t errlen);
+
+/* The root attributes of a new file (io/FORMAT.md, Versioning): format,
+ * format_version (this build's), program_version, created (now, UTC). */
+int sn_h5_write_root(hid_t file, const char *format, char *err, size_t errlen);
+/* Reads format_version from the root of f: SN_ERR if it is missing, not
+ * MAJOR.MINOR, or of another major version than this build reads. */
+int sn_h5_read_version(hid_t f, const char *path, int *major, int *minor, char *err,
+                       size_t errlen);
+
+/* The search space as attributes of group cfg (the space attributes of
+ * /config in io/FORMAT.md: task, the choices, depths, head_dim, n_tokens,
+ * token_dim, n_classes), for every file that records a space. */
+int sn_h5_write_space(hid_t cfg, const sn_space *s, char *err, size_t errlen);
+/* Reads them back into s and validates the space; SN_ERR naming `what`
+ * (e.g. "table.h5: /config") and the attribute. */
+int sn_h5_read_space(hid_t cfg, const char *what, sn_space *s, char *err, size_t errlen);
+
 /* Opens path and reads both of the above; refuses other formats and other
  * major versions. */
 int sn_file_read_info(MPI_Comm comm, const char *path, sn_file_info *info,
@@ -93,9 +113,5 @@ int sn_model_import(MPI_Comm comm, const char *path, sn_model **out, sn_subnet *
  * and MLP choices the sets n uses, depths fixed at n's.  Also rewrites n
  * (same string) for that space. */
 void sn_subnet_space(const sn_space *s, const sn_subnet *n, sn_space *out);
-
-/* Makes the written file tmp durable under the name final: fsync, rename,
- * fsync of the directory (the write protocol of every supernest file). */
-int sn_file_commit(const char *tmp, const char *final, char *err, size_t errlen);
 
 #endif
