@@ -24,6 +24,8 @@ void sn_mpi_finalize(void);
 /* The communicator of the whole job, for io/ functions that take one (the
  * command layer passes it on without calling MPI itself). */
 MPI_Comm sn_mpi_world(void);
+/* This rank alone, for files one rank reads or writes by itself. */
+MPI_Comm sn_mpi_self(void);
 /* Broadcasts *v from world rank root to every rank. */
 void sn_mpi_bcast_int(int *v, int root);
 /* Every rank passes its exit code so far (0: fine) and message.  Returns

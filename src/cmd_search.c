@@ -22,6 +22,7 @@
 
 #include "io/ckpt.h"
 #include "io/data.h"
+#include "io/latency.h"
 #include "io/runlog.h"
 #include "io/search.h"
 #include "io/text.h"
@@ -49,7 +50,7 @@ typedef enum obj_kind { OBJ_ACC, OBJ_LOSS, OBJ_LATENCY, OBJ_PARAMS, OBJ_MACS } o
 #define MAX_OBJ 4
 
 typedef struct search_args {
-    const char *checkpoint, *objectives, *out, *data, *blis_arch;
+    const char *checkpoint, *objectives, *out, *data, *blis_arch, *latency_table;
     int64_t iterations, init, per_iter, population, generations, eval_size, latency_batch;
     int64_t latency_reps, latency_threads, threads, seed, top, debug_fail_rank;
     double mutation, max_latency, max_params, max_macs;
@@ -83,12 +84,14 @@ typedef struct search_ctx {
     int64_t batch;
     float *tokens;
     int32_t *ids, *labels;
-    sn_latency_bench *bench;
+    sn_latency_bench *bench;        /* timing candidates directly */
+    sn_latency_table *table;        /* or predicting them (--latency-table) */
 } search_ctx;
 
 static void ctx_free(search_ctx *c)
 {
     sn_latency_bench_destroy(c->bench);
+    sn_latency_table_destroy(c->table);
     sn_acts_destroy(c->acts);
     sn_ring_destroy(c->attn);
     sn_free(c->tokens);
@@ -149,7 +152,14 @@ static int setup_eval(search_ctx *c, char *err, size_t errlen)
     c->labels = sn_alloc((size_t)(c->batch * T) * sizeof(int32_t));
     if (!c->acts || !c->tokens || !c->ids || !c->labels)
         return sn_errf(err, errlen, "out of memory allocating the evaluation workspace");
-    if (c->need_latency) {
+    if (c->need_latency && a->latency_table) {
+        sn_latency_info li;
+        if (sn_latency_load(sn_mpi_self(), a->latency_table, &c->table, &li, err, errlen) != SN_OK)
+            return SN_ERR;
+        if (!sn_space_equal(&c->table->space, s))
+            return sn_errf(err, errlen, "%s: a latency table of another search space than %s",
+                           a->latency_table, c->path);
+    } else if (c->need_latency) {
         c->bench = sn_latency_bench_create(s, a->latency_batch, c->attn, (uint64_t)a->seed);
         if (!c->bench) return sn_errf(err, errlen, "out of memory allocating the latency bench");
     }
@@ -203,10 +213,15 @@ static int eval_candidate(void *ctx, const sn_subnet *net, double *v, char *err,
     if (r.n <= 0) return sn_errf(err, errlen, "the validation split is empty");
     v[V_ACC] = r.accuracy;
     v[V_LOSS] = r.loss;
-    v[V_LATENCY] = c->need_latency
-                       ? sn_latency_measure_subnet(c->bench, net, (int)c->a->latency_threads,
-                                                   (int)c->a->latency_reps, 2)
-                       : NAN;
+    v[V_LATENCY] = NAN;
+    if (c->table) {
+        v[V_LATENCY] = sn_latency_predict(c->table, net);
+    } else if (c->need_latency &&
+               sn_latency_measure_subnets(c->bench, net, 1, (int)c->a->latency_threads,
+                                          (int)c->a->latency_reps, 2, &v[V_LATENCY], err,
+                                          errlen) != SN_OK) {
+        return SN_ERR;
+    }
     return SN_OK;
 }
 
@@ -880,6 +895,7 @@ int sn_cmd_search(int argc, char **argv, const sn_mpi_info *mpi)
         {"generations", SN_OPT_INT, &a.generations, "N", "NSGA-II generations per iteration", 1, 1e6, 0},
         {"mutation", SN_OPT_FLOAT, &a.mutation, "P", "probability of redrawing each gene", 0, 1, 0},
         {"eval-size", SN_OPT_INT, &a.eval_size, "N", "validation examples (images, or lm windows) per evaluation (0: all)", 0, 1e12, 0},
+        {"latency-table", SN_OPT_STR, &a.latency_table, "FILE", "predict latency from this table (supernest latency-table) instead of timing each candidate: deterministic", 0, 0, 0},
         {"latency-batch", SN_OPT_INT, &a.latency_batch, "B", "sequences per timed forward pass", 1, 4096, 0},
         {"latency-reps", SN_OPT_INT, &a.latency_reps, "N", "timed forward passes per candidate (median; 2 warm-up passes excluded)", 1, 1e6, 0},
         {"latency-threads", SN_OPT_INT, &a.latency_threads, "N", "threads of the timed forward passes", 1, SN_MAX_THREADS, 0},

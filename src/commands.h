@@ -18,5 +18,6 @@ int sn_cmd_eval(int argc, char **argv, const sn_mpi_info *mpi);
 int sn_cmd_export(int argc, char **argv, const sn_mpi_info *mpi);
 int sn_cmd_inspect(int argc, char **argv, const sn_mpi_info *mpi);
 int sn_cmd_latency(int argc, char **argv, const sn_mpi_info *mpi);
+int sn_cmd_search(int argc, char **argv, const sn_mpi_info *mpi);
 
 #endif

@@ -18,6 +18,7 @@ static void usage(FILE *f)
             "  eval      accuracy and loss of one sub-network, from a checkpoint or a model\n"
             "  export    write one sub-network as a standalone HDF5 model\n"
             "  inspect   describe, verify or compare supernest HDF5 files\n"
+            "  search    find the sub-networks best for this machine (NSGA-II + predictors)\n"
             "  latency-table  time every block choice on this machine; predict sub-network latency\n\n"
             "Run 'supernest <command> --help' for the options of a command.\n"
             "  --version  print the version and exit\n");
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "export") == 0) cmd = sn_cmd_export;
     if (strcmp(argv[1], "inspect") == 0) cmd = sn_cmd_inspect;
     if (strcmp(argv[1], "latency-table") == 0) cmd = sn_cmd_latency;
+    if (strcmp(argv[1], "search") == 0) cmd = sn_cmd_search;
     if (!cmd) {
         fprintf(stderr, "supernest: unknown command '%s' (try: supernest --help)\n", argv[1]);
         return SN_EXIT_USAGE;
