@@ -8,7 +8,8 @@
 #  - an evaluator that fails ends the job with its message on every rank;
 #  - a search killed (SIGKILL) after its first iteration, resumed with
 #    --resume, ends with the archive of an uninterrupted search;
-#  - the latency objective and a constraint run, and the constraint holds.
+#  - the latency objective and a constraint run, and the constraint holds;
+#  - with latency predicted from a table the archive is exact again.
 #   usage: search_e2e.sh SUPERNEST PYTHON3
 set -u
 sn=$1 py=$2
@@ -144,5 +145,16 @@ PY
 else
     fail "latency search: status $?"
     cat "$tmp/lat.err"
+fi
+# 6. latency predicted from a table: deterministic, the same archive with 2 evaluators
+if "$sn" latency-table --checkpoint "$tmp/run" --reps 3 --check 0 -o "$tmp/lat.h5" \
+        >"$tmp/lt.out" 2>&1 &&
+    run t1 1 --objectives acc,latency --latency-table "$tmp/lat.h5" &&
+    run t3 3 --objectives acc,latency --latency-table "$tmp/lat.h5" &&
+    cmp -s "$tmp/t1/archive.csv" "$tmp/t3/archive.csv"; then
+    echo "ok   --latency-table: the same archive with 1 rank and 2 evaluators"
+else
+    fail "search with --latency-table"
+    tail -3 "$tmp/lt.out" "$tmp/t1.err" "$tmp/t3.err"
 fi
 exit $failed
