@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,4 +181,50 @@ int sn_parse_int_list(const char *what, const char *s, int *out, int max,
         p = end + 1;
     }
     return n;
+}
+
+void sn_space_flags_default(sn_space_flags *f)
+{
+    static char text[5][256];
+    sn_space s;
+    sn_space_default(&s);
+    const int *lists[5] = {s.embed, s.heads, s.mlp, s.max_depth, s.min_depth};
+    const int counts[5] = {s.n_embed, s.n_heads, s.n_mlp, s.n_stages, s.n_stages};
+    for (int k = 0; k < 5; k++) {
+        size_t at = 0;
+        text[k][0] = '\0';
+        for (int i = 0; i < counts[k] && at < sizeof text[k]; i++)
+            at += (size_t)snprintf(text[k] + at, sizeof text[k] - at, "%s%d", i ? "," : "",
+                                   lists[k][i]);
+    }
+    *f = (sn_space_flags){.embed = text[0], .heads = text[1], .mlp = text[2],
+                          .depths = text[3], .min_depths = text[4], .head_dim = s.head_dim};
+}
+
+int sn_space_from_flags(const sn_space_flags *f, sn_space *s, char *err, size_t errlen)
+{
+    sn_space_default(s);
+    struct {
+        const char *what, *text;
+        int *dst, *count, max;
+    } lists[] = {
+        {"--embed-choices", f->embed, s->embed, &s->n_embed, SN_MAX_CHOICES},
+        {"--heads-choices", f->heads, s->heads, &s->n_heads, SN_MAX_CHOICES},
+        {"--mlp-choices", f->mlp, s->mlp, &s->n_mlp, SN_MAX_CHOICES},
+        {"--depths", f->depths, s->max_depth, &s->n_stages, SN_MAX_STAGES},
+    };
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+        int n = sn_parse_int_list(lists[i].what, lists[i].text, lists[i].dst, lists[i].max, err,
+                                  errlen);
+        if (n < 0) return SN_ERR;
+        *lists[i].count = n;
+    }
+    int m = sn_parse_int_list("--min-depths", f->min_depths, s->min_depth, SN_MAX_STAGES, err,
+                              errlen);
+    if (m < 0) return SN_ERR;
+    if (m != s->n_stages)
+        return sn_errf(err, errlen, "--min-depths '%s': %d values given for %d stages (--depths)",
+                       f->min_depths, m, s->n_stages);
+    s->head_dim = (int)f->head_dim;
+    return SN_OK;
 }

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "src/arch.h"
+
 typedef enum sn_opt_kind {
     SN_OPT_FLAG,    /* bool, set to true when present */
     SN_OPT_INT,     /* int64_t within [min, max] */
@@ -55,5 +57,20 @@ sn_opt *sn_cli_find(sn_opt *opts, const char *name);
  * returns the count, or SN_ERR with a message naming what. */
 int sn_parse_int_list(const char *what, const char *s, int *out, int max,
                       char *err, size_t errlen);
+
+/* The search-space options shared by train and latency-table: the
+ * elastic choice lists as given (text) and the head width. */
+typedef struct sn_space_flags {
+    const char *embed, *heads, *mlp, *depths, *min_depths;
+    int64_t head_dim;
+} sn_space_flags;
+
+/* Points f at the default space's lists, formatted into text (static
+ * storage, for option defaults and --help). */
+void sn_space_flags_default(sn_space_flags *f);
+
+/* The default space with f's lists and head width (task dimensions left
+ * as the default's); SN_ERR naming the flag. */
+int sn_space_from_flags(const sn_space_flags *f, sn_space *s, char *err, size_t errlen);
 
 #endif

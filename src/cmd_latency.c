@@ -32,49 +32,19 @@ static const char *USAGE =
 
 typedef struct lat_args {
     const char *checkpoint, *table, *output, *task, *blis_arch;
-    const char *embed_choices, *heads_choices, *mlp_choices, *depths, *min_depths;
-    int64_t head_dim, patch, seq_len, batch, threads, reps, warmup, check, seed;
+    sn_space_flags space;
+    int64_t patch, seq_len, batch, threads, reps, warmup, check, seed;
 } lat_args;
 
 /* Space options of `supernest train` that describe the space. */
 static const char *SPACE_OPTS[] = {"task", "embed-choices", "heads-choices", "mlp-choices",
                                    "depths", "min-depths", "head-dim", "patch", "seq-len"};
 
-static void int_list_text(const int *v, int n, char *out, size_t len)
-{
-    size_t at = 0;
-    out[0] = '\0';
-    for (int i = 0; i < n && at < len; i++)
-        at += (size_t)snprintf(out + at, len - at, "%s%d", i ? "," : "", v[i]);
-}
-
 /* The space from the default and the space options (as `supernest train`
  * reads them; the image task's tokens are the patches of a 28x28 image). */
 static int build_space(const lat_args *a, sn_space *s, char *err, size_t errlen)
 {
-    sn_space_default(s);
-    struct {
-        const char *what, *text;
-        int *dst, *count, max;
-    } lists[] = {
-        {"--embed-choices", a->embed_choices, s->embed, &s->n_embed, SN_MAX_CHOICES},
-        {"--heads-choices", a->heads_choices, s->heads, &s->n_heads, SN_MAX_CHOICES},
-        {"--mlp-choices", a->mlp_choices, s->mlp, &s->n_mlp, SN_MAX_CHOICES},
-        {"--depths", a->depths, s->max_depth, &s->n_stages, SN_MAX_STAGES},
-    };
-    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
-        int n = sn_parse_int_list(lists[i].what, lists[i].text, lists[i].dst, lists[i].max, err,
-                                  errlen);
-        if (n < 0) return SN_ERR;
-        *lists[i].count = n;
-    }
-    int m = sn_parse_int_list("--min-depths", a->min_depths, s->min_depth, SN_MAX_STAGES, err,
-                              errlen);
-    if (m < 0) return SN_ERR;
-    if (m != s->n_stages)
-        return sn_errf(err, errlen, "--min-depths '%s': %d values given for %d stages (--depths)",
-                       a->min_depths, m, s->n_stages);
-    s->head_dim = (int)a->head_dim;
+    if (sn_space_from_flags(&a->space, s, err, errlen) != SN_OK) return SN_ERR;
     if (strcmp(a->task, "lm") == 0) {
         s->task = SN_TASK_LM;
         s->n_tokens = (int)a->seq_len;
@@ -246,20 +216,11 @@ static int run(const lat_args *a, char *err, size_t errlen)
 
 int sn_cmd_latency(int argc, char **argv, const sn_mpi_info *mpi)
 {
-    static char d_embed[256], d_heads[256], d_mlp[256], d_depths[256], d_mins[256];
-    sn_space ds;
-    sn_space_default(&ds);
-    int_list_text(ds.embed, ds.n_embed, d_embed, sizeof d_embed);
-    int_list_text(ds.heads, ds.n_heads, d_heads, sizeof d_heads);
-    int_list_text(ds.mlp, ds.n_mlp, d_mlp, sizeof d_mlp);
-    int_list_text(ds.max_depth, ds.n_stages, d_depths, sizeof d_depths);
-    int_list_text(ds.min_depth, ds.n_stages, d_mins, sizeof d_mins);
     lat_args a = {
-        .task = "image", .blis_arch = "auto", .embed_choices = d_embed, .heads_choices = d_heads,
-        .mlp_choices = d_mlp, .depths = d_depths, .min_depths = d_mins, .head_dim = ds.head_dim,
-        .patch = 4, .seq_len = 256, .batch = 1, .threads = 1, .reps = 50, .warmup = 2,
-        .check = 20, .seed = 1,
+        .task = "image", .blis_arch = "auto", .patch = 4, .seq_len = 256, .batch = 1,
+        .threads = 1, .reps = 50, .warmup = 2, .check = 20, .seed = 1,
     };
+    sn_space_flags_default(&a.space);
     sn_opt opts[] = {
         {"checkpoint", SN_OPT_STR, &a.checkpoint, "FILE|DIR", "time the search space of this supernet checkpoint (or a directory whose latest)", 0, 0, 0},
         {"table", SN_OPT_STR, &a.table, "FILE", "measure nothing new: check this existing table on this machine", 0, 0, 0},
@@ -273,12 +234,12 @@ int sn_cmd_latency(int argc, char **argv, const sn_mpi_info *mpi)
         {"seed", SN_OPT_INT, &a.seed, "S", "seed of the random weights, inputs and checked sub-networks", 0, 9.2e18, 0},
         {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto (fastest this CPU supports), skx, haswell, zen3, generic, ...", 0, 0, 0},
         {"task", SN_OPT_STR, &a.task, "image|lm", "image: 28x28 images in PxP patches, 10 classes; lm: byte sequences, causal attention", 0, 0, 0},
-        {"embed-choices", SN_OPT_STR, &a.embed_choices, "LIST", "search space: embedding widths", 0, 0, 0},
-        {"heads-choices", SN_OPT_STR, &a.heads_choices, "LIST", "search space: attention heads per block", 0, 0, 0},
-        {"mlp-choices", SN_OPT_STR, &a.mlp_choices, "LIST", "search space: MLP hidden widths", 0, 0, 0},
-        {"depths", SN_OPT_STR, &a.depths, "LIST", "search space: largest depth of each stage", 0, 0, 0},
-        {"min-depths", SN_OPT_STR, &a.min_depths, "LIST", "search space: smallest depth of each stage", 0, 0, 0},
-        {"head-dim", SN_OPT_INT, &a.head_dim, "D", "search space: channels per attention head", 1, 4096, 0},
+        {"embed-choices", SN_OPT_STR, &a.space.embed, "LIST", "search space: embedding widths", 0, 0, 0},
+        {"heads-choices", SN_OPT_STR, &a.space.heads, "LIST", "search space: attention heads per block", 0, 0, 0},
+        {"mlp-choices", SN_OPT_STR, &a.space.mlp, "LIST", "search space: MLP hidden widths", 0, 0, 0},
+        {"depths", SN_OPT_STR, &a.space.depths, "LIST", "search space: largest depth of each stage", 0, 0, 0},
+        {"min-depths", SN_OPT_STR, &a.space.min_depths, "LIST", "search space: smallest depth of each stage", 0, 0, 0},
+        {"head-dim", SN_OPT_INT, &a.space.head_dim, "D", "search space: channels per attention head", 1, 4096, 0},
         {"patch", SN_OPT_INT, &a.patch, "P", "image: patch size (tokens are PxP pixel patches)", 1, 28, 0},
         {"seq-len", SN_OPT_INT, &a.seq_len, "T", "lm: bytes per sequence", 2, 1 << 20, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},

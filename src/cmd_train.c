@@ -29,11 +29,11 @@ enum { STREAM_REPORT = 0x7e70 };
 
 typedef struct train_args {
     const char *task, *data, *run_dir, *fixed_subnet, *blis_arch;
-    const char *embed_choices, *heads_choices, *mlp_choices, *depths, *min_depths;
     const char *checkpoint_dir, *resume, *ring;
     int64_t steps, epochs, batch, seed, val_size, train_subset, patch, threads;
     int64_t seq_len, dp, pp, sp, micro, bucket_kb;
-    int64_t sandwich_random, warmup, log_every, report_random, head_dim;
+    int64_t sandwich_random, warmup, log_every, report_random;
+    sn_space_flags space;
     int64_t checkpoint_every, checkpoint_minutes, keep, stop_after;
     double lr, min_lr, weight_decay, clip, smoothing;
     bool no_distill, quiet, no_report;
@@ -44,53 +44,6 @@ static const char *USAGE =
     "                       [--batch-size B] [--seed S] [--run-dir DIR] [--fixed-subnet STRING]\n"
     "                       [--dp D] [--pp P] [--sp S] [--micro-batches M] [options]\n"
     "       mpirun -np D*P*S supernest train ...";
-
-static void space_defaults_text(char *embed, char *heads, char *mlp, char *depths, char *mins,
-                                size_t len)
-{
-    sn_space s;
-    sn_space_default(&s);
-    char *outs[5] = {embed, heads, mlp, depths, mins};
-    const int *lists[5] = {s.embed, s.heads, s.mlp, s.max_depth, s.min_depth};
-    int counts[5] = {s.n_embed, s.n_heads, s.n_mlp, s.n_stages, s.n_stages};
-    for (int k = 0; k < 5; k++) {
-        size_t at = 0;
-        outs[k][0] = '\0';
-        for (int i = 0; i < counts[k]; i++)
-            at += (size_t)snprintf(outs[k] + at, len - at, "%s%d", i ? "," : "", lists[k][i]);
-    }
-}
-
-/* The search space from the defaults and the --*-choices / --depths flags. */
-static int build_space(const train_args *a, sn_space *s, char *err, size_t errlen)
-{
-    sn_space_default(s);
-    int n;
-    if ((n = sn_parse_int_list("--embed-choices", a->embed_choices, s->embed, SN_MAX_CHOICES,
-                               err, errlen)) < 0)
-        return SN_ERR;
-    s->n_embed = n;
-    if ((n = sn_parse_int_list("--heads-choices", a->heads_choices, s->heads, SN_MAX_CHOICES,
-                               err, errlen)) < 0)
-        return SN_ERR;
-    s->n_heads = n;
-    if ((n = sn_parse_int_list("--mlp-choices", a->mlp_choices, s->mlp, SN_MAX_CHOICES, err,
-                               errlen)) < 0)
-        return SN_ERR;
-    s->n_mlp = n;
-    if ((n = sn_parse_int_list("--depths", a->depths, s->max_depth, SN_MAX_STAGES, err,
-                               errlen)) < 0)
-        return SN_ERR;
-    s->n_stages = n;
-    int m = sn_parse_int_list("--min-depths", a->min_depths, s->min_depth, SN_MAX_STAGES, err,
-                              errlen);
-    if (m < 0) return SN_ERR;
-    if (m != n)
-        return sn_errf(err, errlen, "--min-depths '%s': %d values given for %d stages (--depths)",
-                       a->min_depths, m, n);
-    s->head_dim = (int)a->head_dim;
-    return SN_OK;
-}
 
 static void print_losses(FILE *f, const sn_step_stats *st, bool json)
 {
@@ -213,7 +166,7 @@ static int check_options(train_ctx *c, char *err, size_t errlen)
         return sn_errf(err, errlen, "--ring '%s': expected plain (key/value blocks travel the "
                                     "ring) or token (TokenRing: queries one way, outputs back)",
                        a->ring);
-    if (build_space(a, &c->space, err, errlen) != SN_OK) return SN_ERR;
+    if (sn_space_from_flags(&a->space, &c->space, err, errlen) != SN_OK) return SN_ERR;
     if (a->checkpoint_dir) {
         c->ckpt_dir = a->checkpoint_dir;
     } else if (a->run_dir) {
@@ -733,20 +686,15 @@ static int run(train_ctx *c, char *err, size_t errlen)
 
 int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
 {
-    static char d_embed[256], d_heads[256], d_mlp[256], d_depths[256], d_mins[256];
-    space_defaults_text(d_embed, d_heads, d_mlp, d_depths, d_mins, sizeof d_embed);
-    sn_space ds;
-    sn_space_default(&ds);
     train_args a = {
         .task = "image", .data = "/usr/share/datasets/fashion-mnist", .blis_arch = "auto",
         .ring = "plain", .seq_len = 256, .dp = 0, .pp = 1, .sp = 1, .micro = 1, .bucket_kb = 1024,
-        .embed_choices = d_embed, .heads_choices = d_heads, .mlp_choices = d_mlp,
-        .depths = d_depths, .min_depths = d_mins, .head_dim = ds.head_dim,
         .steps = 0, .epochs = 1, .batch = 128, .seed = 1, .val_size = 5000, .train_subset = 0,
         .patch = 4, .threads = 0, .sandwich_random = 2, .warmup = -1, .log_every = 50,
         .report_random = 3, .lr = 1e-3, .min_lr = 1e-5, .weight_decay = 0.05, .clip = 1.0,
         .smoothing = 0.1, .checkpoint_every = 500, .checkpoint_minutes = 30, .keep = 3,
     };
+    sn_space_flags_default(&a.space);
     sn_opt opts[] = {
         {"task", SN_OPT_STR, &a.task, "image|lm", "image: Fashion-MNIST-style IDX images; lm: a causal byte-level language model on a text", 0, 0, 0},
         {"data", SN_OPT_STR, &a.data, "DIR|FILE", "image: directory of {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; lm: a text file, or a directory of them (default /usr/share/games/fortunes)", 0, 0, 0},
@@ -774,12 +722,12 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"val-size", SN_OPT_INT, &a.val_size, "N", "training images held out for validation", 0, 1e9, 0},
         {"train-subset", SN_OPT_INT, &a.train_subset, "N", "train on the first N images of the training split only (0: all)", 0, 1e12, 0},
         {"patch", SN_OPT_INT, &a.patch, "P", "patch size: tokens are PxP pixel patches", 1, 64, 0},
-        {"embed-choices", SN_OPT_STR, &a.embed_choices, "LIST", "search space: embedding widths", 0, 0, 0},
-        {"heads-choices", SN_OPT_STR, &a.heads_choices, "LIST", "search space: attention heads per block", 0, 0, 0},
-        {"mlp-choices", SN_OPT_STR, &a.mlp_choices, "LIST", "search space: MLP hidden widths", 0, 0, 0},
-        {"depths", SN_OPT_STR, &a.depths, "LIST", "search space: largest depth of each stage", 0, 0, 0},
-        {"min-depths", SN_OPT_STR, &a.min_depths, "LIST", "search space: smallest depth of each stage", 0, 0, 0},
-        {"head-dim", SN_OPT_INT, &a.head_dim, "D", "search space: channels per attention head", 1, 4096, 0},
+        {"embed-choices", SN_OPT_STR, &a.space.embed, "LIST", "search space: embedding widths", 0, 0, 0},
+        {"heads-choices", SN_OPT_STR, &a.space.heads, "LIST", "search space: attention heads per block", 0, 0, 0},
+        {"mlp-choices", SN_OPT_STR, &a.space.mlp, "LIST", "search space: MLP hidden widths", 0, 0, 0},
+        {"depths", SN_OPT_STR, &a.space.depths, "LIST", "search space: largest depth of each stage", 0, 0, 0},
+        {"min-depths", SN_OPT_STR, &a.space.min_depths, "LIST", "search space: smallest depth of each stage", 0, 0, 0},
+        {"head-dim", SN_OPT_INT, &a.space.head_dim, "D", "search space: channels per attention head", 1, 4096, 0},
         {"threads", SN_OPT_INT, &a.threads, "N", "compute threads (0: the cores of this node divided among its ranks)", 0, SN_MAX_THREADS, 0},
         {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto (fastest this CPU supports), skx, haswell, zen3, generic, ...", 0, 0, 0},
         {"log-every", SN_OPT_INT, &a.log_every, "N", "log a line and a metrics record every N steps", 1, 1e12, 0},
