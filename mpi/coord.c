@@ -19,11 +19,73 @@ typedef struct work_msg {
     char subnet[SN_SUBNET_STRLEN];
 } work_msg;
 
-void sn_coord_init(sn_coord *c, const sn_space *s, int n_values, sn_eval_fn eval, void *ctx)
+void sn_coord_init(sn_coord *c, const sn_space *s, int n_values, int k, sn_eval_fn eval,
+                   void *ctx)
 {
-    SN_CHECK(n_values >= 1 && n_values <= SN_COORD_MAX_VALUES);
-    *c = (sn_coord){.space = s, .n_values = n_values, .eval = eval, .ctx = ctx};
+    SN_CHECK(n_values >= 1 && n_values <= SN_COORD_MAX_VALUES && k >= 1);
+    *c = (sn_coord){.space = s, .n_values = n_values, .group = k, .eval = eval, .ctx = ctx};
+    int rank;
     SN_MPI(MPI_Comm_size(MPI_COMM_WORLD, &c->size));
+    SN_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+    SN_CHECK(c->size == 1 || (c->size - 1) % k == 0);
+    const int color = rank == 0 ? 0 : 1 + (rank - 1) / k;
+    SN_MPI(MPI_Comm_split(MPI_COMM_WORLD, color, rank, &c->comm));
+}
+
+void sn_coord_free(sn_coord *c)
+{
+    if (c->comm != MPI_COMM_NULL) SN_MPI(MPI_Comm_free(&c->comm));
+}
+
+bool sn_coord_leader(const sn_coord *c)
+{
+    int r;
+    SN_MPI(MPI_Comm_rank(c->comm, &r));
+    return r == 0;
+}
+
+/* Ranks of the world that lead an evaluator group: 1, 1 + k, ... */
+static int n_leaders(const sn_coord *c) { return c->size == 1 ? 0 : (c->size - 1) / c->group; }
+static int leader_rank(const sn_coord *c, int g) { return 1 + g * c->group; }
+
+int sn_coord_group_agree(sn_coord *c, int rc, char *err, size_t errlen)
+{
+    int size, rank;
+    SN_MPI(MPI_Comm_size(c->comm, &size));
+    SN_MPI(MPI_Comm_rank(c->comm, &rank));
+    int first = rc != SN_OK ? rank : size;
+    SN_MPI(MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, c->comm));
+    if (first == size) return SN_OK;
+    char msg[SN_COORD_MSG];
+    snprintf(msg, sizeof msg, "%s", rank == first ? err : "");
+    SN_MPI(MPI_Bcast(msg, SN_COORD_MSG, MPI_CHAR, first, c->comm));
+    msg[SN_COORD_MSG - 1] = '\0';
+    snprintf(err, errlen, "%s", msg);
+    return SN_ERR;
+}
+
+typedef struct group_msg {
+    int32_t command, status;
+    char subnet[SN_SUBNET_STRLEN];
+} group_msg;
+
+void sn_coord_group_send(sn_coord *c, const sn_subnet *net, int status)
+{
+    group_msg g = {.command = net != NULL, .status = status};
+    if (net) sn_subnet_format(net, g.subnet, sizeof g.subnet);
+    SN_MPI(MPI_Bcast(&g, (int)sizeof g, MPI_BYTE, 0, c->comm));
+}
+
+bool sn_coord_group_recv(sn_coord *c, sn_subnet *net, int *status)
+{
+    group_msg g;
+    SN_MPI(MPI_Bcast(&g, (int)sizeof g, MPI_BYTE, 0, c->comm));
+    g.subnet[sizeof g.subnet - 1] = '\0';
+    *status = g.status;
+    if (!g.command) return false;
+    /* the leader formatted it from a valid sub-network */
+    SN_CHECK(sn_subnet_parse(c->space, g.subnet, net, NULL, 0) == SN_OK);
+    return true;
 }
 
 static void send_result(const result_msg *r)
@@ -50,6 +112,7 @@ int sn_coord_serve(sn_coord *c, int load_rc, char *err, size_t errlen)
             int32_t status;
             SN_MPI(MPI_Recv(&status, 1, MPI_INT32_T, 0, TAG_STOP, MPI_COMM_WORLD,
                             MPI_STATUS_IGNORE));
+            sn_coord_group_send(c, NULL, status);
             if (status == 0) return SN_OK;
             /* the coordinator prints the reason; keep ours if we had one */
             if (load_rc == SN_OK) sn_errf(err, errlen, "stopped by the coordinator");
@@ -89,7 +152,7 @@ static int recv_result(result_msg *r, int *from, char *err, size_t errlen)
 int sn_coord_wait_ready(sn_coord *c, char *err, size_t errlen)
 {
     int rc = SN_OK;
-    for (int i = 1; i < c->size; i++) {
+    for (int i = 0; i < n_leaders(c); i++) {
         result_msg r;
         int from;
         char e[SN_COORD_MSG];
@@ -120,7 +183,8 @@ int sn_coord_evaluate(sn_coord *c, const sn_subnet *nets, int n, double *values,
         return SN_OK;
     }
     int next = 0, busy = 0;
-    for (int r = 1; r < c->size && next < n; r++, busy++, next++) send_work(r, next, &nets[next]);
+    for (int g = 0; g < n_leaders(c) && next < n; g++, busy++, next++)
+        send_work(leader_rank(c, g), next, &nets[next]);
     while (busy > 0) {
         result_msg r;
         int from;
@@ -145,6 +209,6 @@ void sn_coord_stop(sn_coord *c, int status)
     if (c->stopped) return;
     c->stopped = true;
     int32_t s = status;
-    for (int r = 1; r < c->size; r++)
-        SN_MPI(MPI_Send(&s, 1, MPI_INT32_T, r, TAG_STOP, MPI_COMM_WORLD));
+    for (int g = 0; g < n_leaders(c); g++)
+        SN_MPI(MPI_Send(&s, 1, MPI_INT32_T, leader_rank(c, g), TAG_STOP, MPI_COMM_WORLD));
 }

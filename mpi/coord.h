@@ -1,7 +1,9 @@
 /* coord.h: the search's coordinator and its evaluators.
  *
- * World rank 0 runs the search and hands candidates out; every other rank
- * is an evaluator (a group of P x S = 1 rank in this version).  Work goes
+ * World rank 0 runs the search and hands candidates out; the other ranks
+ * form evaluator groups of k = P x S consecutive ranks (the pipeline and
+ * sequence layout of evaluation), whose first rank, the leader, talks to
+ * the coordinator and passes each candidate on to its group.  Work goes
  * to whichever evaluator reports first, so a slow candidate never idles
  * the others; results are stored by candidate index, so the archive does
  * not depend on which evaluator did what.  With one rank the coordinator
@@ -17,6 +19,9 @@
  *                           (the canonical string, NUL-terminated)
  *   0 -> evaluator  STOP    int32 status (0: the search ended; else it
  *                           failed, and the evaluator exits non-zero)
+ *   leader -> group (MPI_Bcast on the group): int32 command (1: a
+ *                           candidate follows, 0: stop), int32 status,
+ *                           char subnet[SN_SUBNET_STRLEN]
  * An evaluator that cannot load the checkpoint or evaluate a candidate
  * sends RESULT with a non-zero status and then ERROR; the coordinator
  * stops every evaluator and ends the job with that message.
@@ -26,6 +31,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <mpi.h>
 
 #include "src/arch.h"
 
@@ -40,12 +47,29 @@ typedef struct sn_coord {
     const sn_space *space;      /* borrowed */
     int n_values;
     int size;                   /* world ranks */
-    sn_eval_fn eval;            /* used by rank 0 alone when size == 1 */
+    int group;                  /* k: ranks per evaluator group */
+    MPI_Comm comm;              /* owned: this rank's group (rank 0: alone) */
+    sn_eval_fn eval;            /* evaluates on the group (rank 0 alone when size == 1) */
     void *ctx;
     bool stopped;
 } sn_coord;
 
-void sn_coord_init(sn_coord *c, const sn_space *s, int n_values, sn_eval_fn eval, void *ctx);
+/* Splits the world into rank 0 and groups of k (collective); the caller
+ * has checked that size == 1 or (size - 1) % k == 0. */
+void sn_coord_init(sn_coord *c, const sn_space *s, int n_values, int k, sn_eval_fn eval,
+                   void *ctx);
+void sn_coord_free(sn_coord *c);
+/* This rank's group communicator and whether it leads it. */
+bool sn_coord_leader(const sn_coord *c);
+
+/* Every rank of the group gives its set-up status; SN_ERR on every rank
+ * with the first failing rank's message if any failed. */
+int sn_coord_group_agree(sn_coord *c, int rc, char *err, size_t errlen);
+/* Leader: hands the group its next candidate (net) or the end (net NULL). */
+void sn_coord_group_send(sn_coord *c, const sn_subnet *net, int status);
+/* Other group ranks: the next candidate (returns true, *net set) or the
+ * end (false, *status: 0 finished, else failed). */
+bool sn_coord_group_recv(sn_coord *c, sn_subnet *net, int *status);
 
 /* Evaluator ranks: reports `ready` (or the load error in err when
  * load_rc != SN_OK), then evaluates WORK until STOP.  Returns SN_OK when

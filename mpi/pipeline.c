@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mpi/check.h"
+#include "src/ops.h"
 #include "src/seq.h"
 #include "src/tensor.h"
 #include "src/util.h"
@@ -235,6 +236,52 @@ int sn_dist_step(sn_dist *d, const void *input, const int32_t *labels, sn_step_s
     d->c.reduce_bytes = d->red.bytes;
     d->c.step_s += MPI_Wtime() - t0;
     return SN_OK;
+}
+
+void sn_dist_eval(sn_dist *d, const sn_subnet *net, const void *input, const int32_t *labels,
+                  int64_t b, double *loss_sum, int64_t *correct, int64_t *rows)
+{
+    const sn_model *m = d->t->model;
+    const sn_space *s = &m->space;
+    const bool lm = s->task == SN_TASK_LM;
+    const int64_t C = s->n_classes, tl = d->sh.tl;
+    SN_CHECK(b >= 1 && b <= d->b_local);
+    /* [loss sum, correct, rows] of this rank's last-stage rows */
+    double sums[3] = {0};
+    for (int64_t at = 0, j = 0; at < b; at += d->mb, j++) {
+        const int64_t mb = b - at < d->mb ? b - at : d->mb, act = mb * tl * net->embed;
+        const int slot = (int)(j % d->n_slots);
+        wait_slot(d, slot);
+        sn_acts *a = d->acts[slot];
+        const void *in;
+        if (d->sh.first) {
+            in = lm ? (const void *)((const int32_t *)input + at * tl)
+                    : (const void *)((const float *)input + at * tl * s->token_dim);
+        } else {
+            recv_from(d, sn_acts_input(a), act, d->g->prev, tag_of(TAG_ACT, (int)(j % SN_PIPE_MAX_MICRO)));
+            in = sn_acts_input(a);
+        }
+        const float *out = sn_model_forward_shard(d->t->o.threads, m, a, &d->sh, net, in, mb);
+        if (!d->sh.last) {
+            send_to(d, out, act, d->g->next, tag_of(TAG_ACT, (int)(j % SN_PIPE_MAX_MICRO)),
+                    &d->send_req[slot][0]);
+            continue;
+        }
+        const int64_t r = lm ? mb * tl : mb;
+        int64_t ok = 0;
+        const float loss = sn_xent_hard(NULL, &ok, out, labels + (lm ? at * tl : at), r, C, 0.0f,
+                                        1.0f);
+        if (lm || d->g->s == 0) {
+            sums[0] += (double)loss * (double)r;
+            sums[1] += (double)ok;
+            sums[2] += (double)r;
+        }
+    }
+    for (int i = 0; i < d->n_slots; i++) wait_slot(d, i);
+    SN_MPI(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, d->g->world));
+    *loss_sum = sums[0];
+    *correct = (int64_t)sums[1];
+    *rows = (int64_t)sums[2];
 }
 
 /* Tensors [t_lo, t_hi) and float offsets [lo, hi) of stage p. */

@@ -92,6 +92,15 @@ void sn_dist_free(sn_dist *d);
 int sn_dist_step(sn_dist *d, const void *input, const int32_t *labels, sn_step_stats *st,
                  char *err, size_t errlen);
 
+/* Forward-only evaluation of net on this rank's part of b sequences
+ * (b <= b_local; input and labels as for sn_dist_step), in micro-batches
+ * of at most mb sequences streamed through the stages.  Collective over
+ * the grid's world: every rank returns the summed cross-entropy (nats,
+ * over every loss row: sequences, or tokens for the language model), the
+ * correct predictions and the rows counted. */
+void sn_dist_eval(sn_dist *d, const sn_subnet *net, const void *input, const int32_t *labels,
+                  int64_t b, double *loss_sum, int64_t *correct, int64_t *rows);
+
 /* owner[t]: the world rank that holds tensor t current (data rank 0,
  * sequence rank 0 of the stage that owns it) — who writes it to a
  * checkpoint. */

@@ -27,6 +27,8 @@
 #include "io/search.h"
 #include "io/text.h"
 #include "mpi/coord.h"
+#include "mpi/grid.h"
+#include "mpi/pipeline.h"
 #include "mpi/ring.h"
 #include "mpi/runtime.h"
 #include "src/arch.h"
@@ -34,6 +36,7 @@
 #include "src/commands.h"
 #include "src/evaluate.h"
 #include "src/latency.h"
+#include "src/layout.h"
 #include "src/predictor.h"
 #include "src/rng.h"
 #include "src/search.h"
@@ -52,7 +55,7 @@ typedef enum obj_kind { OBJ_ACC, OBJ_LOSS, OBJ_LATENCY, OBJ_PARAMS, OBJ_MACS } o
 typedef struct search_args {
     const char *checkpoint, *objectives, *out, *data, *blis_arch, *latency_table;
     int64_t iterations, init, per_iter, population, generations, eval_size, latency_batch;
-    int64_t latency_reps, latency_threads, threads, seed, top, debug_fail_rank;
+    int64_t latency_reps, latency_threads, threads, seed, top, debug_fail_rank, pp, sp;
     double mutation, max_latency, max_params, max_macs;
     bool resume, quiet;
 } search_args;
@@ -86,10 +89,28 @@ typedef struct search_ctx {
     int32_t *ids, *labels;
     sn_latency_bench *bench;        /* timing candidates directly */
     sn_latency_table *table;        /* or predicting them (--latency-table) */
+    /* an evaluator group of P x S > 1 ranks */
+    sn_coord *co;
+    sn_layout layout;
+    sn_grid grid;
+    bool grid_up;
+    sn_trainer tr;
+    bool tr_up;
+    sn_dist dist;
+    bool dist_up;
+    void *g_input;                  /* this rank's tokens of one group batch */
+    int32_t *g_labels;
+    int64_t *g_ids;
 } search_ctx;
 
 static void ctx_free(search_ctx *c)
 {
+    if (c->dist_up) sn_dist_free(&c->dist);
+    if (c->tr_up) sn_trainer_free(&c->tr);
+    if (c->grid_up) sn_grid_free(&c->grid);
+    sn_free(c->g_input);
+    sn_free(c->g_labels);
+    sn_free(c->g_ids);
     sn_latency_bench_destroy(c->bench);
     sn_latency_table_destroy(c->table);
     sn_acts_destroy(c->acts);
@@ -203,13 +224,90 @@ static sn_eval_result eval_split(search_ctx *c, const sn_subnet *net, bool test)
                        NULL);
 }
 
+/* A group streams each batch of validation sequences through its stages
+ * in 2 micro-batches per stage, of 16 images or 2 text windows each. */
+enum { GROUP_MICRO_PER_STAGE = 2 };
+
+static int64_t group_mb(const search_ctx *c) { return c->lm ? 2 : 16; }
+
+/* Sets up this rank's part of its evaluator group: the P x S grid on the
+ * group's communicator, the stage's shard and workspaces. */
+static int setup_group(search_ctx *c, char *err, size_t errlen)
+{
+    const search_args *a = c->a;
+    const sn_space *s = &c->model->space;
+    const int64_t M = GROUP_MICRO_PER_STAGE * a->pp, B = M * group_mb(c);
+    c->layout = (sn_layout){.dp = 1, .pp = (int)a->pp, .sp = (int)a->sp};
+    if (sn_grid_create(c->co->comm, &c->layout, &c->grid, err, errlen) != SN_OK) return SN_ERR;
+    c->grid_up = true;
+    sn_train_opts to;
+    sn_train_opts_default(&to);
+    to.threads = c->nt;
+    if (sn_trainer_init(&c->tr, c->model, 0, &to, err, errlen) != SN_OK) return SN_ERR;
+    c->tr_up = true;
+    sn_dist_opts dopt = {.micro = (int)M, .batch = B, .ring = SN_RING_PLAIN,
+                         .bucket_bytes = 1 << 20};
+    if (sn_dist_init(&c->dist, &c->grid, &c->tr, &dopt, err, errlen) != SN_OK) return SN_ERR;
+    c->dist_up = true;
+    const int64_t tl = c->dist.sh.tl;
+    const size_t in = c->lm ? sizeof(int32_t) : (size_t)s->token_dim * sizeof(float);
+    c->g_input = sn_alloc((size_t)(B * tl) * in);
+    c->g_labels = sn_alloc((size_t)(B * tl) * sizeof(int32_t));
+    c->g_ids = sn_alloc((size_t)B * sizeof(int64_t));
+    if (!c->g_input || !c->g_labels || !c->g_ids) return sn_errf(err, errlen, "out of memory");
+    return SN_OK;
+}
+
+/* eval_split's validation part on the whole group (collective over it):
+ * every rank builds its tokens and labels of each batch itself. */
+static sn_eval_result group_eval(search_ctx *c, const sn_subnet *net)
+{
+    const sn_space *s = &c->model->space;
+    sn_dist *d = &c->dist;
+    const int64_t B = d->b_local, tl = d->sh.tl, T = s->n_tokens;
+    const sn_norm norm = {c->info->norm_mean, c->info->norm_std};
+    int64_t n = c->lm ? sn_text_eval_count(&c->text, SN_TEXT_VAL, T) : c->n_val;
+    if (c->a->eval_size > 0 && c->a->eval_size < n) n = c->a->eval_size;
+    double loss = 0.0;
+    int64_t correct = 0, rows = 0;
+    for (int64_t at = 0; at < n; at += B) {
+        const int64_t b = n - at < B ? n - at : B;
+        if (c->lm) {
+            for (int64_t i = 0; i < b; i++)
+                c->g_ids[i] = sn_text_eval_start(&c->text, SN_TEXT_VAL, T, at + i);
+            sn_text_batch(&c->text, c->g_ids, b, T, d->pos, tl, c->g_input, c->g_labels);
+        } else {
+            sn_images_batch_at(&c->images, c->val_idx + at, b, c->info->patch, norm, d->pos, tl,
+                               c->g_input, c->g_labels);
+        }
+        double l;
+        int64_t ok, r;
+        sn_dist_eval(d, net, c->g_input, c->g_labels, b, &l, &ok, &r);
+        loss += l;
+        correct += ok;
+        rows += r;
+    }
+    sn_eval_result e = {.n = rows};
+    if (rows > 0) {
+        e.loss = loss / (double)rows / (c->lm ? log(2.0) : 1.0);
+        e.accuracy = (double)correct / (double)rows;
+    }
+    return e;
+}
+
 /* sn_eval_fn: the values an evaluator reports for one candidate. */
 static int eval_candidate(void *ctx, const sn_subnet *net, double *v, char *err, size_t errlen)
 {
     search_ctx *c = ctx;
     if (c->a->debug_fail_rank == c->mpi->rank)
         return sn_errf(err, errlen, "injected failure (--debug-fail-rank %d)", c->mpi->rank);
-    sn_eval_result r = eval_split(c, net, false);
+    sn_eval_result r;
+    if (c->dist_up) {
+        sn_coord_group_send(c->co, net, 0);
+        r = group_eval(c, net);
+    } else {
+        r = eval_split(c, net, false);
+    }
     if (r.n <= 0) return sn_errf(err, errlen, "the validation split is empty");
     v[V_ACC] = r.accuracy;
     v[V_LOSS] = r.loss;
@@ -840,6 +938,18 @@ static int run(search_ctx *c, int *code, char *err, size_t errlen)
     if (c->nt > SN_MAX_THREADS) c->nt = SN_MAX_THREADS;
     if (parse_objectives(c, err, errlen) != SN_OK) return SN_ERR;
     if (a->init < 2) return sn_errf(err, errlen, "--init %lld: at least 2", (long long)a->init);
+    const int64_t k_ranks = a->pp * a->sp;
+    if (c->mpi->size == 1 && k_ranks > 1)
+        return sn_errf(err, errlen, "evaluator groups of --pp %lld x --sp %lld ranks need 1 + a "
+                                    "multiple of %lld ranks (rank 0 coordinates): start with "
+                                    "mpirun -np %lld", (long long)a->pp, (long long)a->sp,
+                       (long long)k_ranks, (long long)(1 + k_ranks));
+    if (c->mpi->size > 1 && (c->mpi->size - 1) % k_ranks != 0)
+        return sn_errf(err, errlen, "%d ranks: rank 0 coordinates and the other %d do not split "
+                                    "into evaluator groups of --pp %lld x --sp %lld = %lld ranks "
+                                    "(run 1 + a multiple of %lld ranks)",
+                       c->mpi->size, c->mpi->size - 1, (long long)a->pp, (long long)a->sp,
+                       (long long)k_ranks, (long long)k_ranks);
 
     *code = SN_EXIT_FAILURE;
     c->info = calloc(1, sizeof *c->info);
@@ -849,27 +959,62 @@ static int run(search_ctx *c, int *code, char *err, size_t errlen)
                            errlen) != SN_OK)
         return SN_ERR;
     c->lm = c->model->space.task == SN_TASK_LM;
+    if (k_ranks > 1) { /* the group layout against this supernet */
+        const sn_space *s = &c->model->space;
+        sn_layout gl = {.dp = 1, .pp = (int)a->pp, .sp = (int)a->sp};
+        const int64_t M = GROUP_MICRO_PER_STAGE * a->pp;
+        const char *what = c->lm ? "the checkpoint's sequence length"
+                                 : "the checkpoint's tokens per image";
+        if (sn_layout_resolve(&gl, (int)k_ranks, sn_space_max_blocks(s), s->n_tokens,
+                              c->lm ? SN_SEQ_ZIGZAG : SN_SEQ_CONTIGUOUS, M * group_mb(c), M, what,
+                              err, errlen) != SN_OK) {
+            *code = SN_EXIT_USAGE;
+            return SN_ERR;
+        }
+    }
     int load = setup_eval(c, err, errlen);
+    const int k = (int)(a->pp * a->sp);
     sn_coord co;
-    sn_coord_init(&co, &c->model->space, N_VALUES, eval_candidate, c);
+    sn_coord_init(&co, &c->model->space, N_VALUES, k, eval_candidate, c);
+    c->co = &co;
+    int rc;
     if (c->mpi->rank != 0) {
+        /* a group fails together; it sets up its grid only if all loaded */
+        load = sn_coord_group_agree(&co, load, err, errlen);
+        if (load == SN_OK && k > 1) load = sn_coord_group_agree(&co, setup_group(c, err, errlen),
+                                                                 err, errlen);
+        if (sn_coord_leader(&co)) {
+            rc = sn_coord_serve(&co, load, err, errlen);
+        } else {
+            sn_subnet net;
+            int status = 0;
+            while (sn_coord_group_recv(&co, &net, &status)) group_eval(c, &net);
+            rc = status == 0 ? SN_OK : SN_ERR;
+        }
         /* the coordinator prints the reason of a failed search */
-        int rc = sn_coord_serve(&co, load, err, errlen);
         if (rc != SN_OK) err[0] = '\0';
         else *code = SN_EXIT_OK;
+        sn_coord_free(&co);
         return rc;
     }
     if (load != SN_OK) {
         sn_coord_stop(&co, 1);
+        sn_coord_free(&co);
         return SN_ERR;
     }
-    if (sn_coord_wait_ready(&co, err, errlen) != SN_OK) return SN_ERR;
-    printf("supernest search: %s, objectives %s, %d evaluator%s%s\n", c->path, a->objectives,
-           c->mpi->size > 1 ? c->mpi->size - 1 : 1, c->mpi->size > 2 ? "s" : "",
-           c->mpi->size > 1 ? "" : " (this rank)");
+    if (sn_coord_wait_ready(&co, err, errlen) != SN_OK) {
+        sn_coord_free(&co);
+        return SN_ERR;
+    }
+    const int groups = c->mpi->size > 1 ? (c->mpi->size - 1) / k : 1;
+    printf("supernest search: %s, objectives %s, %d evaluator group%s of %d rank%s "
+           "(pipeline %lld x sequence %lld)%s\n",
+           c->path, a->objectives, groups, groups > 1 ? "s" : "", k, k > 1 ? "s" : "",
+           (long long)a->pp, (long long)a->sp, c->mpi->size > 1 ? "" : ": this rank");
     fflush(stdout);
-    int rc = coordinate(c, &co, err, errlen);
+    rc = coordinate(c, &co, err, errlen);
     sn_coord_stop(&co, rc == SN_OK ? 0 : 1);
+    sn_coord_free(&co);
     if (rc == SN_OK) *code = SN_EXIT_OK;
     return rc;
 }
@@ -880,7 +1025,7 @@ int sn_cmd_search(int argc, char **argv, const sn_mpi_info *mpi)
         .objectives = "acc,latency", .out = "search", .blis_arch = "auto", .iterations = 5,
         .init = 16, .per_iter = 8, .population = 40, .generations = 30, .eval_size = 2000,
         .latency_batch = 1, .latency_reps = 10, .latency_threads = 1, .seed = 1, .top = 5,
-        .mutation = 0.2, .debug_fail_rank = -1,
+        .mutation = 0.2, .debug_fail_rank = -1, .pp = 1, .sp = 1,
     };
     sn_opt opts[] = {
         {"checkpoint", SN_OPT_STR, &a.checkpoint, "FILE|DIR", "the trained supernet (a checkpoint file, or a checkpoint or run directory)", 0, 0, 0},
@@ -906,6 +1051,8 @@ int sn_cmd_search(int argc, char **argv, const sn_mpi_info *mpi)
         {"resume", SN_OPT_FLAG, &a.resume, NULL, "continue the search saved in --out", 0, 0, 0},
         {"data", SN_OPT_STR, &a.data, "DIR|FILE", "the data the supernet was trained on (default: Fashion-MNIST, or fortunes for lm)", 0, 0, 0},
         {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto, skx, haswell, zen3, generic, ...", 0, 0, 0},
+        {"pp", SN_OPT_INT, &a.pp, "P", "pipeline stages of each evaluator group", 1, SN_MAX_BLOCKS, 0},
+        {"sp", SN_OPT_INT, &a.sp, "S", "sequence-parallel ranks of each evaluator group (ring attention)", 1, 1 << 16, 0},
         {"debug-fail-rank", SN_OPT_INT, &a.debug_fail_rank, "R", "for tests: rank R fails every evaluation (-1: none)", -1, 1 << 20, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
     };

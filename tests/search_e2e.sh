@@ -4,7 +4,9 @@
 #    archive.csv, and every string on it exports and evaluates (eval
 #    --model, validation split) to the accuracy the search recorded;
 #  - the same seed gives the same archive with 1, 2 and 3 evaluators
-#    (objectives acc,params: nothing timed, so the archive is exact);
+#    (objectives acc,params: nothing timed, so the archive is exact), and
+#    with evaluator groups of P2, S2 and P2xS2 ranks; bad group layouts
+#    are refused with one line;
 #  - an evaluator that fails ends the job with its message on every rank;
 #  - a search killed (SIGKILL) after its first iteration, resumed with
 #    --resume, ends with the archive of an uninterrupted search;
@@ -76,6 +78,51 @@ for np in 2 3 4; do
         fail "$((np - 1)) evaluator(s): archive differs or search failed"
         diff "$tmp/s1/archive.csv" "$tmp/s$np/archive.csv" | head -5
         tail -3 "$tmp/s$np.err"
+    fi
+done
+
+# 2b. evaluator groups: pipeline and sequence layouts of evaluation give the
+#     same archive (accuracy exact; losses to float rounding)
+same_archive() {
+    "$py" - "$1" "$2" <<'PY'
+import csv, sys
+a = list(csv.DictReader(open(sys.argv[1])))
+b = list(csv.DictReader(open(sys.argv[2])))
+ok = len(a) == len(b) and all(
+    x["subnet"] == y["subnet"] and x["iteration"] == y["iteration"] and x["val_acc"] == y["val_acc"]
+    and abs(float(x["val_loss"]) - float(y["val_loss"])) <= 1e-5 * abs(float(x["val_loss"]))
+    for x, y in zip(a, b))
+sys.exit(0 if ok else 1)
+PY
+}
+for layout in "5 --pp 2" "5 --pp 2 --sp 2" "3 --sp 2"; do
+    set -- $layout
+    np=$1
+    shift
+    name="g$np$(echo "$*" | tr -d ' -')"
+    if run "$name" "$np" --objectives acc,params "$@" &&
+        same_archive "$tmp/s1/archive.csv" "$tmp/$name/archive.csv"; then
+        echo "ok   evaluator groups $*: the archive of one rank"
+    else
+        fail "evaluator groups $*: archive differs or search failed"
+        tail -3 "$tmp/$name.err"
+    fi
+done
+for bad in "4 --pp 2 --sp 2|do not split into evaluator groups" "6 --pp 5|at most 4 pipeline stages" \
+           "4 --sp 3|not divisible by --sp 3"; do
+    args=${bad%%|*} want=${bad#*|}
+    set -- $args
+    np=$1
+    shift
+    timeout 60 mpirun --oversubscribe -np "$np" "$sn" search $search --out "$tmp/refused" "$@" \
+        >/dev/null 2>"$tmp/refused.err"
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ "$(grep -c '^supernest search: ' "$tmp/refused.err")" -eq 1 ] &&
+        grep -q -e "$want" "$tmp/refused.err"; then
+        echo "ok   refused $args: $(grep '^supernest search: ' "$tmp/refused.err")"
+    else
+        fail "refused group layout $args: status $rc"
+        cat "$tmp/refused.err"
     fi
 done
 
