@@ -558,8 +558,9 @@ int sn_file_read_info(MPI_Comm comm, const char *path, sn_file_info *info,
     return rc;
 }
 
-static int read_table(hid_t f, const char *group, const sn_model *m, float *base,
-                      const char *what, char *err, size_t errlen)
+/* Reads tensors [t_lo, t_hi) of m's table from group into base. */
+static int read_table(hid_t f, const char *group, const sn_model *m, int t_lo, int t_hi,
+                      float *base, const char *what, char *err, size_t errlen)
 {
     if (H5Lexists(f, group, H5P_DEFAULT) <= 0)
         return sn_errf(err, errlen, "%s: group /%s is missing", what, group);
@@ -567,7 +568,7 @@ static int read_table(hid_t f, const char *group, const sn_model *m, float *base
     int rc = SN_OK;
     char label[PATH_LEN + 64];
     snprintf(label, sizeof label, "%s: /%s", what, group);
-    for (int i = 0; i < m->n_tensors && rc == SN_OK; i++) {
+    for (int i = t_lo; i < t_hi && rc == SN_OK; i++) {
         const sn_param_info *p = &m->info[i];
         int64_t ld = p->ndim == 2 ? p->shape[1] : p->shape[0];
         rc = sn_h5_read_tensor(g, p->name, p->ndim, p->shape, base + p->offset, ld, label, err,
@@ -577,11 +578,12 @@ static int read_table(hid_t f, const char *group, const sn_model *m, float *base
     return rc;
 }
 
-int sn_ckpt_load(MPI_Comm comm, const char *path, sn_model *m, sn_adamw *opt,
-                 sn_train_state *ts, char *err, size_t errlen)
+/* Opens path and checks that it is a checkpoint of m's space. */
+static hid_t open_checkpoint_of(MPI_Comm comm, const char *path, const sn_model *m, char *err,
+                                size_t errlen)
 {
     hid_t f = sn_h5_open(comm, path, err, errlen);
-    if (f < 0) return SN_ERR;
+    if (f < 0) return f;
     sn_file_info *info = calloc(1, sizeof *info);
     int rc = info ? read_info(f, path, info, err, errlen) : sn_errf(err, errlen, "out of memory");
     if (rc == SN_OK && info->is_model)
@@ -594,7 +596,29 @@ int sn_ckpt_load(MPI_Comm comm, const char *path, sn_model *m, sn_adamw *opt,
                      path, got, want);
     }
     free(info);
-    if (rc == SN_OK) rc = read_table(f, "weights", m, m->params, path, err, errlen);
+    if (rc == SN_OK) return f;
+    H5Fclose(f);
+    return H5I_INVALID_HID;
+}
+
+int sn_ckpt_load_weights(MPI_Comm comm, const char *path, sn_model *m, int t_lo, int t_hi,
+                         char *err, size_t errlen)
+{
+    SN_CHECK(0 <= t_lo && t_lo <= t_hi && t_hi <= m->n_tensors);
+    hid_t f = open_checkpoint_of(comm, path, m, err, errlen);
+    if (f < 0) return SN_ERR;
+    int rc = read_table(f, "weights", m, t_lo, t_hi, m->params, path, err, errlen);
+    H5Fclose(f);
+    return rc;
+}
+
+int sn_ckpt_load(MPI_Comm comm, const char *path, sn_model *m, sn_adamw *opt,
+                 sn_train_state *ts, char *err, size_t errlen)
+{
+    hid_t f = open_checkpoint_of(comm, path, m, err, errlen);
+    if (f < 0) return SN_ERR;
+    int rc = SN_OK;
+    if (rc == SN_OK) rc = read_table(f, "weights", m, 0, m->n_tensors, m->params, path, err, errlen);
     if (rc == SN_OK && opt) {
         char what[PATH_LEN + 16];
         snprintf(what, sizeof what, "%s: /optimizer", path);
@@ -604,8 +628,10 @@ int sn_ckpt_load(MPI_Comm comm, const char *path, sn_model *m, sn_adamw *opt,
             rc = sn_h5_get_i64(g, "step", &opt->step, what, err, errlen);
             H5Gclose(g);
         }
-        if (rc == SN_OK) rc = read_table(f, "optimizer/m", m, opt->m, path, err, errlen);
-        if (rc == SN_OK) rc = read_table(f, "optimizer/v", m, opt->v, path, err, errlen);
+        if (rc == SN_OK)
+            rc = read_table(f, "optimizer/m", m, 0, m->n_tensors, opt->m, path, err, errlen);
+        if (rc == SN_OK)
+            rc = read_table(f, "optimizer/v", m, 0, m->n_tensors, opt->v, path, err, errlen);
     }
     if (rc == SN_OK && ts) {
         char what[PATH_LEN + 16], sampler[32];

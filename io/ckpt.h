@@ -96,6 +96,11 @@ int sn_file_read_info(MPI_Comm comm, const char *path, sn_file_info *info,
 /* Loads a checkpoint's weights into m (created from the file's space),
  * and, when non-NULL, the optimizer state into opt (initialised for m) and
  * the training state into ts.  Every shape and checksum is verified. */
+/* Reads only the weights of tensors [t_lo, t_hi) of m's table from the
+ * checkpoint path (a pipeline stage's part), with the same checks as
+ * sn_ckpt_load.  Collective over comm (each rank may give its own range). */
+int sn_ckpt_load_weights(MPI_Comm comm, const char *path, sn_model *m, int t_lo, int t_hi,
+                         char *err, size_t errlen);
 int sn_ckpt_load(MPI_Comm comm, const char *path, sn_model *m, sn_adamw *opt,
                  sn_train_state *ts, char *err, size_t errlen);
 

@@ -37,12 +37,14 @@ void sn_coord_free(sn_coord *c)
     if (c->comm != MPI_COMM_NULL) SN_MPI(MPI_Comm_free(&c->comm));
 }
 
-bool sn_coord_leader(const sn_coord *c)
+int sn_coord_group_rank(const sn_coord *c)
 {
     int r;
     SN_MPI(MPI_Comm_rank(c->comm, &r));
-    return r == 0;
+    return r;
 }
+
+bool sn_coord_leader(const sn_coord *c) { return sn_coord_group_rank(c) == 0; }
 
 /* Ranks of the world that lead an evaluator group: 1, 1 + k, ... */
 static int n_leaders(const sn_coord *c) { return c->size == 1 ? 0 : (c->size - 1) / c->group; }

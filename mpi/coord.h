@@ -59,7 +59,8 @@ typedef struct sn_coord {
 void sn_coord_init(sn_coord *c, const sn_space *s, int n_values, int k, sn_eval_fn eval,
                    void *ctx);
 void sn_coord_free(sn_coord *c);
-/* This rank's group communicator and whether it leads it. */
+/* This rank's place in its group, and whether it leads it (place 0). */
+int sn_coord_group_rank(const sn_coord *c);
 bool sn_coord_leader(const sn_coord *c);
 
 /* Every rank of the group gives its set-up status; SN_ERR on every rank

@@ -284,22 +284,12 @@ void sn_dist_eval(sn_dist *d, const sn_subnet *net, const void *input, const int
     *rows = (int64_t)sums[2];
 }
 
-/* Tensors [t_lo, t_hi) and float offsets [lo, hi) of stage p. */
-static void stage_params(const sn_dist *d, int p, int *t_lo, int *t_hi, size_t *lo, size_t *hi)
-{
-    const sn_model *m = d->t->model;
-    const int P = d->g->l.pp;
-    sn_shard sh = {.first = p == 0, .last = p == P - 1};
-    sn_layout_stage_blocks(sn_space_max_blocks(&m->space), P, p, &sh.block_lo, &sh.block_hi);
-    sn_shard_params(m, &sh, t_lo, t_hi, lo, hi);
-}
-
 void sn_dist_owners(const sn_dist *d, int *owner)
 {
     for (int p = 0; p < d->g->l.pp; p++) {
         int t_lo, t_hi;
         size_t lo, hi;
-        stage_params(d, p, &t_lo, &t_hi, &lo, &hi);
+        sn_stage_params(d->t->model, d->g->l.pp, p, &t_lo, &t_hi, &lo, &hi);
         for (int i = t_lo; i < t_hi; i++) owner[i] = sn_layout_rank(&d->g->l, 0, p, 0);
     }
 }
@@ -310,7 +300,7 @@ void sn_dist_sync_weights(sn_dist *d)
     for (int p = 0; p < d->g->l.pp; p++) {
         int t_lo, t_hi;
         size_t lo, hi;
-        stage_params(d, p, &t_lo, &t_hi, &lo, &hi);
+        sn_stage_params(d->t->model, d->g->l.pp, p, &t_lo, &t_hi, &lo, &hi);
         SN_CHECK(hi - lo <= INT32_MAX);
         SN_MPI(MPI_Bcast(w + lo, (int)(hi - lo), MPI_FLOAT, p, d->g->pipe));
     }

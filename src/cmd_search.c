@@ -954,10 +954,14 @@ static int run(search_ctx *c, int *code, char *err, size_t errlen)
     *code = SN_EXIT_FAILURE;
     c->info = calloc(1, sizeof *c->info);
     if (!c->info) return sn_errf(err, errlen, "out of memory");
-    /* every rank reads the checkpoint (collective) */
-    if (sn_open_checkpoint(a->checkpoint, &c->model, c->info, c->path, sizeof c->path, err,
-                           errlen) != SN_OK)
+    /* the checkpoint's description (every rank: collective) */
+    if (sn_ckpt_resolve(a->checkpoint, c->path, sizeof c->path, err, errlen) != SN_OK ||
+        sn_file_read_info(sn_mpi_world(), c->path, c->info, err, errlen) != SN_OK)
         return SN_ERR;
+    if (c->info->is_model)
+        return sn_errf(err, errlen, "%s: an exported model, not a supernet checkpoint", c->path);
+    c->model = sn_model_create(&c->info->space, 0);
+    if (!c->model) return sn_errf(err, errlen, "out of memory creating the supernet");
     c->lm = c->model->space.task == SN_TASK_LM;
     if (k_ranks > 1) { /* the group layout against this supernet */
         const sn_space *s = &c->model->space;
@@ -972,12 +976,29 @@ static int run(search_ctx *c, int *code, char *err, size_t errlen)
             return SN_ERR;
         }
     }
-    int load = setup_eval(c, err, errlen);
     const int k = (int)(a->pp * a->sp);
     sn_coord co;
     sn_coord_init(&co, &c->model->space, N_VALUES, k, eval_candidate, c);
     c->co = &co;
-    int rc;
+    /* the weights: a rank of a pipelined evaluator group reads only its
+     * stage's tensors; the coordinator (which re-evaluates the front on
+     * the test split) and one-rank groups read them all */
+    int t_lo = 0, t_hi = c->model->n_tensors, rc;
+    if (c->mpi->rank != 0 && a->pp > 1) {
+        sn_layout gl = {.dp = 1, .pp = (int)a->pp, .sp = (int)a->sp};
+        int d, p, q;
+        size_t lo, hi;
+        sn_layout_coords(&gl, sn_coord_group_rank(&co), &d, &p, &q);
+        sn_stage_params(c->model, (int)a->pp, p, &t_lo, &t_hi, &lo, &hi);
+    }
+    int ld = sn_ckpt_load_weights(sn_mpi_world(), c->path, c->model, t_lo, t_hi, err, errlen) ==
+                     SN_OK ? SN_EXIT_OK : SN_EXIT_FAILURE;
+    if (sn_mpi_agree(&ld, err, errlen) != SN_OK) {
+        sn_coord_free(&co);
+        if (c->mpi->rank != 0) err[0] = '\0';
+        return SN_ERR;
+    }
+    int load = setup_eval(c, err, errlen);
     if (c->mpi->rank != 0) {
         /* a group fails together; it sets up its grid only if all loaded */
         load = sn_coord_group_agree(&co, load, err, errlen);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "src/layout.h"
 #include "src/ops.h"
 #include "src/rng.h"
 #include "src/tensor.h"
@@ -217,6 +218,15 @@ void sn_shard_params(const sn_model *m, const sn_shard *sh, int *t_lo, int *t_hi
     *t_hi = sh->last ? m->n_tensors : EMBED_TENSORS + BLOCK_TENSORS * sh->block_hi;
     *lo = m->info[*t_lo].offset;
     *hi = *t_hi < m->n_tensors ? m->info[*t_hi].offset : m->n_params;
+}
+
+void sn_stage_params(const sn_model *m, int n_stages, int p, int *t_lo, int *t_hi, size_t *lo,
+                     size_t *hi)
+{
+    sn_shard sh = {.first = p == 0, .last = p == n_stages - 1};
+    sn_layout_stage_blocks(sn_space_max_blocks(&m->space), n_stages, p, &sh.block_lo,
+                           &sh.block_hi);
+    sn_shard_params(m, &sh, t_lo, t_hi, lo, hi);
 }
 
 /* ---- activations ---------------------------------------------------------- */

@@ -181,5 +181,8 @@ void sn_model_backward(int nt, sn_model *m, sn_acts *a, const float *dlogits);
  * table, which are one contiguous range [lo, hi) of float offsets. */
 void sn_shard_params(const sn_model *m, const sn_shard *sh, int *t_lo, int *t_hi, size_t *lo,
                      size_t *hi);
+/* The same for stage p of a pipeline of n_stages (src/layout.h's split). */
+void sn_stage_params(const sn_model *m, int n_stages, int p, int *t_lo, int *t_hi, size_t *lo,
+                     size_t *hi);
 
 #endif
