@@ -161,6 +161,12 @@ int sn_h5_attr_f32(hid_t loc, const char *name, float v, char *err, size_t errle
                       errlen);
 }
 
+int sn_h5_attr_f64(hid_t loc, const char *name, double v, char *err, size_t errlen)
+{
+    return write_attr(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, H5Screate(H5S_SCALAR), &v,
+                      err, errlen);
+}
+
 bool sn_h5_has(hid_t loc, const char *name) { return H5Aexists(loc, name) > 0; }
 
 /* Opens attribute name of loc and checks its type class and element count
@@ -262,6 +268,12 @@ int sn_h5_get_f32(hid_t loc, const char *name, float *out, const char *what,
                   char *err, size_t errlen)
 {
     return get_scalar(loc, name, H5T_FLOAT, H5T_NATIVE_FLOAT, out, what, err, errlen);
+}
+
+int sn_h5_get_f64(hid_t loc, const char *name, double *out, const char *what,
+                  char *err, size_t errlen)
+{
+    return get_scalar(loc, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, out, what, err, errlen);
 }
 
 /* ---- tensors -------------------------------------------------------------- */

@@ -47,6 +47,7 @@ int sn_h5_attr_str(hid_t loc, const char *name, const char *value, char *err, si
 int sn_h5_attr_i32v(hid_t loc, const char *name, const int *v, int n, char *err, size_t errlen);
 int sn_h5_attr_i64(hid_t loc, const char *name, int64_t v, char *err, size_t errlen);
 int sn_h5_attr_f32(hid_t loc, const char *name, float v, char *err, size_t errlen);
+int sn_h5_attr_f64(hid_t loc, const char *name, double v, char *err, size_t errlen);
 
 /* Readers: SN_ERR naming `what` (e.g. "ckpt.h5: /config") and the
  * attribute when it is missing or of the wrong type/size. */
@@ -56,6 +57,8 @@ int sn_h5_get_str(hid_t loc, const char *name, char *out, size_t len, const char
 int sn_h5_get_i32v(hid_t loc, const char *name, int *out, int max, int *n, const char *what,
                    char *err, size_t errlen);
 int sn_h5_get_i64(hid_t loc, const char *name, int64_t *out, const char *what,
+                  char *err, size_t errlen);
+int sn_h5_get_f64(hid_t loc, const char *name, double *out, const char *what,
                   char *err, size_t errlen);
 int sn_h5_get_f32(hid_t loc, const char *name, float *out, const char *what,
                   char *err, size_t errlen);

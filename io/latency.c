@@ -53,6 +53,8 @@ static int write_table(MPI_Comm comm, hid_t f, const sn_latency_table *t,
         sn_h5_attr_i64(g, "warmup", t->warmup, err, errlen) ||
         sn_h5_attr_str(g, "blis_kernels", info->blis_kernels, err, errlen) ||
         sn_h5_attr_str(g, "cpu_model", info->cpu_model, err, errlen) ||
+        sn_h5_attr_f64(g, "offset_ms", t->offset_ms, err, errlen) ||
+        sn_h5_attr_f64(g, "scale", t->scale, err, errlen) ||
         sn_h5_write_tensor(comm, g, "embed_ms", 1, ne, t->embed_ms, ne[0], 0, err, errlen) ||
         sn_h5_write_tensor(comm, g, "block_ms", 3, nb, t->block_ms, nb[2], 0, err, errlen) ||
         sn_h5_write_tensor(comm, g, "head_ms", 1, ne, t->head_ms, ne[0], 0, err, errlen))
@@ -114,6 +116,16 @@ static int read_measurement(hid_t g, const char *what, sn_latency_table *t,
                       errlen) ||
         sn_h5_get_str(g, "cpu_model", info->cpu_model, sizeof info->cpu_model, what, err, errlen))
         return SN_ERR;
+    /* tables written before calibration predict the plain sum */
+    t->offset_ms = 0.0;
+    t->scale = 1.0;
+    if ((sn_h5_has(g, "offset_ms") &&
+         sn_h5_get_f64(g, "offset_ms", &t->offset_ms, what, err, errlen) != SN_OK) ||
+        (sn_h5_has(g, "scale") && sn_h5_get_f64(g, "scale", &t->scale, what, err, errlen) != SN_OK))
+        return SN_ERR;
+    if (!isfinite(t->offset_ms) || !isfinite(t->scale) || t->scale <= 0.0)
+        return sn_errf(err, errlen, "%s: calibration offset %g ms, scale %g: not finite and "
+                                    "positive", what, t->offset_ms, t->scale);
     if (t->batch < 1 || threads < 1 || threads > 1 << 20 || reps < 1 ||
         reps > SN_LATENCY_MAX_REPS || warmup < 0 || warmup > 1 << 30)
         return sn_errf(err, errlen, "%s: batch %lld, threads %lld, reps %lld, warmup %lld are "

@@ -33,7 +33,7 @@ static const char *USAGE =
 typedef struct lat_args {
     const char *checkpoint, *table, *output, *task, *blis_arch;
     sn_space_flags space;
-    int64_t patch, seq_len, batch, threads, reps, warmup, check, seed;
+    int64_t patch, seq_len, batch, threads, reps, warmup, check, calibrate, seed;
 } lat_args;
 
 /* Space options of `supernest train` that describe the space. */
@@ -112,6 +112,8 @@ static void print_table(const sn_latency_table *t, const sn_latency_info *info)
         printf("%6d %10.4f %10.4f %18.4f %18.4f\n", s->embed[ie], (double)t->embed_ms[ie],
                (double)t->head_ms[ie], (double)*sn_latency_block(t, ie, 0, 0),
                (double)*sn_latency_block(t, ie, s->n_heads - 1, s->n_mlp - 1));
+    printf("prediction: %.4f ms + %.4f x the sum of the parts (calibrated on whole passes)\n",
+           t->offset_ms, t->scale);
 }
 
 /* Measures k random sub-networks directly and prints each one's predicted
@@ -196,6 +198,8 @@ static int run(const lat_args *a, char *err, size_t errlen)
         } else if (sn_latency_measure_table(t, a->batch, (int)a->threads, (int)a->reps,
                                             (int)a->warmup, attn, (uint64_t)a->seed, err,
                                             errlen) == SN_OK &&
+                   sn_latency_calibrate(t, attn, (int)a->calibrate, (uint64_t)a->seed, err,
+                                        errlen) == SN_OK &&
                    sn_latency_save(sn_mpi_world(), a->output, t, &info, err, errlen) == SN_OK) {
             print_table(t, &info);
             printf("wrote %s (%d entries measured in %.1f s)\n", a->output,
@@ -218,7 +222,7 @@ int sn_cmd_latency(int argc, char **argv, const sn_mpi_info *mpi)
 {
     lat_args a = {
         .task = "image", .blis_arch = "auto", .patch = 4, .seq_len = 256, .batch = 1,
-        .threads = 1, .reps = 50, .warmup = 2, .check = 20, .seed = 1,
+        .threads = 1, .reps = 50, .warmup = 2, .check = 20, .calibrate = 12, .seed = 1,
     };
     sn_space_flags_default(&a.space);
     sn_opt opts[] = {
@@ -230,6 +234,7 @@ int sn_cmd_latency(int argc, char **argv, const sn_mpi_info *mpi)
         {"threads", SN_OPT_INT, &a.threads, "N", "compute threads per forward pass", 1, SN_MAX_THREADS, 0},
         {"reps", SN_OPT_INT, &a.reps, "R", "timed passes per entry, spread over 5 sweeps through all entries (the median is kept)", 1, SN_LATENCY_MAX_REPS, 0},
         {"warmup", SN_OPT_INT, &a.warmup, "W", "untimed passes before each entry's share of a sweep", 0, 1e6, 0},
+        {"calibrate", SN_OPT_INT, &a.calibrate, "K", "fit the prediction's offset and scale to K random sub-networks timed whole (others than --check's)", 2, 1e6, 0},
         {"check", SN_OPT_INT, &a.check, "K", "then time K random sub-networks whole against the table's prediction (0: no check)", 0, 1e6, 0},
         {"seed", SN_OPT_INT, &a.seed, "S", "seed of the random weights, inputs and checked sub-networks", 0, 9.2e18, 0},
         {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto (fastest this CPU supports), skx, haswell, zen3, generic, ...", 0, 0, 0},

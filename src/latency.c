@@ -14,6 +14,7 @@ sn_latency_table *sn_latency_table_create(const sn_space *s)
     sn_latency_table *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->space = *s;
+    t->scale = 1.0;
     t->embed_ms = calloc((size_t)s->n_embed, sizeof(float));
     t->head_ms = calloc((size_t)s->n_embed, sizeof(float));
     t->block_ms = calloc((size_t)(s->n_embed * s->n_heads * s->n_mlp), sizeof(float));
@@ -51,7 +52,8 @@ static int choice_index(const int *c, int n, int v)
     sn_fatal(__FILE__, __LINE__, "value not among the space's choices");
 }
 
-double sn_latency_predict(const sn_latency_table *t, const sn_subnet *n)
+/* The sum of the parts of n. */
+static double parts_ms(const sn_latency_table *t, const sn_subnet *n)
 {
     const sn_space *s = &t->space;
     const int ie = choice_index(s->embed, s->n_embed, n->embed);
@@ -60,6 +62,50 @@ double sn_latency_predict(const sn_latency_table *t, const sn_subnet *n)
         ms += (double)*sn_latency_block(t, ie, choice_index(s->heads, s->n_heads, n->heads[i]),
                                         choice_index(s->mlp, s->n_mlp, n->mlp[i]));
     return ms;
+}
+
+double sn_latency_predict(const sn_latency_table *t, const sn_subnet *n)
+{
+    return t->offset_ms + t->scale * parts_ms(t, n);
+}
+
+enum { STREAM_CALIBRATE = 0xca1b };
+
+int sn_latency_calibrate(sn_latency_table *t, const sn_attn_engine *attn, int k, uint64_t seed,
+                         char *err, size_t errlen)
+{
+    SN_CHECK(k >= 2);
+    sn_latency_bench *w = sn_latency_bench_create(&t->space, t->batch, attn, seed);
+    sn_subnet *nets = malloc((size_t)k * sizeof *nets);
+    double *meas = malloc((size_t)k * sizeof *meas);
+    int rc = w && nets && meas ? SN_OK : sn_errf(err, errlen, "out of memory calibrating");
+    sn_rng r;
+    sn_rng_seed(&r, seed, STREAM_CALIBRATE);
+    for (int i = 0; rc == SN_OK && i < k; i++) sn_subnet_sample(&t->space, &r, &nets[i]);
+    if (rc == SN_OK)
+        rc = sn_latency_measure_subnets(w, nets, k, t->threads, t->reps, t->warmup, meas, err,
+                                        errlen);
+    if (rc == SN_OK) {
+        /* least squares of the relative error (weights 1/y^2), as MAPE
+         * judges: small sub-networks count as much as large ones */
+        double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+        for (int i = 0; i < k; i++) {
+            const double x = parts_ms(t, &nets[i]), y = meas[i], wt = 1.0 / (y * y);
+            sw += wt;
+            sx += wt * x;
+            sy += wt * y;
+            sxx += wt * x * x;
+            sxy += wt * x * y;
+        }
+        const double den = sw * sxx - sx * sx;
+        /* identical predictions cannot fix a slope: keep the scale */
+        t->scale = den > 1e-12 * sw * sxx ? (sw * sxy - sx * sy) / den : 1.0;
+        t->offset_ms = (sy - t->scale * sx) / sw;
+    }
+    free(nets);
+    free(meas);
+    sn_latency_bench_destroy(w);
+    return rc;
 }
 
 /* ---- timing ----------------------------------------------------------------- */

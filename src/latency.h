@@ -41,6 +41,11 @@ typedef struct sn_latency_table {
     float *embed_ms;    /* (n_embed) owned */
     float *block_ms;    /* (n_embed, n_heads, n_mlp) row-major, owned */
     float *head_ms;     /* (n_embed) owned */
+    /* The prediction is offset + scale x (the sum of the parts): a whole
+     * forward pass runs its parts back to back, with the previous part's
+     * output still in cache, which timing each part alone does not see.
+     * sn_latency_calibrate fits both; 0 and 1 until then. */
+    double offset_ms, scale;
 } sn_latency_table;
 
 /* A table for space s (validated by the caller) with every time 0 and
@@ -67,6 +72,14 @@ int sn_latency_measure_table(sn_latency_table *t, int64_t b, int nt, int reps, i
 /* Predicted time (ms) of one forward pass of n (a sub-network of t's
  * space): embed(e) + sum over kept blocks of block(e, h_i, f_i) + head(e). */
 double sn_latency_predict(const sn_latency_table *t, const sn_subnet *n);
+
+/* Fits t's offset and scale by least squares of the relative error to k
+ * random sub-networks of
+ * its space (drawn from (seed, a stream of their own), so not the ones
+ * `latency-table --check` reports on) timed whole as
+ * sn_latency_measure_subnets does; k >= 2.  SN_ERR when out of memory. */
+int sn_latency_calibrate(sn_latency_table *t, const sn_attn_engine *attn, int k, uint64_t seed,
+                         char *err, size_t errlen);
 
 /* A workspace for timing whole sub-networks of space s (random weights
  * from seed, random inputs) at batch b: one model and activation buffer

@@ -109,6 +109,15 @@ static void measure_and_compare(sn_task task)
                 assert_true(isfinite(v) && v > 0.0f);
             }
     }
+    /* calibration: a finite positive scale, and the prediction is
+     * offset + scale x the plain sum */
+    sn_subnet big;
+    sn_subnet_max(&s, &big);
+    const double plain = sn_latency_predict(t, &big);
+    assert_int_equal(sn_latency_calibrate(t, NULL, 6, 5, err, sizeof err), SN_OK);
+    assert_true(isfinite(t->scale) && t->scale > 0.0 && isfinite(t->offset_ms));
+    assert_true(fabs(sn_latency_predict(t, &big) - (t->offset_ms + t->scale * plain)) <=
+                1e-9 * plain);
     sn_latency_bench *w = sn_latency_bench_create(&s, 2, NULL, 1);
     assert_non_null(w);
     sn_rng r;
