@@ -430,6 +430,13 @@ int sn_file_read_header(hid_t f, const char *path, sn_file_info *info, char *err
         info->is_model = false;
     else if (strcmp(fmt, "supernest-model") == 0)
         info->is_model = true;
+    else if (strcmp(fmt, "supernest-latency") == 0)
+        return sn_errf(err, errlen, "%s: a latency table, not a checkpoint or model (check it "
+                                    "with: supernest latency-table --table %s)", path, path);
+    else if (strcmp(fmt, "supernest-search") == 0)
+        return sn_errf(err, errlen, "%s: a search state, not a checkpoint or model (its front "
+                                    "is pareto.csv beside it; continue it with search --resume)",
+                       path);
     else
         return sn_errf(err, errlen, "%s: format '%s' is not a supernest file (expected "
                                     "supernest-checkpoint or supernest-model)", path, fmt);

@@ -128,7 +128,7 @@ expect 2 "--patch 5" --patch 5 -o "$tmp/x.h5"
 expect 2 "own search space" --table "$tmp/t.h5" --depths 1,1
 expect 2 "own search space" --checkpoint "$tmp/t.h5" --task lm -o "$tmp/x.h5"
 expect 1 "cannot open" --checkpoint "$tmp/none" -o "$tmp/x.h5"
-expect 1 "not a supernest file" --checkpoint "$tmp/t.h5" -o "$tmp/x.h5"
+expect 1 "a latency table, not a checkpoint or model" --checkpoint "$tmp/t.h5" -o "$tmp/x.h5"
 [ -e "$tmp/x.h5" ] && fail "a refused run wrote its output"
 "$sn" latency-table --help >"$tmp/out" 2>&1 && grep -q -- "--check" "$tmp/out" || fail "--help"
 
