@@ -388,8 +388,8 @@ typedef struct archive {
     int cap;
 } archive;
 
-static int archive_add(search_ctx *c, archive *ar, const sn_subnet *net, const double *v,
-                       int iteration, char *err, size_t errlen)
+static int archive_add(archive *ar, const sn_subnet *net, const double *v, int iteration,
+                       char *err, size_t errlen)
 {
     char name[SN_SUBNET_STRLEN];
     sn_subnet_format(net, name, sizeof name);
@@ -400,7 +400,6 @@ static int archive_add(search_ctx *c, archive *ar, const sn_subnet *net, const d
         ar->nets = n;
         ar->cap = cap;
     }
-    (void)c;
     ar->nets[ar->st.n] = *net;
     return sn_search_add(&ar->st, name, v, iteration, err, errlen);
 }
@@ -800,7 +799,7 @@ static int open_state(search_ctx *c, archive *ar, char *err, size_t errlen)
                             errlen) != SN_OK)
             rc = SN_ERR;
         else
-            rc = archive_add(c, ar, &net, st.values + (size_t)i * N_VALUES, st.iter[i], err, errlen);
+            rc = archive_add(ar, &net, st.values + (size_t)i * N_VALUES, st.iter[i], err, errlen);
     }
     ar->st.iteration = st.iteration;
     sn_search_free(&st);
@@ -817,7 +816,7 @@ static int evaluate_batch(search_ctx *c, sn_coord *co, archive *ar, const sn_sub
 {
     if (sn_coord_evaluate(co, nets, n, values, err, errlen) != SN_OK) return SN_ERR;
     for (int i = 0; i < n; i++)
-        if (archive_add(c, ar, &nets[i], values + (size_t)i * N_VALUES, it, err, errlen) != SN_OK)
+        if (archive_add(ar, &nets[i], values + (size_t)i * N_VALUES, it, err, errlen) != SN_OK)
             return SN_ERR;
     ar->st.iteration = it;
     return save_state(c, ar, err, errlen);
