@@ -8,8 +8,8 @@ set -u
 sn=$1
 py=${2:-/usr/bin/python3}
 if ! "$py" -c 'import h5py, numpy, xxhash' 2>/dev/null; then
-    echo "SKIP: $py cannot import h5py, numpy and xxhash"
-    exit 77
+    echo "FAIL: $py cannot import h5py, numpy and xxhash (scripts/setup.sh --tests installs them)"
+    exit 1
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -348,19 +348,19 @@ expect 2 "unexpected argument" "$tmp/ckpt.h5" "$tmp/model.h5" "$tmp/v2.h5"
 expect 2 "unknown option '--bogus'" "$tmp/ckpt.h5" --bogus
 expect 2 "cannot be combined" --diff --verify "$tmp/ckpt.h5" "$tmp/model.h5"
 
-# ---- a real checkpoint and model, when train writes checkpoints ------------
+# ---- a real checkpoint and model written by train ---------------------------
 data=/usr/share/datasets/fashion-mnist
-if "$sn" train --help 2>/dev/null | grep -q -- "--run-dir" && [ -d "$data" ]; then
-    timeout 300 "$sn" train --data "$data" --steps 2 --batch-size 16 --train-subset 64 --val-size 100 \
-        --report-random 0 --embed-choices 16,32 --heads-choices 1,2 --mlp-choices 32 --depths 2 \
-        --min-depths 1 --head-dim 8 --quiet --run-dir "$tmp/run" >"$tmp/train.out" 2>&1
-    ck=$(ls "$tmp"/run/checkpoints/ckpt-*.h5 2>/dev/null | tail -n 1)
-    if [ -z "$ck" ]; then
-        echo "note: train wrote no checkpoint; the real-file case is skipped"
-    else
-        run "$ck" --verify --all --json
-        [ "$got" -eq 0 ] || { fail "inspect --verify real checkpoint: status $got"; cat "$tmp/err"; }
-        "$py" - "$tmp" "$ck" <<'EOF' || fail "inspect --json real checkpoint: wrong content"
+timeout 300 "$sn" train --data "$data" --steps 2 --batch-size 16 --train-subset 64 --val-size 100 \
+    --report-random 0 --embed-choices 16,32 --heads-choices 1,2 --mlp-choices 32 --depths 2 \
+    --min-depths 1 --head-dim 8 --quiet --run-dir "$tmp/run" >"$tmp/train.out" 2>&1
+ck=$(ls "$tmp"/run/checkpoints/ckpt-*.h5 2>/dev/null | tail -n 1)
+if [ -z "$ck" ]; then
+    fail "train wrote no checkpoint for the real-file case"
+    cat "$tmp/train.out"
+else
+    run "$ck" --verify --all --json
+    [ "$got" -eq 0 ] || { fail "inspect --verify real checkpoint: status $got"; cat "$tmp/err"; }
+    "$py" - "$tmp" "$ck" <<'EOF' || fail "inspect --json real checkpoint: wrong content"
 import json, sys
 import h5py, numpy as np
 j = json.load(open(sys.argv[1] + '/out'))
@@ -377,19 +377,20 @@ if not ok:
     print(json.dumps(j)[:1500])
 sys.exit(0 if ok else 1)
 EOF
-        if "$sn" export --checkpoint "$ck" --subnet min -o "$tmp/min.h5" >/dev/null 2>&1; then
-            run "$tmp/min.h5" --verify
-            if [ "$got" -ne 0 ] || ! grep -q "supernest model" "$tmp/out" ||
-                ! grep -q "sub-network  *e16-d1-h1-f32 " "$tmp/out"; then
-                fail "inspect --verify exported model: status $got"
-                cat "$tmp/out" "$tmp/err"
-            fi
-            run --diff "$ck" "$tmp/min.h5"
-            if [ "$got" -ne 0 ] || ! grep -q "different shapes: /weights/pos_embed" "$tmp/out" ||
-                ! grep -q "only in .*ckpt-.*: /weights/blocks.1.ln1.weight" "$tmp/out"; then
-                fail "inspect --diff checkpoint model: status $got"
-                cat "$tmp/out" "$tmp/err"
-            fi
+    if ! "$sn" export --checkpoint "$ck" --subnet min -o "$tmp/min.h5" >/dev/null 2>&1; then
+        fail "export of the real checkpoint"
+    else
+        run "$tmp/min.h5" --verify
+        if [ "$got" -ne 0 ] || ! grep -q "supernest model" "$tmp/out" ||
+            ! grep -q "sub-network  *e16-d1-h1-f32 " "$tmp/out"; then
+            fail "inspect --verify exported model: status $got"
+            cat "$tmp/out" "$tmp/err"
+        fi
+        run --diff "$ck" "$tmp/min.h5"
+        if [ "$got" -ne 0 ] || ! grep -q "different shapes: /weights/pos_embed" "$tmp/out" ||
+            ! grep -q "only in .*ckpt-.*: /weights/blocks.1.ln1.weight" "$tmp/out"; then
+            fail "inspect --diff checkpoint model: status $got"
+            cat "$tmp/out" "$tmp/err"
         fi
     fi
 fi

@@ -9,8 +9,8 @@ set -u
 sn=$1
 py=${2:-/usr/bin/python3}
 if ! "$py" -c 'import h5py, numpy, xxhash' 2>/dev/null; then
-    echo "SKIP: $py cannot import h5py, numpy and xxhash"
-    exit 77
+    echo "FAIL: $py cannot import h5py, numpy and xxhash (scripts/setup.sh --tests installs them)"
+    exit 1
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

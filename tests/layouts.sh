@@ -20,7 +20,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
-"$py" -c 'import h5py, numpy' 2>/dev/null || { echo "SKIP: h5py/numpy missing"; exit 77; }
+"$py" -c 'import h5py, numpy' 2>/dev/null ||
+    { echo "FAIL: $py lacks h5py/numpy (scripts/setup.sh --tests installs them)"; exit 1; }
 
 space="--embed-choices 32,64 --heads-choices 1,2 --head-dim 16 --mlp-choices 64,128
        --depths 2,2 --min-depths 1,1"

@@ -8,7 +8,8 @@ set -u
 sn=$1
 py=$2
 loader="$(dirname "$0")/../scripts/load_subnet_torch.py"
-"$py" -c 'import torch, h5py, numpy, xxhash' 2>/dev/null || { echo "SKIP: $py lacks torch/h5py/numpy/xxhash"; exit 77; }
+"$py" -c 'import torch, h5py, numpy, xxhash' 2>/dev/null ||
+    { echo "FAIL: $py lacks torch/h5py/numpy/xxhash (scripts/setup.sh --tests installs them)"; exit 1; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fails=0
