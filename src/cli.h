@@ -65,6 +65,20 @@ typedef struct sn_space_flags {
     int64_t head_dim;
 } sn_space_flags;
 
+/* The option-table entries of the flags in f (an sn_space_flags lvalue),
+ * the same in every command that takes them. */
+#define SN_SPACE_OPTIONS(f)                                                                        \
+    {"embed-choices", SN_OPT_STR, &(f).embed, "LIST", "search space: embedding widths", 0, 0, 0},   \
+    {"heads-choices", SN_OPT_STR, &(f).heads, "LIST", "search space: attention heads per block", 0, \
+     0, 0},                                                                                        \
+    {"mlp-choices", SN_OPT_STR, &(f).mlp, "LIST", "search space: MLP hidden widths", 0, 0, 0},      \
+    {"depths", SN_OPT_STR, &(f).depths, "LIST", "search space: largest depth of each stage", 0, 0,  \
+     0},                                                                                           \
+    {"min-depths", SN_OPT_STR, &(f).min_depths, "LIST", "search space: smallest depth of each stage",\
+     0, 0, 0},                                                                                     \
+    {"head-dim", SN_OPT_INT, &(f).head_dim, "D", "search space: channels per attention head", 1,    \
+     4096, 0}
+
 /* Points f at the default space's lists, formatted into text (static
  * storage, for option defaults and --help). */
 void sn_space_flags_default(sn_space_flags *f);
