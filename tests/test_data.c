@@ -7,7 +7,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +17,8 @@
 #include "io/data.h"
 #include "io/idx.h"
 #include "src/util.h"
+#include "tests/tmpdir.h"
 
-static char tmpdir[256];
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -137,24 +136,16 @@ static void expect_rejected(const char *name, bytes b, const char *keyword)
     free(b.p);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/sn_test_data_XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_create("sn_test_data");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove();
 }
 
 /* ---- IDX ---------------------------------------------------------------- */

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +17,13 @@
 #include "io/text.h"
 #include "src/seq.h"
 #include "src/util.h"
+#include "tests/tmpdir.h"
 
 #define assert_contains(s, sub)                                              \
     do {                                                                     \
         if (!strstr((s), (sub))) fail_msg("'%s' does not contain '%s'", (s), (sub)); \
     } while (0)
 
-static char tmpdir[256];
 
 static void path_of(char *path, size_t len, const char *name)
 {
@@ -84,24 +83,16 @@ static void load_fails(const char *name, int64_t seq_len, const char *named, ...
     va_end(ap);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/sn_test_text_XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_create("sn_test_text");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove();
 }
 
 /* ---- loading ------------------------------------------------------------ */
