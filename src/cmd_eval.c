@@ -180,7 +180,7 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
             goto out;
         }
     }
-    sn_eval_result r = sn_evaluate(nt, m, acts, a->batch, &net, &x, idx, n, info->patch, norm,
+    sn_eval_result r = sn_evaluate(nt, m, acts, a->batch, &net, &x, idx, 0, n, info->patch, norm,
                                    tokens, labels, logits);
     if (logits && write_logits(a->logits, logits, n, m->space.n_classes, err, errlen) != SN_OK)
         goto out;

@@ -205,23 +205,29 @@ static int setup_eval(search_ctx *c, char *err, size_t errlen)
 
 /* Accuracy and loss of net on the first --eval-size examples of the
  * validation split (test: the whole test split). */
+static sn_eval_data eval_data(const search_ctx *c)
+{
+    return (sn_eval_data){.train = &c->images, .test = &c->test, .val_idx = c->val_idx,
+                          .n_val = c->n_val, .patch = c->info->patch,
+                          .norm = {c->info->norm_mean, c->info->norm_std},
+                          .text = c->lm ? &c->text : NULL, .seq_len = c->model->space.n_tokens};
+}
+
+/* Validation examples an evaluation uses: the first --eval-size. */
+static int64_t val_count(const search_ctx *c, const sn_eval_data *d)
+{
+    int64_t n = sn_eval_count(d, false);
+    return c->a->eval_size > 0 && c->a->eval_size < n ? c->a->eval_size : n;
+}
+
 static sn_eval_result eval_split(search_ctx *c, const sn_subnet *net, bool test)
 {
-    const sn_norm norm = {c->info->norm_mean, c->info->norm_std};
-    if (c->lm) {
-        const sn_text_split sp = test ? SN_TEXT_TEST : SN_TEXT_VAL;
-        int64_t n = sn_text_eval_count(&c->text, sp, c->model->space.n_tokens);
-        if (!test && c->a->eval_size > 0 && c->a->eval_size < n) n = c->a->eval_size;
-        sn_eval_result r = sn_evaluate_text(c->nt, c->model, c->acts, c->attn, c->batch, net,
-                                            &c->text, sp, 0, n, c->ids, c->labels);
-        r.loss /= log(2.0); /* bits per byte */
-        return r;
-    }
-    int64_t n = test ? c->test.n : c->n_val;
-    if (!test && c->a->eval_size > 0 && c->a->eval_size < n) n = c->a->eval_size;
-    return sn_evaluate(c->nt, c->model, c->acts, c->batch, net, test ? &c->test : &c->images,
-                       test ? NULL : c->val_idx, n, c->info->patch, norm, c->tokens, c->labels,
-                       NULL);
+    const sn_eval_data d = eval_data(c);
+    sn_eval_result r = sn_evaluate_split(c->nt, c->model, c->acts, c->attn, c->batch, net, &d,
+                                         test, 0, test ? sn_eval_count(&d, true) : val_count(c, &d),
+                                         c->tokens, c->ids, c->labels);
+    if (c->lm) r.loss /= log(2.0); /* bits per byte */
+    return r;
 }
 
 /* A group streams each batch of validation sequences through its stages
@@ -265,9 +271,8 @@ static sn_eval_result group_eval(search_ctx *c, const sn_subnet *net)
     const sn_space *s = &c->model->space;
     sn_dist *d = &c->dist;
     const int64_t B = d->b_local, tl = d->sh.tl, T = s->n_tokens;
-    const sn_norm norm = {c->info->norm_mean, c->info->norm_std};
-    int64_t n = c->lm ? sn_text_eval_count(&c->text, SN_TEXT_VAL, T) : c->n_val;
-    if (c->a->eval_size > 0 && c->a->eval_size < n) n = c->a->eval_size;
+    const sn_eval_data ed = eval_data(c);
+    const int64_t n = val_count(c, &ed);
     double loss = 0.0;
     int64_t correct = 0, rows = 0;
     for (int64_t at = 0; at < n; at += B) {
@@ -277,7 +282,7 @@ static sn_eval_result group_eval(search_ctx *c, const sn_subnet *net)
                 c->g_ids[i] = sn_text_eval_start(&c->text, SN_TEXT_VAL, T, at + i);
             sn_text_batch(&c->text, c->g_ids, b, T, d->pos, tl, c->g_input, c->g_labels);
         } else {
-            sn_images_batch_at(&c->images, c->val_idx + at, b, c->info->patch, norm, d->pos, tl,
+            sn_images_batch_at(&c->images, c->val_idx + at, b, ed.patch, ed.norm, d->pos, tl,
                                c->g_input, c->g_labels);
         }
         double l;
@@ -287,11 +292,8 @@ static sn_eval_result group_eval(search_ctx *c, const sn_subnet *net)
         correct += ok;
         rows += r;
     }
-    sn_eval_result e = {.n = rows};
-    if (rows > 0) {
-        e.loss = loss / (double)rows / (c->lm ? log(2.0) : 1.0);
-        e.accuracy = (double)correct / (double)rows;
-    }
+    sn_eval_result e = sn_eval_result_of(loss, (double)correct, rows);
+    if (c->lm) e.loss /= log(2.0); /* bits per byte */
     return e;
 }
 

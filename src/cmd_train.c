@@ -349,39 +349,17 @@ static int write_run_config(train_ctx *c, char *err, size_t errlen)
 static sn_eval_result eval_split(train_ctx *c, const sn_subnet *n, bool val)
 {
     const int W = c->mpi->size, r = c->mpi->rank;
-    int64_t total;
-    if (c->lm)
-        total = sn_text_eval_count(&c->text, val ? SN_TEXT_VAL : SN_TEXT_TEST,
-                                   c->space.n_tokens);
-    else
-        total = val ? c->n_val : c->test.n;
+    const sn_eval_data d = {.train = &c->train, .test = &c->test, .val_idx = c->val_idx,
+                            .n_val = c->n_val, .patch = (int)c->a->patch, .norm = c->norm,
+                            .text = c->lm ? &c->text : NULL, .seq_len = c->space.n_tokens};
+    const int64_t total = sn_eval_count(&d, !val);
     const int64_t lo = total * r / W, hi = total * (r + 1) / W;
-    sn_eval_result e;
-    if (c->lm) {
-        e = sn_evaluate_text(c->nt, c->model, c->eval_acts, c->eval_attn, c->eval_batch, n,
-                             &c->text,
-                             val ? SN_TEXT_VAL : SN_TEXT_TEST, lo, hi - lo, c->eval_ids,
-                             c->eval_labels);
-    } else {
-        int64_t *idx = val ? c->val_idx + lo : NULL;
-        int64_t *own = NULL;
-        if (!val) { /* the test split in order */
-            own = sn_alloc((size_t)(hi - lo + 1) * sizeof(int64_t));
-            SN_CHECK(own != NULL);
-            for (int64_t i = lo; i < hi; i++) own[i - lo] = i;
-            idx = own;
-        }
-        e = sn_evaluate(c->nt, c->model, c->eval_acts, c->eval_batch, n,
-                        val ? &c->train : &c->test, idx, hi - lo, (int)c->a->patch, c->norm,
-                        c->eval_tokens, c->eval_labels, NULL);
-        sn_free(own);
-    }
+    sn_eval_result e = sn_evaluate_split(c->nt, c->model, c->eval_acts, c->eval_attn,
+                                         c->eval_batch, n, &d, !val, lo, hi - lo, c->eval_tokens,
+                                         c->eval_ids, c->eval_labels);
     double sums[3] = {(double)e.n, e.loss * (double)e.n, e.accuracy * (double)e.n};
     sn_mpi_sum_doubles(sums, 3);
-    e.n = (int64_t)sums[0];
-    e.loss = sums[0] > 0 ? sums[1] / sums[0] : 0.0;
-    e.accuracy = sums[0] > 0 ? sums[2] / sums[0] : 0.0;
-    return e;
+    return sn_eval_result_of(sums[1], sums[2], (int64_t)sums[0]);
 }
 
 /* Evaluates the largest, smallest and a few random sub-networks (or the

@@ -18,13 +18,18 @@ typedef struct sn_eval_result {
     double accuracy;    /* fraction correct */
 } sn_eval_result;
 
-/* Evaluates sub-network n on images idx[0..count) (idx NULL: all) in
+/* The result of n examples (or tokens) whose cross-entropies sum to
+ * loss_sum with `correct` right predictions (zeros when n is 0). */
+sn_eval_result sn_eval_result_of(double loss_sum, double correct, int64_t n);
+
+/* Evaluates sub-network n on images idx[first..first+count) (idx NULL: the
+ * images first..first+count of x) in
  * batches of at most the workspace's max batch; tokens (batch, T, P) and
  * labels (batch) are caller-owned scratch of that size.  logits, when not
  * NULL, receives every image's logits (count, C). */
 sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
                            const sn_subnet *n, const sn_images *x, const int64_t *idx,
-                           int64_t count, int patch, sn_norm norm,
+                           int64_t first, int64_t count, int patch, sn_norm norm,
                            float *tokens, int32_t *labels, float *logits);
 
 /* The language model on windows [first, first + count) of the text's
@@ -37,6 +42,32 @@ sn_eval_result sn_evaluate_text(int nt, const sn_model *m, sn_acts *a,
                                 const sn_attn_engine *attn, int64_t batch, const sn_subnet *n,
                                 const sn_text *x, sn_text_split split, int64_t first,
                                 int64_t count, int32_t *ids, int32_t *labels);
+
+/* The held-out data of a training run, as evaluation sees it (borrowed):
+ * images — the validation split, val_idx into the training file, and the
+ * test file; or (text non-NULL) the language model's validation and test
+ * windows of seq_len bytes. */
+typedef struct sn_eval_data {
+    const sn_images *train, *test;
+    const int64_t *val_idx;
+    int64_t n_val;
+    int patch;
+    sn_norm norm;
+    const sn_text *text;
+    int64_t seq_len;
+} sn_eval_data;
+
+/* Examples (images or windows) of the validation (test false) or test split. */
+int64_t sn_eval_count(const sn_eval_data *d, bool test);
+
+/* Examples [first, first + n) of a split, through sn_evaluate or
+ * sn_evaluate_text (attn: the engine a was made with, for text); scratch
+ * tokens (images) or ids (text) and labels of the workspace's batch.  The
+ * language model's loss is in nats per byte. */
+sn_eval_result sn_evaluate_split(int nt, const sn_model *m, sn_acts *a,
+                                 const sn_attn_engine *attn, int64_t batch, const sn_subnet *net,
+                                 const sn_eval_data *d, bool test, int64_t first, int64_t n,
+                                 float *tokens, int32_t *ids, int32_t *labels);
 
 /* A one-rank evaluation workspace for batches of `batch` sequences of
  * space s: for the language model with an attention engine of its own
