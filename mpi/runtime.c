@@ -78,6 +78,11 @@ int sn_mpi_agree(int *code, char *err, size_t errlen)
     return SN_ERR;
 }
 
+void sn_mpi_max_int(int *v)
+{
+    SN_MPI(MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+}
+
 void sn_mpi_sum_doubles(double *v, int n)
 {
     SN_MPI(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));

@@ -33,6 +33,9 @@ void sn_mpi_bcast_int(int *v, int root);
  * rank to those of the lowest failing rank, so that all ranks stop
  * together and rank 0 can print the one message. */
 int sn_mpi_agree(int *code, char *err, size_t errlen);
+/* The largest of every rank's *v, on every rank (one small all-reduce:
+ * "does any rank want to stop / checkpoint now?"). */
+void sn_mpi_max_int(int *v);
 /* Sums n doubles over the world, in place. */
 void sn_mpi_sum_doubles(double *v, int n);
 

@@ -11,6 +11,8 @@ enum {
     SN_EXIT_FAILURE = 1,   /* the run failed: bad data, NaN loss, I/O error */
     SN_EXIT_USAGE = 2,     /* bad command line or configuration */
     /* 3: internal error, from SN_CHECK (src/util.h) */
+    SN_EXIT_STOPPED = 75,  /* stopped by a signal with its state saved: run the same
+                              command again to continue (EX_TEMPFAIL) */
 };
 
 int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi);
