@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/ckpt.h"
 #include "io/data.h"
@@ -21,6 +22,7 @@
 #include "src/evaluate.h"
 #include "src/layout.h"
 #include "src/model.h"
+#include "src/stop.h"
 #include "src/tensor.h"
 #include "src/train.h"
 #include "src/util.h"
@@ -147,6 +149,14 @@ static void ctx_free(train_ctx *c)
     free(c->options_text);
 }
 
+/* True if dir holds a `latest` checkpoint pointer. */
+static bool ckpt_dir_has_latest(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/latest", dir);
+    return access(path, F_OK) == 0;
+}
+
 /* Checks the options that need no data; SN_ERR with a message. */
 static int check_options(train_ctx *c, char *err, size_t errlen)
 {
@@ -173,6 +183,8 @@ static int check_options(train_ctx *c, char *err, size_t errlen)
         snprintf(c->ckpt_dir_buf, sizeof c->ckpt_dir_buf, "%s/checkpoints", a->run_dir);
         c->ckpt_dir = c->ckpt_dir_buf;
     }
+    /* the same command again continues the run (a requeued batch job) */
+    if (!a->resume && c->ckpt_dir && ckpt_dir_has_latest(c->ckpt_dir)) a->resume = "";
     if (a->resume && a->resume[0] == '\0' && !c->ckpt_dir)
         return sn_errf(err, errlen, "--resume without a file needs --run-dir or --checkpoint-dir");
     if (a->stop_after > 0 && !c->ckpt_dir)
@@ -329,7 +341,10 @@ static int write_run_config(train_ctx *c, char *err, size_t errlen)
     FILE *mem = open_memstream(&c->options_text, &c->options_len);
     if (!mem) return sn_errf(err, errlen, "out of memory");
     sn_cli_write_config(mem, c->opts);
-    fprintf(mem, "threads = %d\nblis_kernels = %s\nranks = %d\ndp = %d\npp = %d\nsp = %d\n",
+    /* facts of this run, not options: a section that --config skips, so
+     * the file as a whole is a valid --config */
+    fprintf(mem, "\n[run]\nthreads = %d\nblis_kernels = %s\nranks = %d\ndp = %d\npp = %d\n"
+                 "sp = %d\n",
             c->nt, sn_blas_arch_name(), c->mpi->size, c->layout.dp, c->layout.pp,
             c->layout.sp);
     if (!c->lm) fprintf(mem, "norm_mean = %.9g\nnorm_std = %.9g\n", c->norm.mean, c->norm.std);
@@ -339,7 +354,8 @@ static int write_run_config(train_ctx *c, char *err, size_t errlen)
     if (sn_mkdirs(c->a->run_dir, err, errlen) != SN_OK) return SN_ERR;
     FILE *cf = sn_run_open(c->a->run_dir, "config", "w", err, errlen);
     if (!cf) return SN_ERR;
-    fprintf(cf, "# supernest %s train: resolved options\n%s", SN_VERSION, c->options_text);
+    fprintf(cf, "# supernest %s train: resolved options (usable as --config)\n%s", SN_VERSION,
+            c->options_text);
     return sn_run_close(cf, "config", err, errlen);
 }
 
@@ -467,15 +483,27 @@ static void next_batch(train_ctx *c)
     }
 }
 
-/* Trains until the schedule's end or --stop-after; *stopped tells which. */
-static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
+/* Why train_loop returned before the schedule's end (STOP_NONE: it ended). */
+enum { STOP_NONE = 0, STOP_AFTER, STOP_SIGNAL };
+
+/* What every rank learns at a step boundary, in one int all-reduced with
+ * MAX: bit 0, rank 0's clock says a checkpoint is due; above it, the
+ * number of a signal some rank caught (0: none). */
+enum { AGREE_CKPT_DUE = 1, AGREE_SIGNAL_SHIFT = 1 };
+
+/* Trains until the schedule's end, --stop-after, or a signal on any rank
+ * (all ranks agree at the step boundary and stop at the same step, with a
+ * checkpoint when the run has a checkpoint directory); *stop tells which
+ * and *sig which signal. */
+static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errlen)
 {
     train_args *a = c->a;
     const int64_t total = c->tr.o.adamw.total, first = c->tr.step;
     double t0 = sn_now(), tlog = t0, tckpt = t0;
     int64_t items_since = 0;
     uint64_t flops_since = 0;
-    *stopped = false;
+    *stop = STOP_NONE;
+    *sig = 0;
     const int64_t per_step = c->lm ? a->batch * a->seq_len : a->batch;
     while (c->tr.step < total) {
         next_batch(c);
@@ -496,22 +524,30 @@ static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
             items_since = 0;
             flops_since = 0;
         }
-        *stopped = a->stop_after > 0 && done >= a->stop_after && !last;
-        if (!c->ckpt_dir) continue;
-        /* rank 0's clock decides, so every rank checkpoints at the same step */
-        int due = (a->checkpoint_every > 0 && step % a->checkpoint_every == 0) ||
-                  (a->checkpoint_minutes > 0 && sn_now() - tckpt >= 60.0 * a->checkpoint_minutes);
-        sn_mpi_bcast_int(&due, 0);
-        if (due || last || *stopped) {
+        /* rank 0's clock decides a timed checkpoint, so every rank
+         * checkpoints at the same step; a signal on any rank stops all */
+        int agree = sn_stop_signal() << AGREE_SIGNAL_SHIFT;
+        if (c->root && c->ckpt_dir &&
+            ((a->checkpoint_every > 0 && step % a->checkpoint_every == 0) ||
+             (a->checkpoint_minutes > 0 && sn_now() - tckpt >= 60.0 * a->checkpoint_minutes)))
+            agree |= AGREE_CKPT_DUE;
+        sn_mpi_max_int(&agree);
+        if ((agree >> AGREE_SIGNAL_SHIFT) && !last) {
+            *stop = STOP_SIGNAL;
+            *sig = agree >> AGREE_SIGNAL_SHIFT; /* maybe caught by another rank */
+        } else if (a->stop_after > 0 && done >= a->stop_after && !last) {
+            *stop = STOP_AFTER;
+        }
+        if (c->ckpt_dir && ((agree & AGREE_CKPT_DUE) || last || *stop)) {
             if (save_checkpoint(c, err, errlen) != SN_OK) return SN_ERR;
             tckpt = sn_now();
         }
-        if (*stopped) break;
+        if (*stop) break;
     }
     double secs = sn_now() - t0;
     if (c->mpi->size > 1) sn_dist_report(&c->dist, c->tr.step - first, stdout);
     if (c->root)
-        printf("%s %lld steps in %.1f s (%.1f %s/s)\n", *stopped ? "stopped after" : "trained",
+        printf("%s %lld steps in %.1f s (%.1f %s/s)\n", *stop ? "stopped after" : "trained",
                (long long)(c->tr.step - first), secs,
                (double)((c->tr.step - first) * per_step) / secs, c->lm ? "tokens" : "images");
     return SN_OK;
@@ -645,11 +681,24 @@ static int run(train_ctx *c, char *err, size_t errlen)
     code = SN_EXIT_FAILURE;
 
     if (c->root) print_header(c, &to);
-    bool stopped;
-    if (train_loop(c, &stopped, err, errlen) != SN_OK) return code;
-    if (stopped) {
-        if (c->root) printf("resume with the same command and --resume\n");
+    int stop, sig;
+    if (train_loop(c, &stop, &sig, err, errlen) != SN_OK) return code;
+    if (stop == STOP_AFTER) {
+        if (c->root) printf("run the same command again to continue\n");
         return SN_EXIT_OK;
+    }
+    if (stop == STOP_SIGNAL) {
+        /* with a checkpoint the job can be requeued (75); without one it
+         * ends as a process killed by sig would */
+        if (!c->ckpt_dir) {
+            sn_errf(err, errlen, "stopped by %s at step %lld; nothing saved (no --run-dir)",
+                    sn_stop_name(sig), (long long)c->tr.step);
+            return 128 + sig;
+        }
+        sn_errf(err, errlen, "stopped by %s at step %lld with a checkpoint in %s; run the same "
+                "command again to continue", sn_stop_name(sig), (long long)c->tr.step,
+                c->ckpt_dir);
+        return SN_EXIT_STOPPED;
     }
     code = SN_EXIT_OK;
     if (!a->no_report && final_report(c, err, errlen) != SN_OK) code = SN_EXIT_FAILURE;
@@ -723,6 +772,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         if (mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
         return SN_EXIT_USAGE;
     }
+    sn_stop_install(); /* SLURM's warning, scancel --signal, Ctrl-C */
     train_ctx c = {.a = &a, .opts = opts, .mpi = mpi};
     int rc = run(&c, err, sizeof err);
     ctx_free(&c);
