@@ -8,7 +8,7 @@
 # twice (a run resumed from an earlier checkpoint) are drawn once.
 #   usage: scripts/plot-train.sh RUN_DIR [OUT_DIR]   (OUT_DIR: RUN_DIR/plots)
 set -eu
-me=plot-train.sh
+me="plot-train.sh"
 die() {
     echo "$me: $*" >&2
     exit 1
