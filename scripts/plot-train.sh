@@ -37,10 +37,9 @@ function num(key,   re, n) {
     return substr($0, RSTART + n, RLENGTH - n)
 }
 /"step":/ && /"loss":\{/ {
-    match($0, /"loss":\{[^}]*\}/)
+    if (!match($0, /"loss":\{[^}]*\}/)) next # a line still being written
     loss = substr($0, RSTART + 8, RLENGTH - 9)
     delete v
-    n = 0
     if (match(loss, /"rand":\[[-+.0-9eEnaifNI,]*\]/)) {
         k = split(substr(loss, RSTART + 8, RLENGTH - 9), r, ",")
         loss = substr(loss, 1, RSTART - 1) substr(loss, RSTART + RLENGTH)
