@@ -22,6 +22,7 @@
 #include "src/evaluate.h"
 #include "src/layout.h"
 #include "src/model.h"
+#include "src/progress.h"
 #include "src/stop.h"
 #include "src/tensor.h"
 #include "src/train.h"
@@ -47,6 +48,8 @@ static const char *USAGE =
     "                       [--dp D] [--pp P] [--sp S] [--micro-batches M] [options]\n"
     "       mpirun -np D*P*S supernest train ...";
 
+/* The losses of a step's sandwich members, "max 1.9312 min 2.1004 rand ..."
+ * (text) or the metrics record's "loss":{...} (json). */
 static void print_losses(FILE *f, const sn_step_stats *st, bool json)
 {
     if (json) {
@@ -71,6 +74,17 @@ static void print_losses(FILE *f, const sn_step_stats *st, bool json)
     for (int k = 0; k < st->n_members; k++) fprintf(f, " %s %.4f", st->role[k], st->loss[k]);
 }
 
+/* print_losses' text form into buf. */
+static void format_losses(char *buf, size_t len, const sn_step_stats *st)
+{
+    buf[0] = '\0';
+    FILE *f = fmemopen(buf, len, "w");
+    if (!f) return;
+    print_losses(f, st, false);
+    fclose(f);
+}
+
+
 static void format_eta(char *buf, size_t len, double s)
 {
     if (!isfinite(s) || s < 0) s = 0;
@@ -80,6 +94,13 @@ static void format_eta(char *buf, size_t len, double s)
     else
         snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
 }
+
+/* Rank 0's permanent output line: stdout (above the status line on a
+ * terminal) and the run directory's log. */
+#define say(c, ...)                                                                        \
+    do {                                                                                   \
+        if ((c)->root) sn_progress_line(&(c)->prog, __VA_ARGS__);                          \
+    } while (0)
 
 typedef struct report_row {
     const char *role;
@@ -118,6 +139,8 @@ typedef struct train_ctx {
     float *eval_tokens;
     int32_t *eval_ids, *eval_labels;
     FILE *metrics;
+    FILE *log;                      /* RUN_DIR/log: rank 0's permanent lines */
+    sn_progress prog;               /* rank 0's terminal and log output */
     const char *ckpt_dir;           /* NULL: no checkpoints */
     char ckpt_dir_buf[4096];
     sn_file_info info;              /* what checkpoints record besides tensors */
@@ -127,7 +150,9 @@ typedef struct train_ctx {
 
 static void ctx_free(train_ctx *c)
 {
+    sn_progress_done(&c->prog);
     if (c->metrics) fclose(c->metrics);
+    if (c->log) fclose(c->log);
     sn_free(c->input);
     sn_free(c->labels);
     sn_free(c->ids);
@@ -328,10 +353,8 @@ static int save_checkpoint(train_ctx *c, char *err, size_t errlen)
     if (sn_ckpt_save(sn_mpi_world(), c->ckpt_dir, c->model, &c->tr.opt, &ts, &c->info,
                      (int)c->a->keep, owner, path, sizeof path, err, errlen) != SN_OK)
         return SN_ERR;
-    if (!c->a->quiet && c->root) {
-        printf("checkpoint %s (step %lld, %.2f s)\n", path, (long long)ts.step, sn_now() - t0);
-        fflush(stdout);
-    }
+    if (!c->a->quiet) say(c, "checkpoint %s (step %lld, %.2f s)", path, (long long)ts.step,
+                          sn_now() - t0);
     return SN_OK;
 }
 
@@ -410,9 +433,8 @@ static int final_report(train_ctx *c, char *err, size_t errlen)
     /* bits per byte: the mean cross-entropy in nats over ln 2 */
     const double to_metric = c->lm ? 1.0 / log(2.0) : 1.0;
     const char *metric = c->lm ? "bpb" : "loss";
-    if (c->root)
-        printf("\n%-5s %9s %9s %8s %8s %8s  %s\n", "role", "params", "MACs", "val_acc",
-               "test_acc", c->lm ? "test_bpb" : "test_loss", "sub-network");
+    say(c, "\n%-5s %9s %9s %8s %8s %8s  %s", "role", "params", "MACs", "val_acc", "test_acc",
+        c->lm ? "test_bpb" : "test_loss", "sub-network");
     for (int i = 0; i < n_rows; i++) {
         sn_eval_result v = eval_split(c, &rows[i].net, true);
         sn_eval_result t = eval_split(c, &rows[i].net, false);
@@ -421,8 +443,8 @@ static int final_report(train_ctx *c, char *err, size_t errlen)
         sn_subnet_format(&rows[i].net, name, sizeof name);
         int64_t params = sn_subnet_params(&c->space, &rows[i].net);
         int64_t macs = sn_subnet_macs(&c->space, &rows[i].net);
-        printf("%-5s %8.3fM %8.2fM %8.4f %8.4f %8.4f  %s\n", rows[i].role, (double)params / 1e6,
-               (double)macs / 1e6, v.accuracy, t.accuracy, t.loss * to_metric, name);
+        say(c, "%-5s %8.3fM %8.2fM %8.4f %8.4f %8.4f  %s", rows[i].role, (double)params / 1e6,
+            (double)macs / 1e6, v.accuracy, t.accuracy, t.loss * to_metric, name);
         if (evalf)
             fprintf(evalf, "{\"role\":\"%s\",\"subnet\":\"%s\",\"params\":%lld,\"macs\":%lld,"
                            "\"val_acc\":%.6f,\"val_%s\":%.6f,\"test_acc\":%.6f,"
@@ -430,7 +452,6 @@ static int final_report(train_ctx *c, char *err, size_t errlen)
                     rows[i].role, name, (long long)params, (long long)macs, v.accuracy, metric,
                     v.loss * to_metric, t.accuracy, metric, t.loss * to_metric);
     }
-    fflush(stdout);
     return evalf ? sn_run_close(evalf, "eval.jsonl", err, errlen) : SN_OK;
 }
 
@@ -440,6 +461,25 @@ static double epoch_of(const train_ctx *c)
     return (double)c->loader.epoch + (double)c->loader.cursor / (double)c->n_train;
 }
 
+/* The terminal's status line after every step (rank 0, not --quiet):
+ * where the run is, this step's losses, throughput and time left. */
+static void show_status(train_ctx *c, const sn_step_stats *st, double per_s, const char *eta,
+                        bool force)
+{
+    if (!c->root || c->a->quiet || !c->prog.tty) return;
+    char losses[256];
+    size_t n = 0;
+    losses[0] = '\0';
+    for (int k = 0; k < st->n_members && n < sizeof losses; k++) {
+        bool same = k > 0 && strcmp(st->role[k], st->role[k - 1]) == 0; /* rand 2.30 2.29 */
+        n += (size_t)snprintf(losses + n, sizeof losses - n, " %s%s%.3f", same ? "" : st->role[k],
+                              same ? "" : " ", st->loss[k]);
+    }
+    sn_progress_status(&c->prog, force, "step %lld/%lld epoch %.2f | eta %s | %.0f %s/s |%s",
+                       (long long)c->tr.step, (long long)c->tr.o.adamw.total, epoch_of(c), eta,
+                       per_s, c->lm ? "tok" : "img", losses);
+}
+
 static void log_step(train_ctx *c, const sn_step_stats *st, double ips, double gf,
                      double elapsed, const char *eta)
 {
@@ -447,11 +487,11 @@ static void log_step(train_ctx *c, const sn_step_stats *st, double ips, double g
     double ep = epoch_of(c);
     const char *unit = c->lm ? "tokens" : "images";
     if (!c->a->quiet) {
-        printf("step %lld/%lld epoch %.2f lr %.3g", (long long)c->tr.step,
-               (long long)c->tr.o.adamw.total, ep, st->lr);
-        print_losses(stdout, st, false);
-        printf(" | %.0f %s/s %.0f GFLOP/s eta %s\n", ips, c->lm ? "tok" : "img", gf, eta);
-        fflush(stdout);
+        char losses[256];
+        format_losses(losses, sizeof losses, st);
+        say(c, "step %lld/%lld epoch %.2f lr %.3g%s | %.0f %s/s %.0f GFLOP/s eta %s",
+            (long long)c->tr.step, (long long)c->tr.o.adamw.total, ep, st->lr, losses, ips,
+            c->lm ? "tok" : "img", gf, eta);
     }
     if (c->metrics) {
         fprintf(c->metrics, "{\"step\":%lld,\"epoch\":%.4f,\"lr\":%.6g,", (long long)c->tr.step,
@@ -514,10 +554,12 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
         flops_since += st.flops;
         const int64_t step = c->tr.step, done = step - first;
         bool last = step == total;
+        double now = sn_now();
+        char eta[32];
+        format_eta(eta, sizeof eta, (now - t0) / (double)done * (double)(total - step));
+        show_status(c, &st, (double)(done * per_step) / (now - t0), eta, last);
         if (step % a->log_every == 0 || last) {
-            double now = sn_now(), dt = now - tlog;
-            char eta[32];
-            format_eta(eta, sizeof eta, (now - t0) / (double)done * (double)(total - step));
+            double dt = now - tlog;
             log_step(c, &st, (double)items_since / dt, (double)flops_since / dt / 1e9, now - t0,
                      eta);
             tlog = now;
@@ -545,11 +587,11 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
         if (*stop) break;
     }
     double secs = sn_now() - t0;
+    sn_progress_done(&c->prog);
     if (c->mpi->size > 1) sn_dist_report(&c->dist, c->tr.step - first, stdout);
-    if (c->root)
-        printf("%s %lld steps in %.1f s (%.1f %s/s)\n", *stop ? "stopped after" : "trained",
-               (long long)(c->tr.step - first), secs,
-               (double)((c->tr.step - first) * per_step) / secs, c->lm ? "tokens" : "images");
+    say(c, "%s %lld steps in %.1f s (%.1f %s/s)", *stop ? "stopped after" : "trained",
+        (long long)(c->tr.step - first), secs, (double)((c->tr.step - first) * per_step) / secs,
+        c->lm ? "tokens" : "images");
     return SN_OK;
 }
 
@@ -592,7 +634,7 @@ static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size
     return SN_OK;
 }
 
-static void print_header(const train_ctx *c, const sn_train_opts *to)
+static void print_header(train_ctx *c, const sn_train_opts *to)
 {
     const train_args *a = c->a;
     char maxs[SN_SUBNET_STRLEN], mins[SN_SUBNET_STRLEN];
@@ -602,26 +644,25 @@ static void print_header(const train_ctx *c, const sn_train_opts *to)
     sn_subnet_format(&big, maxs, sizeof maxs);
     sn_subnet_format(&small, mins, sizeof mins);
     if (c->lm)
-        printf("supernest train: %lld training bytes of %s (%lld validation, %lld test), "
-               "sequences of %d bytes\n",
+        say(c, "supernest train: %lld training bytes of %s (%lld validation, %lld test), "
+               "sequences of %d bytes",
                (long long)c->text.train_end, a->data,
                (long long)(c->text.val_end - c->text.train_end),
                (long long)(c->text.n - c->text.val_end), c->space.n_tokens);
     else
-        printf("supernest train: %lld training images (%lld held out for validation), %d "
-               "tokens of %d values\n",
+        say(c, "supernest train: %lld training images (%lld held out for validation), %d "
+               "tokens of %d values",
                (long long)c->n_train, (long long)c->n_val, c->space.n_tokens,
                c->space.token_dim);
-    printf("search space: %.3g sub-networks, largest %s (%.2fM params), smallest %s (%.2fM)\n",
+    say(c, "search space: %.3g sub-networks, largest %s (%.2fM params), smallest %s (%.2fM)",
            sn_space_count(&c->space), maxs, (double)sn_subnet_params(&c->space, &big) / 1e6, mins,
            (double)sn_subnet_params(&c->space, &small) / 1e6);
-    printf("%lld steps of batch %lld, %s, %d ranks (data %d x pipeline %d x sequence %d%s%s), "
-           "%lld micro-batches, %d threads per rank, BLIS kernels %s\n",
+    say(c, "%lld steps of batch %lld, %s, %d ranks (data %d x pipeline %d x sequence %d%s%s), "
+           "%lld micro-batches, %d threads per rank, BLIS kernels %s",
            (long long)to->adamw.total, (long long)a->batch,
            a->fixed_subnet ? "fixed sub-network" : "sandwich rule", c->mpi->size, c->layout.dp,
            c->layout.pp, c->layout.sp, c->layout.sp > 1 ? ", ring " : "",
            c->layout.sp > 1 ? a->ring : "", (long long)a->micro, c->nt, sn_blas_arch_name());
-    fflush(stdout);
 }
 
 static int run(train_ctx *c, char *err, size_t errlen)
@@ -668,23 +709,25 @@ static int run(train_ctx *c, char *err, size_t errlen)
         }
         c->tr.step = ts.step;
         if (!c->lm) sn_loader_seek(&c->loader, ts.epoch, ts.cursor);
-        if (c->root) printf("resuming from %s at step %lld\n", resume_path, (long long)ts.step);
     }
     /* run files are rank 0's */
     code = SN_EXIT_OK;
+    const char *mode = resume_path[0] ? "a" : "w";
     if (write_run_config(c, err, errlen) != SN_OK ||
         (c->root && a->run_dir &&
-         !(c->metrics = sn_run_open(a->run_dir, "metrics.jsonl", resume_path[0] ? "a" : "w",
-                                    err, errlen))))
+         (!(c->metrics = sn_run_open(a->run_dir, "metrics.jsonl", mode, err, errlen)) ||
+          !(c->log = sn_run_open(a->run_dir, "log", mode, err, errlen)))))
         code = SN_EXIT_FAILURE;
     if (sn_mpi_agree(&code, err, errlen) != SN_OK) return code;
     code = SN_EXIT_FAILURE;
+    c->prog.log = c->log;
 
-    if (c->root) print_header(c, &to);
+    print_header(c, &to);
+    if (resume_path[0]) say(c, "resuming from %s at step %lld", resume_path, (long long)c->tr.step);
     int stop, sig;
     if (train_loop(c, &stop, &sig, err, errlen) != SN_OK) return code;
     if (stop == STOP_AFTER) {
-        if (c->root) printf("run the same command again to continue\n");
+        say(c, "run the same command again to continue");
         return SN_EXIT_OK;
     }
     if (stop == STOP_SIGNAL) {
@@ -702,11 +745,12 @@ static int run(train_ctx *c, char *err, size_t errlen)
     }
     code = SN_EXIT_OK;
     if (!a->no_report && final_report(c, err, errlen) != SN_OK) code = SN_EXIT_FAILURE;
-    if (c->metrics) {
-        FILE *f = c->metrics;
-        c->metrics = NULL;
-        if (sn_run_close(f, "metrics.jsonl", err, errlen) != SN_OK) code = SN_EXIT_FAILURE;
-    }
+    FILE *files[2] = {c->metrics, c->log};
+    const char *names[2] = {"metrics.jsonl", "log"};
+    c->metrics = c->log = c->prog.log = NULL;
+    for (int i = 0; i < 2; i++)
+        if (files[i] && sn_run_close(files[i], names[i], err, errlen) != SN_OK)
+            code = SN_EXIT_FAILURE;
     sn_mpi_agree(&code, err, errlen);
     return code;
 }
@@ -773,8 +817,10 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         return SN_EXIT_USAGE;
     }
     sn_stop_install(); /* SLURM's warning, scancel --signal, Ctrl-C */
-    train_ctx c = {.a = &a, .opts = opts, .mpi = mpi};
+    train_ctx c = {.a = &a, .opts = opts, .mpi = mpi, .root = mpi->rank == 0};
+    sn_progress_init(&c.prog, stdout, NULL);
     int rc = run(&c, err, sizeof err);
+    if (rc != SN_EXIT_OK && c.log) fprintf(c.log, "supernest train: %s\n", err);
     ctx_free(&c);
     if (rc != SN_EXIT_OK && mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
     return rc;
