@@ -38,6 +38,7 @@ typedef struct train_args {
     int64_t sandwich_random, warmup, log_every, report_random;
     sn_space_flags space;
     int64_t checkpoint_every, checkpoint_minutes, keep, stop_after;
+    int64_t skip_nonfinite, debug_nan_step, debug_nan_rank;
     double lr, min_lr, weight_decay, clip, smoothing;
     bool no_distill, quiet, no_report;
 } train_args;
@@ -550,6 +551,7 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
         sn_step_stats st;
         if (sn_dist_step(&c->dist, c->input, c->labels, &st, err, errlen) != SN_OK)
             return SN_ERR;
+        if (st.skipped) say(c, "skipped (--skip-nonfinite): %s", err);
         items_since += per_step;
         flops_since += st.flops;
         const int64_t step = c->tr.step, done = step - first;
@@ -558,7 +560,7 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
         char eta[32];
         format_eta(eta, sizeof eta, (now - t0) / (double)done * (double)(total - step));
         show_status(c, &st, (double)(done * per_step) / (now - t0), eta, last);
-        if (step % a->log_every == 0 || last) {
+        if ((step % a->log_every == 0 || last) && !st.skipped) {
             double dt = now - tlog;
             log_step(c, &st, (double)items_since / dt, (double)flops_since / dt / 1e9, now - t0,
                      eta);
@@ -610,7 +612,10 @@ static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size
     c->trainer_up = true;
     sn_dist_opts dopt = {.micro = (int)a->micro, .batch = a->batch,
                          .ring = strcmp(a->ring, "token") == 0 ? SN_RING_TOKEN : SN_RING_PLAIN,
-                         .bucket_bytes = (size_t)a->bucket_kb * 1024};
+                         .bucket_bytes = (size_t)a->bucket_kb * 1024,
+                         .skip_nonfinite = (int)a->skip_nonfinite,
+                         .debug_nan_step = a->debug_nan_step,
+                         .debug_nan_rank = (int)a->debug_nan_rank};
     if (sn_dist_init(&c->dist, &c->grid, &c->tr, &dopt, err, errlen) != SN_OK) return SN_ERR;
     c->dist_up = true;
     if (!c->lm &&
@@ -804,6 +809,9 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"keep", SN_OPT_INT, &a.keep, "K", "keep the newest K checkpoints", 1, 1e6, 0},
         {"resume", SN_OPT_OPTSTR, &a.resume, "[DIR|FILE]", "continue from a checkpoint file, a checkpoint directory, a run directory, or (no value) this run's checkpoints", 0, 0, 0},
         {"stop-after", SN_OPT_INT, &a.stop_after, "N", "stop after N steps of this invocation, with a checkpoint (for time-limited jobs; 0: off)", 0, 1e12, 0},
+        {"skip-nonfinite", SN_OPT_INT, &a.skip_nonfinite, "N", "skip up to N steps whose loss is NaN or infinite (no update) before stopping (0: stop at the first)", 0, 1e9, 0},
+        {"debug-nan-step", SN_OPT_INT, &a.debug_nan_step, "N", "tests: make the loss NaN at step N on rank --debug-nan-rank (0: never)", 0, 1e12, 0},
+        {"debug-nan-rank", SN_OPT_INT, &a.debug_nan_rank, "R", "tests: the rank of --debug-nan-step", 0, 1 << 20, 0},
         {"quiet", SN_OPT_FLAG, &a.quiet, NULL, "no per-step log lines on stdout", 0, 0, 0},
         {"no-report", SN_OPT_FLAG, &a.no_report, NULL, "skip the final evaluation of the largest, smallest and random sub-networks", 0, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
