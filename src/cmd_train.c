@@ -39,6 +39,7 @@ typedef struct train_args {
     sn_space_flags space;
     int64_t checkpoint_every, checkpoint_minutes, keep, stop_after;
     int64_t skip_nonfinite, debug_nan_step, debug_nan_rank;
+    double debug_ckpt_pause;
     double lr, min_lr, weight_decay, clip, smoothing;
     bool no_distill, quiet, no_report;
 } train_args;
@@ -812,6 +813,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"skip-nonfinite", SN_OPT_INT, &a.skip_nonfinite, "N", "skip up to N steps whose loss is NaN or infinite (no update) before stopping (0: stop at the first)", 0, 1e9, 0},
         {"debug-nan-step", SN_OPT_INT, &a.debug_nan_step, "N", "tests: make the loss NaN at step N on rank --debug-nan-rank (0: never)", 0, 1e12, 0},
         {"debug-nan-rank", SN_OPT_INT, &a.debug_nan_rank, "R", "tests: the rank of --debug-nan-step", 0, 1 << 20, 0},
+        {"debug-checkpoint-pause", SN_OPT_FLOAT, &a.debug_ckpt_pause, "S", "tests: wait S seconds between writing a checkpoint and renaming it into place", 0, 3600, 0},
         {"quiet", SN_OPT_FLAG, &a.quiet, NULL, "no per-step log lines on stdout", 0, 0, 0},
         {"no-report", SN_OPT_FLAG, &a.no_report, NULL, "skip the final evaluation of the largest, smallest and random sub-networks", 0, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
@@ -825,6 +827,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         return SN_EXIT_USAGE;
     }
     sn_stop_install(); /* SLURM's warning, scancel --signal, Ctrl-C */
+    sn_ckpt_debug_pause(a.debug_ckpt_pause);
     train_ctx c = {.a = &a, .opts = opts, .mpi = mpi, .root = mpi->rank == 0};
     sn_progress_init(&c.prog, stdout, NULL);
     int rc = run(&c, err, sizeof err);
