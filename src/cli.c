@@ -439,6 +439,78 @@ void sn_cli_write_config(FILE *f, const sn_opt *opts)
     }
 }
 
+/* ---- comparing with a stored configuration ------------------------------- */
+
+typedef struct diff_ctx {
+    const sn_opt *opts;
+    const char *const *ignore;
+    char *what;
+    size_t whatlen;
+    int differs_line;   /* the line of the first difference (0: none) */
+    const text_reader *r;
+} diff_ctx;
+
+/* Whether the stored text of o's value means its value now (text that
+ * was written differently, "1e-3" for 0.001, still counts as the same). */
+static bool same_value(const sn_opt *o, const char *now, const char *stored)
+{
+    if (strcmp(now, stored) == 0) return true;
+    char *end;
+    errno = 0;
+    switch (o->kind) {
+    case SN_OPT_FLAG: {
+        bool b;
+        return parse_bool(stored, &b) && b == *(const bool *)o->dst;
+    }
+    case SN_OPT_INT: {
+        long long x = strtoll(stored, &end, 10);
+        return *stored && !*end && errno == 0 && x == *(const int64_t *)o->dst;
+    }
+    case SN_OPT_FLOAT: {
+        double x = strtod(stored, &end);
+        return *stored && !*end && x == *(const double *)o->dst;
+    }
+    case SN_OPT_STR:
+    case SN_OPT_OPTSTR: return false;
+    }
+    return false;
+}
+
+static int diff_key(void *user, const char *section, const char *key, const char *value)
+{
+    diff_ctx *c = user;
+    char name[64];
+    if (section[0] != '\0' || !key_to_name(key, name, sizeof name)) return 1;
+    const sn_opt *o = c->opts;
+    while (o->name && strcmp(o->name, name) != 0) o++;
+    if (!o->name) return 1;
+    for (const char *const *ig = c->ignore; ig && *ig; ig++)
+        if (strcmp(*ig, name) == 0) return 1;
+    char buf[64];
+    const char *now = unsettable(o) ? NULL : value_text(o, buf, sizeof buf);
+    if (now && same_value(o, now, value)) return 1;
+    snprintf(c->what, c->whatlen, "--%s was %s, now %s", name, *value ? value : "(no value)",
+             !now ? "unset" : *now ? now : "(no value)");
+    c->differs_line = c->r->line;
+    return 0;
+}
+
+int sn_cli_config_diff(const sn_opt *opts, const char *stored, const char *const *ignore,
+                       char *what, size_t whatlen)
+{
+    text_reader r;
+    diff_ctx c = {.opts = opts, .ignore = ignore, .what = what, .whatlen = whatlen, .r = &r};
+    int line = parse_ini(stored, diff_key, &c, &r);
+    if (line > 0 && line == c.differs_line) return 1;
+    if (line > 0)
+        return sn_errf(what, whatlen, "stored configuration, line %d: not 'name = value'", line);
+    if (r.too_long)
+        return sn_errf(what, whatlen, "stored configuration, line %d: longer than %d characters",
+                       r.line, LINE_LIMIT);
+    if (line < 0) return sn_errf(what, whatlen, "out of memory");
+    return 0;
+}
+
 int sn_parse_int_list(const char *what, const char *s, int *out, int max,
                       char *err, size_t errlen)
 {

@@ -80,6 +80,17 @@ void sn_cli_release(void);
  * either end cannot be written: INI has no quoting.) */
 void sn_cli_write_config(FILE *f, const sn_opt *opts);
 
+/* Compares opts with a configuration written by sn_cli_write_config
+ * (stored; keys before its first section count, other sections such as
+ * [run] and comments are skipped).  Returns 0 when every option of opts
+ * that stored names has the same value now, except those named in the
+ * NULL-terminated list ignore (may be NULL); options stored does not name
+ * and names opts does not know are no difference.  Returns 1 at the first
+ * difference, with e.g. "--lr was 0.001, now 0.002" in what; SN_ERR with a
+ * message in what when stored is not INI text. */
+int sn_cli_config_diff(const sn_opt *opts, const char *stored, const char *const *ignore,
+                       char *what, size_t whatlen);
+
 /* Looks an option up by name (NULL if absent). */
 sn_opt *sn_cli_find(sn_opt *opts, const char *name);
 

@@ -1,6 +1,7 @@
 /* test_cli.c: options from --config files (values, sections, precedence
  * over the command line, every refusal with its exact message), the
- * resolved configuration written and read back to identical values. */
+ * resolved configuration written and read back to identical values, and
+ * sn_cli_config_diff. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -467,6 +468,7 @@ static void test_round_trip(void **state)
         char *again;
         write_config("round2.ini", back, &again);
         assert_string_equal(again, text);
+        assert_int_equal(sn_cli_config_diff(back, text, NULL, err, sizeof err), 0);
         free(again);
         free(text);
     }
@@ -487,7 +489,77 @@ static void test_round_trip(void **state)
     assert_int_equal(b.steps, 0);
     assert_false(seen(back, "steps"));
     assert_true(seen(back, "batch-size"));
+    assert_int_equal(sn_cli_config_diff(back, text, NULL, err, sizeof err), 0);
     free(text);
+}
+
+/* ---- comparing with a stored configuration ----------------------------------- */
+
+static void test_config_diff(void **state)
+{
+    (void)state;
+    args a;
+    sn_opt opts[N_OPTS + 1];
+    make_table(&a, opts);
+    a.run_dir = "runs/a";
+    char *stored;
+    size_t len;
+    FILE *mem = open_memstream(&stored, &len);
+    assert_non_null(mem);
+    fprintf(mem, "# supernest train: resolved options\n");
+    sn_cli_write_config(mem, opts);
+    fprintf(mem, "\n[run]\nthreads = 2\nlr = 5\nblis_kernels = skx\n");
+    assert_int_equal(fclose(mem), 0);
+
+    char what[256] = "";
+    assert_int_equal(sn_cli_config_diff(opts, stored, NULL, what, sizeof what), 0);
+
+    a.lr = 0.002;
+    assert_int_equal(sn_cli_config_diff(opts, stored, NULL, what, sizeof what), 1);
+    assert_string_equal(what, "--lr was 0.001, now 0.002");
+    const char *const ignore_lr[] = {"steps", "lr", NULL};
+    assert_int_equal(sn_cli_config_diff(opts, stored, ignore_lr, what, sizeof what), 0);
+
+    /* the first difference in the stored order */
+    a.seed = 7;
+    assert_int_equal(sn_cli_config_diff(opts, stored, NULL, what, sizeof what), 1);
+    assert_string_equal(what, "--seed was 1, now 7");
+    a.seed = 1;
+    a.lr = 1e-3;
+
+    a.quiet = true;
+    assert_int_equal(sn_cli_config_diff(opts, stored, NULL, what, sizeof what), 1);
+    assert_string_equal(what, "--quiet was false, now true");
+    a.quiet = false;
+
+    a.run_dir = NULL;
+    assert_int_equal(sn_cli_config_diff(opts, stored, NULL, what, sizeof what), 1);
+    assert_string_equal(what, "--run-dir was runs/a, now unset");
+    a.run_dir = "runs/a";
+    a.steps = 0; /* stored given, not given now (its "not given" mark) */
+    const char *steps = "steps = 50\n";
+    assert_int_equal(sn_cli_config_diff(opts, steps, NULL, what, sizeof what), 1);
+    assert_string_equal(what, "--steps was 50, now unset");
+
+    /* an option stored unset (a comment) is no difference when set now */
+    a.resume = "";
+    assert_int_equal(sn_cli_config_diff(opts, stored, NULL, what, sizeof what), 0);
+    a.resume = NULL;
+
+    /* absent options, unknown names, underscores, other spellings of a value */
+    const char *hand = "lr = 1e-3\nbatch_size = 128\nno-distill = no\nthreads = 4\n"
+                       "[train]\nlr = 0.5\n";
+    assert_int_equal(sn_cli_config_diff(opts, hand, NULL, what, sizeof what), 0);
+    a.batch = 64;
+    assert_int_equal(sn_cli_config_diff(opts, hand, NULL, what, sizeof what), 1);
+    assert_string_equal(what, "--batch-size was 128, now 64");
+    a.batch = 128;
+
+    assert_int_equal(sn_cli_config_diff(opts, "lr = 0.001\nbroken line\n", NULL, what,
+                                        sizeof what),
+                     SN_ERR);
+    assert_string_equal(what, "stored configuration, line 2: not 'name = value'");
+    free(stored);
 }
 
 int main(void)
@@ -502,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_optstr),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_config_diff),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
