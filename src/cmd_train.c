@@ -856,7 +856,6 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         if (mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
         return SN_EXIT_USAGE;
     }
-    sn_stop_install(); /* SLURM's warning, scancel --signal, Ctrl-C */
     sn_ckpt_debug_pause(a.debug_ckpt_pause);
     train_ctx c = {.a = &a, .opts = opts, .mpi = mpi, .root = mpi->rank == 0};
     sn_progress_init(&c.prog, stdout, NULL);
