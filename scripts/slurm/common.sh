@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/slurm/common.sh: the machinery shared by train.sbatch and
 # search.sbatch (sourced, not run).  docs/SLURM.md explains the signal path.
 #
