@@ -14,6 +14,13 @@ static bool h5_unusable;
 
 void sn_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+void sn_h5_version(char *buf, size_t len)
+{
+    unsigned maj = 0, min = 0, rel = 0;
+    H5get_libversion(&maj, &min, &rel);
+    snprintf(buf, len, "%u.%u.%u", maj, min, rel);
+}
+
 bool sn_h5_unusable(void) { return h5_unusable; }
 
 static hid_t mpio_fapl(MPI_Comm comm)

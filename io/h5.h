@@ -22,6 +22,8 @@
 /* Silences HDF5's automatic error printing (errors come back as our own
  * messages).  Call once before any other function here. */
 void sn_h5_quiet(void);
+/* The HDF5 library's version, "1.10.8" (into buf). */
+void sn_h5_version(char *buf, size_t len);
 
 /* True after a file failed to close (full disk during the final flush):
  * HDF5's state is then damaged and the process must exit without

@@ -3,6 +3,8 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
 
 #include "mpi/check.h"
 #include "src/tensor.h"
@@ -17,8 +19,25 @@ static void abort_job(int code)
     exit(code);
 }
 
+/* Open MPI settings a workstation run needs, made before MPI_Init reads
+ * its MCA parameters from the environment; a user's own setting wins.
+ * - More ranks than cores (mpirun --oversubscribe): a rank waiting in MPI
+ *   must yield its core, or the rank it waits for cannot run.
+ * - A small /dev/shm (containers get 64 MiB): the shared-memory transport's
+ *   backing files go to /tmp instead of failing at start-up. */
+static void workstation_defaults(void)
+{
+    const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (ls && atoi(ls) > sn_cpu_count()) setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
+    struct statvfs vs;
+    if (ls && atoi(ls) > 1 && statvfs("/dev/shm", &vs) == 0 &&
+        (double)vs.f_bavail * (double)vs.f_frsize < 256.0 * 1024 * 1024)
+        setenv("OMPI_MCA_btl_vader_backing_directory", "/tmp", 0);
+}
+
 int sn_mpi_init(int *argc, char ***argv, sn_mpi_info *info)
 {
+    workstation_defaults();
     /* Open MPI's default MPI-IO (OMPIO) can hang in collective writes where
      * some ranks write nothing (open-mpi/ompi#7414), which is how every
      * checkpoint is written, and prints multi-line errors on a full disk;
@@ -48,6 +67,16 @@ int sn_mpi_default_threads(const sn_mpi_info *info)
     int cores = sn_cpu_count();
     int t = cores / (info->local_size > 0 ? info->local_size : 1);
     return t < 1 ? 1 : t;
+}
+
+void sn_mpi_library_version(char *buf, size_t len)
+{
+    char v[MPI_MAX_LIBRARY_VERSION_STRING];
+    int n = 0;
+    if (MPI_Get_library_version(v, &n) != MPI_SUCCESS) n = 0;
+    v[n < (int)sizeof v ? n : (int)sizeof v - 1] = '\0';
+    v[strcspn(v, ",\n")] = '\0'; /* "Open MPI v4.1.4" without the build details */
+    snprintf(buf, len, "%s", v);
 }
 
 void sn_mpi_finalize(void)

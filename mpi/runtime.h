@@ -20,6 +20,8 @@ int sn_mpi_init(int *argc, char ***argv, sn_mpi_info *info);
 /* Threads per rank that keep ranks x threads within the node's cores. */
 int sn_mpi_default_threads(const sn_mpi_info *info);
 void sn_mpi_finalize(void);
+/* The MPI library's version line (callable before sn_mpi_init). */
+void sn_mpi_library_version(char *buf, size_t len);
 
 /* The communicator of the whole job, for io/ functions that take one (the
  * command layer passes it on without calling MPI itself). */

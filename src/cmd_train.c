@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "io/ckpt.h"
 #include "io/data.h"
@@ -21,6 +22,8 @@
 #include "src/evaluate.h"
 #include "src/layout.h"
 #include "src/model.h"
+#include "src/progress.h"
+#include "src/stop.h"
 #include "src/tensor.h"
 #include "src/train.h"
 #include "src/util.h"
@@ -35,6 +38,8 @@ typedef struct train_args {
     int64_t sandwich_random, warmup, log_every, report_random;
     sn_space_flags space;
     int64_t checkpoint_every, checkpoint_minutes, keep, stop_after;
+    int64_t skip_nonfinite, debug_nan_step, debug_nan_rank;
+    double debug_ckpt_pause;
     double lr, min_lr, weight_decay, clip, smoothing;
     bool no_distill, quiet, no_report;
 } train_args;
@@ -45,6 +50,8 @@ static const char *USAGE =
     "                       [--dp D] [--pp P] [--sp S] [--micro-batches M] [options]\n"
     "       mpirun -np D*P*S supernest train ...";
 
+/* The losses of a step's sandwich members, "max 1.9312 min 2.1004 rand ..."
+ * (text) or the metrics record's "loss":{...} (json). */
 static void print_losses(FILE *f, const sn_step_stats *st, bool json)
 {
     if (json) {
@@ -69,6 +76,17 @@ static void print_losses(FILE *f, const sn_step_stats *st, bool json)
     for (int k = 0; k < st->n_members; k++) fprintf(f, " %s %.4f", st->role[k], st->loss[k]);
 }
 
+/* print_losses' text form into buf. */
+static void format_losses(char *buf, size_t len, const sn_step_stats *st)
+{
+    buf[0] = '\0';
+    FILE *f = fmemopen(buf, len, "w");
+    if (!f) return;
+    print_losses(f, st, false);
+    fclose(f);
+}
+
+
 static void format_eta(char *buf, size_t len, double s)
 {
     if (!isfinite(s) || s < 0) s = 0;
@@ -78,6 +96,13 @@ static void format_eta(char *buf, size_t len, double s)
     else
         snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
 }
+
+/* Rank 0's permanent output line: stdout (above the status line on a
+ * terminal) and the run directory's log. */
+#define say(c, ...)                                                                        \
+    do {                                                                                   \
+        if ((c)->root) sn_progress_line(&(c)->prog, __VA_ARGS__);                          \
+    } while (0)
 
 typedef struct report_row {
     const char *role;
@@ -116,6 +141,8 @@ typedef struct train_ctx {
     float *eval_tokens;
     int32_t *eval_ids, *eval_labels;
     FILE *metrics;
+    FILE *log;                      /* RUN_DIR/log: rank 0's permanent lines */
+    sn_progress prog;               /* rank 0's terminal and log output */
     const char *ckpt_dir;           /* NULL: no checkpoints */
     char ckpt_dir_buf[4096];
     sn_file_info info;              /* what checkpoints record besides tensors */
@@ -125,7 +152,9 @@ typedef struct train_ctx {
 
 static void ctx_free(train_ctx *c)
 {
+    sn_progress_done(&c->prog);
     if (c->metrics) fclose(c->metrics);
+    if (c->log) fclose(c->log);
     sn_free(c->input);
     sn_free(c->labels);
     sn_free(c->ids);
@@ -145,6 +174,14 @@ static void ctx_free(train_ctx *c)
     sn_images_free(&c->train);
     sn_images_free(&c->test);
     free(c->options_text);
+}
+
+/* True if dir holds a `latest` checkpoint pointer. */
+static bool ckpt_dir_has_latest(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/latest", dir);
+    return access(path, F_OK) == 0;
 }
 
 /* Checks the options that need no data; SN_ERR with a message. */
@@ -173,6 +210,8 @@ static int check_options(train_ctx *c, char *err, size_t errlen)
         snprintf(c->ckpt_dir_buf, sizeof c->ckpt_dir_buf, "%s/checkpoints", a->run_dir);
         c->ckpt_dir = c->ckpt_dir_buf;
     }
+    /* the same command again continues the run (a requeued batch job) */
+    if (!a->resume && c->ckpt_dir && ckpt_dir_has_latest(c->ckpt_dir)) a->resume = "";
     if (a->resume && a->resume[0] == '\0' && !c->ckpt_dir)
         return sn_errf(err, errlen, "--resume without a file needs --run-dir or --checkpoint-dir");
     if (a->stop_after > 0 && !c->ckpt_dir)
@@ -316,10 +355,8 @@ static int save_checkpoint(train_ctx *c, char *err, size_t errlen)
     if (sn_ckpt_save(sn_mpi_world(), c->ckpt_dir, c->model, &c->tr.opt, &ts, &c->info,
                      (int)c->a->keep, owner, path, sizeof path, err, errlen) != SN_OK)
         return SN_ERR;
-    if (!c->a->quiet && c->root) {
-        printf("checkpoint %s (step %lld, %.2f s)\n", path, (long long)ts.step, sn_now() - t0);
-        fflush(stdout);
-    }
+    if (!c->a->quiet) say(c, "checkpoint %s (step %lld, %.2f s)", path, (long long)ts.step,
+                          sn_now() - t0);
     return SN_OK;
 }
 
@@ -329,7 +366,10 @@ static int write_run_config(train_ctx *c, char *err, size_t errlen)
     FILE *mem = open_memstream(&c->options_text, &c->options_len);
     if (!mem) return sn_errf(err, errlen, "out of memory");
     sn_cli_write_config(mem, c->opts);
-    fprintf(mem, "threads = %d\nblis_kernels = %s\nranks = %d\ndp = %d\npp = %d\nsp = %d\n",
+    /* facts of this run, not options: a section that --config skips, so
+     * the file as a whole is a valid --config */
+    fprintf(mem, "\n[run]\nthreads = %d\nblis_kernels = %s\nranks = %d\ndp = %d\npp = %d\n"
+                 "sp = %d\n",
             c->nt, sn_blas_arch_name(), c->mpi->size, c->layout.dp, c->layout.pp,
             c->layout.sp);
     if (!c->lm) fprintf(mem, "norm_mean = %.9g\nnorm_std = %.9g\n", c->norm.mean, c->norm.std);
@@ -339,7 +379,8 @@ static int write_run_config(train_ctx *c, char *err, size_t errlen)
     if (sn_mkdirs(c->a->run_dir, err, errlen) != SN_OK) return SN_ERR;
     FILE *cf = sn_run_open(c->a->run_dir, "config", "w", err, errlen);
     if (!cf) return SN_ERR;
-    fprintf(cf, "# supernest %s train: resolved options\n%s", SN_VERSION, c->options_text);
+    fprintf(cf, "# supernest %s train: resolved options (usable as --config)\n%s", SN_VERSION,
+            c->options_text);
     return sn_run_close(cf, "config", err, errlen);
 }
 
@@ -394,9 +435,8 @@ static int final_report(train_ctx *c, char *err, size_t errlen)
     /* bits per byte: the mean cross-entropy in nats over ln 2 */
     const double to_metric = c->lm ? 1.0 / log(2.0) : 1.0;
     const char *metric = c->lm ? "bpb" : "loss";
-    if (c->root)
-        printf("\n%-5s %9s %9s %8s %8s %8s  %s\n", "role", "params", "MACs", "val_acc",
-               "test_acc", c->lm ? "test_bpb" : "test_loss", "sub-network");
+    say(c, "\n%-5s %9s %9s %8s %8s %8s  %s", "role", "params", "MACs", "val_acc", "test_acc",
+        c->lm ? "test_bpb" : "test_loss", "sub-network");
     for (int i = 0; i < n_rows; i++) {
         sn_eval_result v = eval_split(c, &rows[i].net, true);
         sn_eval_result t = eval_split(c, &rows[i].net, false);
@@ -405,8 +445,8 @@ static int final_report(train_ctx *c, char *err, size_t errlen)
         sn_subnet_format(&rows[i].net, name, sizeof name);
         int64_t params = sn_subnet_params(&c->space, &rows[i].net);
         int64_t macs = sn_subnet_macs(&c->space, &rows[i].net);
-        printf("%-5s %8.3fM %8.2fM %8.4f %8.4f %8.4f  %s\n", rows[i].role, (double)params / 1e6,
-               (double)macs / 1e6, v.accuracy, t.accuracy, t.loss * to_metric, name);
+        say(c, "%-5s %8.3fM %8.2fM %8.4f %8.4f %8.4f  %s", rows[i].role, (double)params / 1e6,
+            (double)macs / 1e6, v.accuracy, t.accuracy, t.loss * to_metric, name);
         if (evalf)
             fprintf(evalf, "{\"role\":\"%s\",\"subnet\":\"%s\",\"params\":%lld,\"macs\":%lld,"
                            "\"val_acc\":%.6f,\"val_%s\":%.6f,\"test_acc\":%.6f,"
@@ -414,7 +454,6 @@ static int final_report(train_ctx *c, char *err, size_t errlen)
                     rows[i].role, name, (long long)params, (long long)macs, v.accuracy, metric,
                     v.loss * to_metric, t.accuracy, metric, t.loss * to_metric);
     }
-    fflush(stdout);
     return evalf ? sn_run_close(evalf, "eval.jsonl", err, errlen) : SN_OK;
 }
 
@@ -424,6 +463,25 @@ static double epoch_of(const train_ctx *c)
     return (double)c->loader.epoch + (double)c->loader.cursor / (double)c->n_train;
 }
 
+/* The terminal's status line after every step (rank 0, not --quiet):
+ * where the run is, this step's losses, throughput and time left. */
+static void show_status(train_ctx *c, const sn_step_stats *st, double per_s, const char *eta,
+                        bool force)
+{
+    if (!c->root || c->a->quiet || !c->prog.tty) return;
+    char losses[256];
+    size_t n = 0;
+    losses[0] = '\0';
+    for (int k = 0; k < st->n_members && n < sizeof losses; k++) {
+        bool same = k > 0 && strcmp(st->role[k], st->role[k - 1]) == 0; /* rand 2.30 2.29 */
+        n += (size_t)snprintf(losses + n, sizeof losses - n, " %s%s%.3f", same ? "" : st->role[k],
+                              same ? "" : " ", st->loss[k]);
+    }
+    sn_progress_status(&c->prog, force, "step %lld/%lld epoch %.2f | eta %s | %.0f %s/s |%s",
+                       (long long)c->tr.step, (long long)c->tr.o.adamw.total, epoch_of(c), eta,
+                       per_s, c->lm ? "tok" : "img", losses);
+}
+
 static void log_step(train_ctx *c, const sn_step_stats *st, double ips, double gf,
                      double elapsed, const char *eta)
 {
@@ -431,11 +489,11 @@ static void log_step(train_ctx *c, const sn_step_stats *st, double ips, double g
     double ep = epoch_of(c);
     const char *unit = c->lm ? "tokens" : "images";
     if (!c->a->quiet) {
-        printf("step %lld/%lld epoch %.2f lr %.3g", (long long)c->tr.step,
-               (long long)c->tr.o.adamw.total, ep, st->lr);
-        print_losses(stdout, st, false);
-        printf(" | %.0f %s/s %.0f GFLOP/s eta %s\n", ips, c->lm ? "tok" : "img", gf, eta);
-        fflush(stdout);
+        char losses[256];
+        format_losses(losses, sizeof losses, st);
+        say(c, "step %lld/%lld epoch %.2f lr %.3g%s | %.0f %s/s %.0f GFLOP/s eta %s",
+            (long long)c->tr.step, (long long)c->tr.o.adamw.total, ep, st->lr, losses, ips,
+            c->lm ? "tok" : "img", gf, eta);
     }
     if (c->metrics) {
         fprintf(c->metrics, "{\"step\":%lld,\"epoch\":%.4f,\"lr\":%.6g,", (long long)c->tr.step,
@@ -467,53 +525,76 @@ static void next_batch(train_ctx *c)
     }
 }
 
-/* Trains until the schedule's end or --stop-after; *stopped tells which. */
-static int train_loop(train_ctx *c, bool *stopped, char *err, size_t errlen)
+/* Why train_loop returned before the schedule's end (STOP_NONE: it ended). */
+enum { STOP_NONE = 0, STOP_AFTER, STOP_SIGNAL };
+
+/* What every rank learns at a step boundary, in one int all-reduced with
+ * MAX: bit 0, rank 0's clock says a checkpoint is due; above it, the
+ * number of a signal some rank caught (0: none). */
+enum { AGREE_CKPT_DUE = 1, AGREE_SIGNAL_SHIFT = 1 };
+
+/* Trains until the schedule's end, --stop-after, or a signal on any rank
+ * (all ranks agree at the step boundary and stop at the same step, with a
+ * checkpoint when the run has a checkpoint directory); *stop tells which
+ * and *sig which signal. */
+static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errlen)
 {
     train_args *a = c->a;
     const int64_t total = c->tr.o.adamw.total, first = c->tr.step;
     double t0 = sn_now(), tlog = t0, tckpt = t0;
     int64_t items_since = 0;
     uint64_t flops_since = 0;
-    *stopped = false;
+    *stop = STOP_NONE;
+    *sig = 0;
     const int64_t per_step = c->lm ? a->batch * a->seq_len : a->batch;
     while (c->tr.step < total) {
         next_batch(c);
         sn_step_stats st;
         if (sn_dist_step(&c->dist, c->input, c->labels, &st, err, errlen) != SN_OK)
             return SN_ERR;
+        if (st.skipped) say(c, "skipped (--skip-nonfinite): %s", err);
         items_since += per_step;
         flops_since += st.flops;
         const int64_t step = c->tr.step, done = step - first;
         bool last = step == total;
-        if (step % a->log_every == 0 || last) {
-            double now = sn_now(), dt = now - tlog;
-            char eta[32];
-            format_eta(eta, sizeof eta, (now - t0) / (double)done * (double)(total - step));
+        double now = sn_now();
+        char eta[32];
+        format_eta(eta, sizeof eta, (now - t0) / (double)done * (double)(total - step));
+        show_status(c, &st, (double)(done * per_step) / (now - t0), eta, last);
+        if ((step % a->log_every == 0 || last) && !st.skipped) {
+            double dt = now - tlog;
             log_step(c, &st, (double)items_since / dt, (double)flops_since / dt / 1e9, now - t0,
                      eta);
             tlog = now;
             items_since = 0;
             flops_since = 0;
         }
-        *stopped = a->stop_after > 0 && done >= a->stop_after && !last;
-        if (!c->ckpt_dir) continue;
-        /* rank 0's clock decides, so every rank checkpoints at the same step */
-        int due = (a->checkpoint_every > 0 && step % a->checkpoint_every == 0) ||
-                  (a->checkpoint_minutes > 0 && sn_now() - tckpt >= 60.0 * a->checkpoint_minutes);
-        sn_mpi_bcast_int(&due, 0);
-        if (due || last || *stopped) {
+        /* rank 0's clock decides a timed checkpoint, so every rank
+         * checkpoints at the same step; a signal on any rank stops all */
+        int agree = sn_stop_signal() << AGREE_SIGNAL_SHIFT;
+        if (c->root && c->ckpt_dir &&
+            ((a->checkpoint_every > 0 && step % a->checkpoint_every == 0) ||
+             (a->checkpoint_minutes > 0 && sn_now() - tckpt >= 60.0 * a->checkpoint_minutes)))
+            agree |= AGREE_CKPT_DUE;
+        sn_mpi_max_int(&agree);
+        if ((agree >> AGREE_SIGNAL_SHIFT) && !last) {
+            *stop = STOP_SIGNAL;
+            *sig = agree >> AGREE_SIGNAL_SHIFT; /* maybe caught by another rank */
+        } else if (a->stop_after > 0 && done >= a->stop_after && !last) {
+            *stop = STOP_AFTER;
+        }
+        if (c->ckpt_dir && ((agree & AGREE_CKPT_DUE) || last || *stop)) {
             if (save_checkpoint(c, err, errlen) != SN_OK) return SN_ERR;
             tckpt = sn_now();
         }
-        if (*stopped) break;
+        if (*stop) break;
     }
     double secs = sn_now() - t0;
+    sn_progress_done(&c->prog);
     if (c->mpi->size > 1) sn_dist_report(&c->dist, c->tr.step - first, stdout);
-    if (c->root)
-        printf("%s %lld steps in %.1f s (%.1f %s/s)\n", *stopped ? "stopped after" : "trained",
-               (long long)(c->tr.step - first), secs,
-               (double)((c->tr.step - first) * per_step) / secs, c->lm ? "tokens" : "images");
+    say(c, "%s %lld steps in %.1f s (%.1f %s/s)", *stop ? "stopped after" : "trained",
+        (long long)(c->tr.step - first), secs, (double)((c->tr.step - first) * per_step) / secs,
+        c->lm ? "tokens" : "images");
     return SN_OK;
 }
 
@@ -532,7 +613,10 @@ static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size
     c->trainer_up = true;
     sn_dist_opts dopt = {.micro = (int)a->micro, .batch = a->batch,
                          .ring = strcmp(a->ring, "token") == 0 ? SN_RING_TOKEN : SN_RING_PLAIN,
-                         .bucket_bytes = (size_t)a->bucket_kb * 1024};
+                         .bucket_bytes = (size_t)a->bucket_kb * 1024,
+                         .skip_nonfinite = (int)a->skip_nonfinite,
+                         .debug_nan_step = a->debug_nan_step,
+                         .debug_nan_rank = (int)a->debug_nan_rank};
     if (sn_dist_init(&c->dist, &c->grid, &c->tr, &dopt, err, errlen) != SN_OK) return SN_ERR;
     c->dist_up = true;
     if (!c->lm &&
@@ -556,7 +640,7 @@ static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size
     return SN_OK;
 }
 
-static void print_header(const train_ctx *c, const sn_train_opts *to)
+static void print_header(train_ctx *c, const sn_train_opts *to)
 {
     const train_args *a = c->a;
     char maxs[SN_SUBNET_STRLEN], mins[SN_SUBNET_STRLEN];
@@ -566,26 +650,25 @@ static void print_header(const train_ctx *c, const sn_train_opts *to)
     sn_subnet_format(&big, maxs, sizeof maxs);
     sn_subnet_format(&small, mins, sizeof mins);
     if (c->lm)
-        printf("supernest train: %lld training bytes of %s (%lld validation, %lld test), "
-               "sequences of %d bytes\n",
+        say(c, "supernest train: %lld training bytes of %s (%lld validation, %lld test), "
+               "sequences of %d bytes",
                (long long)c->text.train_end, a->data,
                (long long)(c->text.val_end - c->text.train_end),
                (long long)(c->text.n - c->text.val_end), c->space.n_tokens);
     else
-        printf("supernest train: %lld training images (%lld held out for validation), %d "
-               "tokens of %d values\n",
+        say(c, "supernest train: %lld training images (%lld held out for validation), %d "
+               "tokens of %d values",
                (long long)c->n_train, (long long)c->n_val, c->space.n_tokens,
                c->space.token_dim);
-    printf("search space: %.3g sub-networks, largest %s (%.2fM params), smallest %s (%.2fM)\n",
+    say(c, "search space: %.3g sub-networks, largest %s (%.2fM params), smallest %s (%.2fM)",
            sn_space_count(&c->space), maxs, (double)sn_subnet_params(&c->space, &big) / 1e6, mins,
            (double)sn_subnet_params(&c->space, &small) / 1e6);
-    printf("%lld steps of batch %lld, %s, %d ranks (data %d x pipeline %d x sequence %d%s%s), "
-           "%lld micro-batches, %d threads per rank, BLIS kernels %s\n",
+    say(c, "%lld steps of batch %lld, %s, %d ranks (data %d x pipeline %d x sequence %d%s%s), "
+           "%lld micro-batches, %d threads per rank, BLIS kernels %s",
            (long long)to->adamw.total, (long long)a->batch,
            a->fixed_subnet ? "fixed sub-network" : "sandwich rule", c->mpi->size, c->layout.dp,
            c->layout.pp, c->layout.sp, c->layout.sp > 1 ? ", ring " : "",
            c->layout.sp > 1 ? a->ring : "", (long long)a->micro, c->nt, sn_blas_arch_name());
-    fflush(stdout);
 }
 
 static int run(train_ctx *c, char *err, size_t errlen)
@@ -632,32 +715,48 @@ static int run(train_ctx *c, char *err, size_t errlen)
         }
         c->tr.step = ts.step;
         if (!c->lm) sn_loader_seek(&c->loader, ts.epoch, ts.cursor);
-        if (c->root) printf("resuming from %s at step %lld\n", resume_path, (long long)ts.step);
     }
     /* run files are rank 0's */
     code = SN_EXIT_OK;
+    const char *mode = resume_path[0] ? "a" : "w";
     if (write_run_config(c, err, errlen) != SN_OK ||
         (c->root && a->run_dir &&
-         !(c->metrics = sn_run_open(a->run_dir, "metrics.jsonl", resume_path[0] ? "a" : "w",
-                                    err, errlen))))
+         (!(c->metrics = sn_run_open(a->run_dir, "metrics.jsonl", mode, err, errlen)) ||
+          !(c->log = sn_run_open(a->run_dir, "log", mode, err, errlen)))))
         code = SN_EXIT_FAILURE;
     if (sn_mpi_agree(&code, err, errlen) != SN_OK) return code;
     code = SN_EXIT_FAILURE;
+    c->prog.log = c->log;
 
-    if (c->root) print_header(c, &to);
-    bool stopped;
-    if (train_loop(c, &stopped, err, errlen) != SN_OK) return code;
-    if (stopped) {
-        if (c->root) printf("resume with the same command and --resume\n");
+    print_header(c, &to);
+    if (resume_path[0]) say(c, "resuming from %s at step %lld", resume_path, (long long)c->tr.step);
+    int stop, sig;
+    if (train_loop(c, &stop, &sig, err, errlen) != SN_OK) return code;
+    if (stop == STOP_AFTER) {
+        say(c, "run the same command again to continue");
         return SN_EXIT_OK;
+    }
+    if (stop == STOP_SIGNAL) {
+        /* with a checkpoint the job can be requeued (75); without one it
+         * ends as a process killed by sig would */
+        if (!c->ckpt_dir) {
+            sn_errf(err, errlen, "stopped by %s at step %lld; nothing saved (no --run-dir)",
+                    sn_stop_name(sig), (long long)c->tr.step);
+            return 128 + sig;
+        }
+        sn_errf(err, errlen, "stopped by %s at step %lld with a checkpoint in %s; run the same "
+                "command again to continue", sn_stop_name(sig), (long long)c->tr.step,
+                c->ckpt_dir);
+        return SN_EXIT_STOPPED;
     }
     code = SN_EXIT_OK;
     if (!a->no_report && final_report(c, err, errlen) != SN_OK) code = SN_EXIT_FAILURE;
-    if (c->metrics) {
-        FILE *f = c->metrics;
-        c->metrics = NULL;
-        if (sn_run_close(f, "metrics.jsonl", err, errlen) != SN_OK) code = SN_EXIT_FAILURE;
-    }
+    FILE *files[2] = {c->metrics, c->log};
+    const char *names[2] = {"metrics.jsonl", "log"};
+    c->metrics = c->log = c->prog.log = NULL;
+    for (int i = 0; i < 2; i++)
+        if (files[i] && sn_run_close(files[i], names[i], err, errlen) != SN_OK)
+            code = SN_EXIT_FAILURE;
     sn_mpi_agree(&code, err, errlen);
     return code;
 }
@@ -711,6 +810,10 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"keep", SN_OPT_INT, &a.keep, "K", "keep the newest K checkpoints", 1, 1e6, 0},
         {"resume", SN_OPT_OPTSTR, &a.resume, "[DIR|FILE]", "continue from a checkpoint file, a checkpoint directory, a run directory, or (no value) this run's checkpoints", 0, 0, 0},
         {"stop-after", SN_OPT_INT, &a.stop_after, "N", "stop after N steps of this invocation, with a checkpoint (for time-limited jobs; 0: off)", 0, 1e12, 0},
+        {"skip-nonfinite", SN_OPT_INT, &a.skip_nonfinite, "N", "skip up to N steps whose loss is NaN or infinite (no update) before stopping (0: stop at the first)", 0, 1e9, 0},
+        {"debug-nan-step", SN_OPT_INT, &a.debug_nan_step, "N", "tests: make the loss NaN at step N on rank --debug-nan-rank (0: never)", 0, 1e12, 0},
+        {"debug-nan-rank", SN_OPT_INT, &a.debug_nan_rank, "R", "tests: the rank of --debug-nan-step", 0, 1 << 20, 0},
+        {"debug-checkpoint-pause", SN_OPT_FLOAT, &a.debug_ckpt_pause, "S", "tests: wait S seconds between writing a checkpoint and renaming it into place", 0, 3600, 0},
         {"quiet", SN_OPT_FLAG, &a.quiet, NULL, "no per-step log lines on stdout", 0, 0, 0},
         {"no-report", SN_OPT_FLAG, &a.no_report, NULL, "skip the final evaluation of the largest, smallest and random sub-networks", 0, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
@@ -723,8 +826,12 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         if (mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
         return SN_EXIT_USAGE;
     }
-    train_ctx c = {.a = &a, .opts = opts, .mpi = mpi};
+    sn_stop_install(); /* SLURM's warning, scancel --signal, Ctrl-C */
+    sn_ckpt_debug_pause(a.debug_ckpt_pause);
+    train_ctx c = {.a = &a, .opts = opts, .mpi = mpi, .root = mpi->rank == 0};
+    sn_progress_init(&c.prog, stdout, NULL);
     int rc = run(&c, err, sizeof err);
+    if (rc != SN_EXIT_OK && c.log) fprintf(c.log, "supernest train: %s\n", err);
     ctx_free(&c);
     if (rc != SN_EXIT_OK && mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
     return rc;

@@ -8,6 +8,7 @@
 #include "io/h5.h"
 #include "mpi/runtime.h"
 #include "src/commands.h"
+#include "src/tensor.h"
 
 static void usage(FILE *f)
 {
@@ -24,16 +25,28 @@ static void usage(FILE *f)
             "  --version  print the version and exit\n");
 }
 
+/* The version, and the libraries' for bug reports. */
+static void print_version(void)
+{
+    char mpi[256], h5[32], err[256];
+    sn_mpi_library_version(mpi, sizeof mpi);
+    sn_blas_init("auto", err, sizeof err); /* the kernels --blis-arch auto picks */
+    sn_h5_version(h5, sizeof h5);
+    printf("supernest %s\n%s, HDF5 %s, BLIS %s (kernels: %s)\n", SN_VERSION, mpi, h5,
+           sn_blas_version(), sn_blas_arch_name());
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
         return SN_EXIT_USAGE;
     }
-    if (strcmp(argv[1], "--version") == 0) {
-        printf("supernest %s\n", SN_VERSION);
-        return SN_EXIT_OK;
-    }
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--version") == 0) {
+            print_version();
+            return SN_EXIT_OK;
+        }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return SN_EXIT_OK;

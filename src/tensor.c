@@ -53,6 +53,8 @@ int sn_blas_init(const char *arch, char *err, size_t errlen)
 
 const char *sn_blas_arch_name(void) { return bli_arch_string(bli_arch_query_id()); }
 
+const char *sn_blas_version(void) { return bli_info_get_version_str(); }
+
 int sn_cpu_count(void)
 {
     cpu_set_t set;

@@ -21,6 +21,8 @@ int sn_blas_init(const char *arch, char *err, size_t errlen);
 
 /* The name of the kernel set BLIS is using (valid after sn_blas_init). */
 const char *sn_blas_arch_name(void);
+/* BLIS's version string, e.g. "0.9.0". */
+const char *sn_blas_version(void);
 
 /* Number of CPU cores this process may use (sched_getaffinity). */
 int sn_cpu_count(void);
