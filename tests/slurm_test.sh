@@ -180,7 +180,8 @@ has() { grep -q -e "$2" "$1" 2>/dev/null; }
 
 # The job JOBID, interrupted by the warning signal once READY succeeds, must
 # stop with its state saved, be requeued, resume and complete.  OUT is its
-# batch output.  Sets stopped_at (the step or progress it stopped at).
+# batch output.  Sets stopped_at: supernest's words, "at step N" (train) or
+# "after N evaluations (iteration k)" (search).
 interrupt_and_follow() { # JOBID OUT NAME READY...
     local jid=$1 out=$2 name=$3
     shift 3
@@ -188,12 +189,13 @@ interrupt_and_follow() { # JOBID OUT NAME READY...
     wait_for 90 "$@" || fail "$name: no progress within 90 s" "$out"
     say "$name: job $jid running; sending the warning signal (scancel --signal=USR1 --batch)"
     scancel --signal=USR1 --batch "$jid" || fail "scancel --signal=USR1 --batch $jid"
-    wait_for 90 has "$out" "stopped by SIGUSR1" ||
-        fail "$name: no 'stopped by SIGUSR1' in the output within 90 s" "$out"
-    stopped_at=$(grep -o 'stopped by SIGUSR1 at [a-z]* [0-9]*' "$out" | head -n 1 | grep -o '[0-9]*$')
+    stop_or_end() { has "$out" "stopped by SIGUSR1" || has "$out" "\[supernest-slurm\] $name: FAILED" || job_done "$jid"; }
+    wait_for 90 stop_or_end && has "$out" "stopped by SIGUSR1" ||
+        fail "$name: no 'stopped by SIGUSR1' in the output (job $jid $(job_field "$jid" JobState))" "$out"
+    stopped_at=$(grep -o 'stopped by SIGUSR1 [^;]*' "$out" | head -n 1 | sed 's/^stopped by SIGUSR1 //; s/ with a checkpoint.*//')
     wait_for 30 has "$out" "requeueing job $jid" ||
         fail "$name: the batch file did not requeue after the stop" "$out"
-    say "$name: stopped at ${stopped_at:-?} and requeued; waiting for the next run"
+    say "$name: stopped ${stopped_at:-?} and requeued; waiting for the next run"
     wait_for 150 job_done "$jid" || fail "$name: job $jid has not ended within 150 s of the requeue" "$out"
     [ "$(job_field "$jid" JobState)" = COMPLETED ] ||
         fail "$name: job $jid ended $(job_field "$jid" JobState) (exit $(job_field "$jid" ExitCode))" "$out"
@@ -219,7 +221,7 @@ jid=$(RUN_DIR=$tmp/run TRAIN_OPTS="--steps $steps $small" LAUNCHER=srun \
     sbatch --parsable --ntasks=2 --time=10 --signal=B:USR1@10 --output="$out" \
     "$root/scripts/slurm/train.sbatch") || fail "sbatch train.sbatch"
 interrupt_and_follow "$jid" "$out" train lines_at_least "$tmp/run/metrics.jsonl" 3
-k=$stopped_at
+k=${stopped_at#at step }
 { [ -n "$k" ] && [ "$k" -gt 0 ] && [ "$k" -lt $steps ]; } || fail "train: stopped at step '${k}', expected 1..$((steps - 1))" "$out"
 has "$out" "resuming from .*$tmp/run.* at step $k\b" || fail "train: the requeued run did not resume at step $k" "$out"
 has "$out" "launcher srun" || fail "train: not launched with srun" "$out"

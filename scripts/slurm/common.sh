@@ -65,6 +65,7 @@ sn_signals=0     # how many
 sn_got_term=0    # 1 once SIGTERM came
 sn_got_usr1=0    # 1 once SIGUSR1 came
 sn_pid=""        # the launcher's pid while it runs
+sn_requeued=0    # 1 once scontrol requeue succeeded
 sn_on_signal() { # SIG
     sn_signal=$1
     sn_signals=$((sn_signals + 1))
@@ -72,6 +73,8 @@ sn_on_signal() { # SIG
     if [ -n "$sn_pid" ] && kill -0 "$sn_pid" 2>/dev/null; then
         sn_log "caught SIG$1: passing SIGUSR1 to $sn_launcher (pid $sn_pid); supernest saves its state at its next safe point"
         kill -USR1 "$sn_pid" 2>/dev/null
+    elif [ "$sn_requeued" = 1 ]; then
+        sn_log "caught SIG$1: this run ends here (requeued)"
     else
         sn_log "caught SIG$1 (no supernest running)"
     fi
@@ -94,6 +97,7 @@ sn_requeue() { # NAME STATUS WHY...
     fi
     sn_log "$name: requeueing job $SLURM_JOB_ID; its next run continues from the saved state"
     if scontrol requeue "$SLURM_JOB_ID"; then
+        sn_requeued=1
         # SLURM ends this run of the job now (SIGTERM, then SIGKILL).
         sleep 300 &
         wait
