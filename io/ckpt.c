@@ -453,7 +453,8 @@ int sn_file_read_header(hid_t f, const char *path, sn_file_info *info, char *err
                                     "with: supernest latency-table --table %s)", path, path);
     else if (strcmp(fmt, "supernest-search") == 0)
         return sn_errf(err, errlen, "%s: a search state, not a checkpoint or model (its front "
-                                    "is pareto.csv beside it; continue it with search --resume)",
+                                    "is pareto.csv beside it; the search that wrote it, run again, "
+                                    "continues it)",
                        path);
     else
         return sn_errf(err, errlen, "%s: format '%s' is not a supernest file (expected "

@@ -275,7 +275,7 @@ static int config_key(void *user, const char *section, const char *key, const ch
             return config_fail(c, "out of memory");
         if (parse_value(to, v, msg, sizeof msg) != SN_OK) return config_fail(c, "%s", msg);
     }
-    o->seen = true;
+    if (!o->seen) o->seen = SN_SEEN_FILE;
     return 1;
 }
 
@@ -371,7 +371,7 @@ int sn_cli_parse(const char *cmd, const char *usage, sn_opt *opts, int argc, cha
             } else if (o->kind == SN_OPT_OPTSTR &&
                        (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
                 *(const char **)o->dst = "";
-                o->seen = true;
+                o->seen = SN_SEEN_ARGV;
                 continue;
             } else {
                 if (i + 1 >= argc) return sn_errf(err, errlen, "--%s: missing value", name);
@@ -379,7 +379,7 @@ int sn_cli_parse(const char *cmd, const char *usage, sn_opt *opts, int argc, cha
             }
             if (parse_value(o, v, err, errlen) != SN_OK) return SN_ERR;
         }
-        o->seen = true;
+        o->seen = SN_SEEN_ARGV;
     }
     /* the file fills what the command line left: the command line wins
      * wherever --config stands on it */

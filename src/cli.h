@@ -46,8 +46,11 @@ typedef struct sn_opt {
     const char *metavar;    /* shown in help, e.g. "N" */
     const char *help;       /* one line; defaults are printed from *dst */
     double min, max;        /* for INT and FLOAT */
-    bool seen;              /* set by sn_cli_parse (command line or --config) */
+    unsigned char seen;     /* set by sn_cli_parse: 0, SN_SEEN_ARGV or SN_SEEN_FILE */
 } sn_opt;
+
+/* Where an option's value came from (sn_opt.seen; both are true). */
+enum { SN_SEEN_ARGV = 1, SN_SEEN_FILE = 2 };
 
 /* Parses argv[first..argc) into opts (terminated by an entry with name
  * NULL).  Accepts "--name value", "--name=value", and "-x value" for a

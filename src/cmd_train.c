@@ -194,9 +194,15 @@ static int check_options(train_ctx *c, char *err, size_t errlen)
     c->lm = strcmp(a->task, "lm") == 0;
     if (!sn_cli_find(c->opts, "data")->seen)
         a->data = c->lm ? "/usr/share/games/fortunes" : "/usr/share/datasets/fashion-mnist";
-    if (sn_cli_find(c->opts, "steps")->seen && sn_cli_find(c->opts, "epochs")->seen)
+    /* both on the command line is a mistake; a config file (a run's
+     * resolved `config` holds both) yields to the command line, and in a
+     * file --steps overrides --epochs as it does by default */
+    const sn_opt *so = sn_cli_find(c->opts, "steps"), *eo = sn_cli_find(c->opts, "epochs");
+    if (so->seen == SN_SEEN_ARGV && eo->seen == SN_SEEN_ARGV)
         return sn_errf(err, errlen, "give either --steps or --epochs, not both");
-    if (sn_cli_find(c->opts, "seq-len")->seen && !c->lm)
+    if (so->seen == SN_SEEN_FILE && eo->seen == SN_SEEN_ARGV) a->steps = 0;
+    const sn_opt *sl = sn_cli_find(c->opts, "seq-len");
+    if (sl->seen == SN_SEEN_ARGV && !c->lm)
         return sn_errf(err, errlen, "--seq-len is for --task lm; the image task's sequence is "
                                     "its patches (--patch)");
     if (strcmp(a->ring, "plain") != 0 && strcmp(a->ring, "token") != 0)
@@ -220,10 +226,26 @@ static int check_options(train_ctx *c, char *err, size_t errlen)
     return SN_OK;
 }
 
+/* Options a continued run may change: where and how it runs, how it
+ * logs and checkpoints, and its length (--steps/--epochs extend a run; the
+ * learning-rate schedule follows the new length).  --seed and --val-size
+ * are checked on their own (a continuation without them takes the
+ * checkpoint's). */
+static const char *const RESUME_MAY_CHANGE[] = {
+    "resume", "run-dir", "checkpoint-dir", "stop-after", "steps", "epochs", "data", "threads",
+    "blis-arch", "dp", "pp", "sp", "micro-batches", "ring", "bucket-kb", "log-every", "quiet",
+    "no-report", "report-random", "checkpoint-every", "checkpoint-minutes", "keep",
+    "skip-nonfinite", "debug-nan-step", "debug-nan-rank", "debug-checkpoint-pause", "seed",
+    "val-size", NULL};
+
 /* The checkpoint to resume from, and the seed it fixes: a resumed run
- * keeps its validation split and sampling, so --seed must agree. */
-static int resolve_resume(train_ctx *c, char *path, size_t len, char *err, size_t errlen)
+ * keeps its validation split and sampling, so --seed must agree, and so
+ * must every option that shapes the training (the checkpoint's resolved
+ * options); *code is SN_EXIT_USAGE for a mismatch. */
+static int resolve_resume(train_ctx *c, char *path, size_t len, int *code, char *err,
+                          size_t errlen)
 {
+    *code = SN_EXIT_FAILURE;
     train_args *a = c->a;
     const char *arg = a->resume[0] ? a->resume : c->ckpt_dir;
     if (sn_ckpt_resolve(arg, path, len, err, errlen) != SN_OK) return SN_ERR;
@@ -239,6 +261,13 @@ static int resolve_resume(train_ctx *c, char *path, size_t len, char *err, size_
     if (rc == SN_OK && sn_cli_find(c->opts, "val-size")->seen && a->val_size != fi->val_size)
         rc = sn_errf(err, errlen, "%s was trained with --val-size %lld, not %lld", path,
                      (long long)fi->val_size, (long long)a->val_size);
+    char what[512];
+    if (rc == SN_OK && sn_cli_config_diff(c->opts, fi->options, RESUME_MAY_CHANGE, what,
+                                          sizeof what) == 1) {
+        *code = SN_EXIT_USAGE;
+        rc = sn_errf(err, errlen, "%s: %s; continue with the options it was started with "
+                     "(its run directory's config) or start a new run elsewhere", path, what);
+    }
     if (rc == SN_OK) {
         a->seed = (int64_t)fi->seed;
         a->val_size = fi->val_size;
@@ -678,8 +707,9 @@ static int run(train_ctx *c, char *err, size_t errlen)
     char resume_path[4096] = "";
     c->root = c->mpi->rank == 0;
     if (check_options(c, err, errlen) != SN_OK) return code;
-    if (a->resume && resolve_resume(c, resume_path, sizeof resume_path, err, errlen) != SN_OK)
-        return SN_EXIT_FAILURE;
+    if (a->resume &&
+        resolve_resume(c, resume_path, sizeof resume_path, &code, err, errlen) != SN_OK)
+        return code;
     if (sn_blas_init(a->blis_arch, err, errlen) != SN_OK) return code;
     c->nt = a->threads > 0 ? (int)a->threads : sn_mpi_default_threads(c->mpi);
     if (c->nt > SN_MAX_THREADS) c->nt = SN_MAX_THREADS;
@@ -826,7 +856,6 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         if (mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
         return SN_EXIT_USAGE;
     }
-    sn_stop_install(); /* SLURM's warning, scancel --signal, Ctrl-C */
     sn_ckpt_debug_pause(a.debug_ckpt_pause);
     train_ctx c = {.a = &a, .opts = opts, .mpi = mpi, .root = mpi->rank == 0};
     sn_progress_init(&c.prog, stdout, NULL);

@@ -62,9 +62,9 @@ printf '[latency-table]\nreps\n' >"$tmp/syntax.ini"
 expect 2 "syntax.ini:2: not 'name = value'" latency-table --config "$tmp/syntax.ini"
 expect 2 "cannot open: No such file or directory" eval --config "$tmp/nowhere.ini"
 expect 2 "given twice" export --config "$tmp/lr.ini" --config "$tmp/lr.ini"
-# values from the file count as given
-printf '[train]\nsteps = 2\nepochs = 1\n' >"$tmp/both.ini"
-expect 2 "either --steps or --epochs" train --config "$tmp/both.ini"
+# values from the file are checked as the command line's
+printf '[train]\nfixed-subnet = e100-d1.1-h1.1-f96.96\n' >"$tmp/subnet.ini"
+expect 2 "embed 100 is not one of" train --config "$tmp/subnet.ini"
 
 echo "$((n - fails)) of $n bad inputs refused correctly"
 [ "$fails" -eq 0 ]
