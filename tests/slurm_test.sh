@@ -174,7 +174,6 @@ job_done() { # JOBID: true once the job has ended (any state)
     *) return 1 ;;
     esac
 }
-job_running() { [ "$(job_field "$1" JobState)" = RUNNING ]; }
 lines_at_least() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
 has() { grep -q -e "$2" "$1" 2>/dev/null; }
 
@@ -185,8 +184,10 @@ has() { grep -q -e "$2" "$1" 2>/dev/null; }
 interrupt_and_follow() { # JOBID OUT NAME READY...
     local jid=$1 out=$2 name=$3
     shift 3
-    wait_for 90 job_running "$jid" || fail "$name: job $jid not running: $(job_field "$jid" JobState) $(job_field "$jid" Reason)" "$out"
-    wait_for 90 "$@" || fail "$name: no progress within 90 s" "$out"
+    ready_or_end() { "$@" || job_done "$jid"; }
+    wait_for 90 ready_or_end "$@" ||
+        fail "$name: job $jid made no progress within 90 s: $(job_field "$jid" JobState) $(job_field "$jid" Reason)" "$out"
+    job_done "$jid" && fail "$name: job $jid ended $(job_field "$jid" JobState) before it could be interrupted" "$out"
     say "$name: job $jid running; sending the warning signal (scancel --signal=USR1 --batch)"
     scancel --signal=USR1 --batch "$jid" || fail "scancel --signal=USR1 --batch $jid"
     stop_or_end() { has "$out" "stopped by SIGUSR1" || has "$out" "\[supernest-slurm\] $name: FAILED" || job_done "$jid"; }
