@@ -9,12 +9,14 @@
 #     checkpoint and exits 75, the job is requeued, its next run resumes
 #     from that step and finishes: weights, optimizer moments and losses are
 #     those of the same command run uninterrupted outside SLURM.
+#     A plain scancel (SIGTERM with no warning) saves too, but is not
+#     requeued.
 #  2. pipeline.sh (mpirun this time): the search job waits for training
 #     (--dependency=afterok), starts once training has succeeded, is
 #     interrupted the same way, requeued, continues its saved state and ends
 #     with the archive of an uninterrupted search.
 #
-#   usage: slurm_test.sh SUPERNEST SOURCE_ROOT
+#   usage: slurm_test.sh SUPERNEST SOURCE_ROOT   (KEEP_TMP=1: keep the temporary directory)
 # $small and $SEARCH_OPTS are option lists, split on purpose:
 # shellcheck disable=SC2086
 set -u
@@ -70,7 +72,7 @@ cleanup() {
             kill -KILL "$pid" 2>/dev/null
         fi
     done
-    rm -rf "$tmp"
+    [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
@@ -177,6 +179,16 @@ job_done() { # JOBID: true once the job has ended (any state)
 lines_at_least() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
 has() { grep -q -e "$2" "$1" 2>/dev/null; }
 
+# Waits until READY succeeds while job JOBID runs (OUT: its batch output).
+wait_ready() { # JOBID OUT NAME READY...
+    local jid=$1 out=$2 name=$3
+    shift 3
+    ready_or_end() { "$@" || job_done "$jid"; }
+    wait_for 90 ready_or_end "$@" ||
+        fail "$name: job $jid made no progress within 90 s: $(job_field "$jid" JobState) $(job_field "$jid" Reason)" "$out"
+    ! job_done "$jid" || fail "$name: job $jid ended $(job_field "$jid" JobState) before it could be interrupted" "$out"
+}
+
 # The job JOBID, interrupted by the warning signal once READY succeeds, must
 # stop with its state saved, be requeued, resume and complete.  OUT is its
 # batch output.  Sets stopped_at: supernest's words, "at step N" (train) or
@@ -184,10 +196,7 @@ has() { grep -q -e "$2" "$1" 2>/dev/null; }
 interrupt_and_follow() { # JOBID OUT NAME READY...
     local jid=$1 out=$2 name=$3
     shift 3
-    ready_or_end() { "$@" || job_done "$jid"; }
-    wait_for 90 ready_or_end "$@" ||
-        fail "$name: job $jid made no progress within 90 s: $(job_field "$jid" JobState) $(job_field "$jid" Reason)" "$out"
-    job_done "$jid" && fail "$name: job $jid ended $(job_field "$jid" JobState) before it could be interrupted" "$out"
+    wait_ready "$jid" "$out" "$name" "$@"
     say "$name: job $jid running; sending the warning signal (scancel --signal=USR1 --batch)"
     scancel --signal=USR1 --batch "$jid" || fail "scancel --signal=USR1 --batch $jid"
     stop_or_end() { has "$out" "stopped by SIGUSR1" || has "$out" "\[supernest-slurm\] $name: FAILED" || job_done "$jid"; }
@@ -245,6 +254,23 @@ metrics() { sed 's/,"images_per_s".*//' "$1"; }
         <(diff <(metrics "$tmp/ref/metrics.jsonl") <(metrics "$tmp/run/metrics.jsonl") | head)
 say "ok   train: stopped at step $k by the warning signal, requeued, resumed at step $k, finished;" \
     "$n tensors (weights and AdamW moments) and every step's losses identical to an uninterrupted run"
+
+# ---- 1b. plain scancel: SIGTERM with no warning first -----------------------
+# supernest saves (SIGTERM reaches the ranks too) but the job stays cancelled.
+out=$tmp/cancel.out
+jid=$(RUN_DIR=$tmp/cancel TRAIN_OPTS="--steps $steps $small" LAUNCHER=srun \
+    sbatch --parsable --ntasks=2 --time=10 --signal=B:USR1@10 --output="$out" \
+    "$root/scripts/slurm/train.sbatch") || fail "sbatch train.sbatch"
+wait_ready "$jid" "$out" train lines_at_least "$tmp/cancel/metrics.jsonl" 3
+scancel "$jid" || fail "scancel $jid"
+job_gone() { [ -z "$(squeue -h -j "$1" -o %i 2>/dev/null)" ]; }
+wait_for 60 job_gone "$jid" || fail "cancel: job $jid still in the queue 60 s after scancel" "$out"
+has "$out" "\[supernest-slurm\] train: .*not requeued" || fail "cancel: the batch file did not say 'not requeued'" "$out"
+[ "$(job_field "$jid" JobState)" = CANCELLED ] && [ "$(job_field "$jid" Restarts)" = 0 ] ||
+    fail "cancel: job $jid is $(job_field "$jid" JobState) after $(job_field "$jid" Restarts) restarts" "$out"
+has "$out" "stopped by SIGTERM" && [ -f "$tmp/cancel/checkpoints/latest" ] ||
+    fail "cancel: no checkpoint saved on SIGTERM" "$out"
+say "ok   cancel: a plain scancel (SIGTERM, no warning) saved a checkpoint and was not requeued"
 
 # ---- 2. the pipeline: search after training, interrupted and continued -----
 export RUN_DIR=$tmp/pipe LAUNCHER=mpirun
