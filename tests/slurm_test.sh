@@ -252,6 +252,8 @@ metrics() { sed 's/,"images_per_s".*//' "$1"; }
 [ "$(metrics "$tmp/ref/metrics.jsonl")" = "$(metrics "$tmp/run/metrics.jsonl")" ] ||
     fail "train: metrics.jsonl (steps, losses) differs from the uninterrupted run's" \
         <(diff <(metrics "$tmp/ref/metrics.jsonl") <(metrics "$tmp/run/metrics.jsonl") | head)
+head -c 8 "$tmp/run/plots/loss.png" 2>/dev/null | od -An -c | grep -q 'P   N   G' ||
+    fail "train: the finished job drew no $tmp/run/plots/loss.png" "$out"
 say "ok   train: stopped at step $k by the warning signal, requeued, resumed at step $k, finished;" \
     "$n tensors (weights and AdamW moments) and every step's losses identical to an uninterrupted run"
 

@@ -165,6 +165,8 @@ sn_slurm_run() { # NAME COMMAND...
 
     if [ "$rc" -eq 0 ]; then
         sn_log "$name: finished (exit status 0)"
+        # the batch file's own last step (train: the plots), if it has one
+        if declare -F sn_on_finish >/dev/null; then sn_on_finish; fi
         exit 0
     fi
     if [ "$sn_got_term" = 1 ] && [ "$sn_got_usr1" = 0 ]; then
