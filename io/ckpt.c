@@ -526,6 +526,30 @@ static int read_config(hid_t g, const char *what, sn_file_info *info, char *err,
     return SN_OK;
 }
 
+/* Refuses a space whose weights alone (float32, every tensor of
+ * sn_param_table at its full size) need more bytes than the whole file
+ * has: a few bytes of /config must not make a loader allocate terabytes,
+ * or overflow the table's 64-bit sizes.  Counted in double, which cannot
+ * overflow for int dimensions; the table's alignment padding is left out,
+ * so the count is never above the true need. */
+static int check_space_fits(hid_t f, const char *path, const sn_space *s, char *err,
+                            size_t errlen)
+{
+    const double E = s->embed[s->n_embed - 1], H = s->heads[s->n_heads - 1],
+                 F = s->mlp[s->n_mlp - 1], HD = H * s->head_dim, T = s->n_tokens,
+                 P = s->token_dim, C = s->n_classes;
+    const double block = 2 * E + 3 * HD * E + 3 * HD + E * HD + E + 2 * E + F * E + F + E * F + E;
+    const double floats = E * P + E + T * E + sn_space_max_blocks(s) * block + 2 * E + C * E + C;
+    hsize_t size = 0;
+    if (H5Fget_filesize(f, &size) < 0)
+        return sn_errf(err, errlen, "%s: cannot tell the file's size", path);
+    if (4.0 * floats > (double)size)
+        return sn_errf(err, errlen, "%s: /config describes %.4g parameters (%.4g MB of weights), "
+                                    "more than the whole file (%llu bytes) holds",
+                       path, floats, 4.0 * floats / 1e6, (unsigned long long)size);
+    return SN_OK;
+}
+
 int sn_file_read_config(hid_t f, const char *path, sn_file_info *info, char *err, size_t errlen)
 {
     char what[4096 + 16];
@@ -536,6 +560,7 @@ int sn_file_read_config(hid_t f, const char *path, sn_file_info *info, char *err
     if (g < 0) return sn_errf(err, errlen, "%s: /config is not a readable group", path);
     int rc = read_config(g, what, info, err, errlen);
     H5Gclose(g);
+    if (rc == SN_OK) rc = check_space_fits(f, path, &info->space, err, errlen);
     if (rc != SN_OK || info->is_model) return rc;
 
     snprintf(what, sizeof what, "%s: /train", path);
