@@ -2,14 +2,16 @@
 # Installs what supernest needs on Debian 12 (only the packages missing),
 # then configures and builds it in ./build (release).  Idempotent.
 #   scripts/setup.sh            build dependencies + Fashion-MNIST and fortunes (LM text)
-#   scripts/setup.sh --tests    also what the tests need (PyTorch, numpy)
+#   scripts/setup.sh --tests    also what the tests need (PyTorch, numpy; clang with
+#                               libFuzzer, the sanitizers and OpenMP for scripts/fuzz.sh)
 set -eu
 cd "$(dirname "$0")/.."
 
 pkgs="gcc libc6-dev meson ninja-build pkg-config libblis-dev libopenmpi-dev openmpi-bin
       libhdf5-openmpi-dev hdf5-tools zlib1g-dev libxxhash-dev dataset-fashion-mnist fortunes gnuplot-nox"
 if [ "${1:-}" = "--tests" ]; then
-    pkgs="$pkgs libcmocka-dev python3 python3-torch python3-numpy python3-h5py python3-xxhash"
+    pkgs="$pkgs libcmocka-dev python3 python3-torch python3-numpy python3-h5py python3-xxhash
+          clang libclang-rt-14-dev libomp-14-dev"
 fi
 
 missing=""
