@@ -77,7 +77,9 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Removes all but the newest `keep` dir/ckpt-*.h5 (names sort by step). */
+/* Removes all but the newest `keep` dir/ckpt-*.h5 (names sort by step),
+ * and the ckpt-*.h5.tmp a killed writer left behind (called after a
+ * successful save, when no other write is under way). */
 static void prune(const char *dir, int keep)
 {
     DIR *d = opendir(dir);
@@ -87,6 +89,13 @@ static void prune(const char *dir, int keep)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "ckpt-", 5) == 0 && len > 7 &&
+            strcmp(e->d_name + len - 7, ".h5.tmp") == 0) {
+            char path[PATH_LEN];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+            continue;
+        }
         if (strncmp(e->d_name, "ckpt-", 5) != 0 || len < 8 || strcmp(e->d_name + len - 3, ".h5") != 0)
             continue;
         if (n == cap) {
@@ -316,6 +325,10 @@ static int check_space(const char *dir, double need, char *err, size_t errlen)
     return SN_OK;
 }
 
+static double debug_pause_s;
+
+void sn_ckpt_debug_pause(double seconds) { debug_pause_s = seconds; }
+
 int sn_ckpt_save(MPI_Comm comm, const char *dir, const sn_model *m, const sn_adamw *opt,
                  const sn_train_state *ts, const sn_file_info *info, int keep,
                  const int *owner, char *path, size_t pathlen, char *err, size_t errlen)
@@ -340,6 +353,11 @@ int sn_ckpt_save(MPI_Comm comm, const char *dir, const sn_model *m, const sn_ada
                     errlen);
     free(w);
     rc = agree(comm, rc, err, errlen);
+    if (rc == SN_OK && debug_pause_s > 0) {
+        struct timespec ts_pause = {(time_t)debug_pause_s,
+                                    (long)((debug_pause_s - (double)(time_t)debug_pause_s) * 1e9)};
+        nanosleep(&ts_pause, NULL);
+    }
     if (rank == 0) {
         if (rc == SN_OK) rc = sn_file_commit(tmp, final, err, errlen);
         if (rc == SN_OK) rc = write_latest(dir, name, err, errlen);
@@ -435,7 +453,8 @@ int sn_file_read_header(hid_t f, const char *path, sn_file_info *info, char *err
                                     "with: supernest latency-table --table %s)", path, path);
     else if (strcmp(fmt, "supernest-search") == 0)
         return sn_errf(err, errlen, "%s: a search state, not a checkpoint or model (its front "
-                                    "is pareto.csv beside it; continue it with search --resume)",
+                                    "is pareto.csv beside it; the search that wrote it, run again, "
+                                    "continues it)",
                        path);
     else
         return sn_errf(err, errlen, "%s: format '%s' is not a supernest file (expected "

@@ -55,6 +55,10 @@ int sn_ckpt_save(MPI_Comm comm, const char *dir, const sn_model *m, const sn_ada
                  const sn_train_state *ts, const sn_file_info *info, int keep,
                  const int *owner, char *path, size_t pathlen, char *err, size_t errlen);
 
+/* Tests: sn_ckpt_save waits this long between writing the temporary file
+ * and renaming it (the window a crash must not harm); 0: off. */
+void sn_ckpt_debug_pause(double seconds);
+
 /* Resolves what a user passed as a checkpoint: a file; a directory with a
  * `latest` pointer; or a run directory whose checkpoints/ has one. */
 int sn_ckpt_resolve(const char *arg, char *path, size_t len, char *err, size_t errlen);

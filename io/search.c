@@ -68,6 +68,7 @@ static int write_state(hid_t f, const sn_search_state *st, char *err, size_t err
     if (rc == SN_OK) rc = sn_h5_attr_str(g, "objectives", st->objectives, err, errlen);
     if (rc == SN_OK) rc = sn_h5_attr_str(g, "checkpoint", st->checkpoint, err, errlen);
     if (rc == SN_OK) rc = sn_h5_attr_str(g, "value_names", st->value_names, err, errlen);
+    if (rc == SN_OK) rc = sn_h5_attr_str(g, "options", st->options, err, errlen);
     hsize_t n = (hsize_t)st->n, nv[2] = {(hsize_t)st->n, (hsize_t)st->n_values};
     hid_t str = H5Tcopy(H5T_C_S1);
     if (str < 0 || H5Tset_size(str, SN_SUBNET_STRLEN) < 0) rc = sn_errf(err, errlen, "HDF5 string type");
@@ -136,7 +137,9 @@ int sn_search_load(const char *path, sn_search_state *st, char *err, size_t errl
          sn_h5_get_str(g, "objectives", st->objectives, sizeof st->objectives, what, err, errlen) ||
          sn_h5_get_str(g, "checkpoint", st->checkpoint, sizeof st->checkpoint, what, err, errlen) ||
          sn_h5_get_str(g, "value_names", st->value_names, sizeof st->value_names, what, err,
-                       errlen)))
+                       errlen) ||
+         (sn_h5_has(g, "options") &&
+          sn_h5_get_str(g, "options", st->options, sizeof st->options, what, err, errlen))))
         rc = SN_ERR;
     st->iteration = (int)it;
     st->seed = (uint64_t)seed;

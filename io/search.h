@@ -1,7 +1,9 @@
 /* search.h: the state of a search (io/FORMAT.md, "Search files"): every
  * evaluated sub-network with its measured values, written atomically after
- * each iteration so that `supernest search --resume` continues an
- * interrupted search. */
+ * each iteration and when a signal stops the search, so that running
+ * `supernest search` again continues it.  Sub-networks of iteration
+ * `iteration + 1` are the finished evaluations of an iteration that a
+ * signal interrupted. */
 #ifndef SN_IO_SEARCH_H
 #define SN_IO_SEARCH_H
 
@@ -13,10 +15,12 @@
 #define SN_SEARCH_MAX_VALUES 8
 
 typedef struct sn_search_state {
-    int iteration;              /* iterations done; 0 = the initial population */
+    int iteration;              /* iterations done; 0 = the initial population, -1: not even that */
     uint64_t seed;
     char objectives[256];       /* as given, e.g. "acc,latency" */
     char checkpoint[4096];      /* the supernet searched */
+    char options[2048];         /* the options that shape the results, one `name = value`
+                                   per line ("" in files older than this field) */
     int n_values;               /* measured values per sub-network */
     char value_names[256];      /* comma-separated names of the values */
     int n;                      /* evaluated sub-networks */

@@ -33,6 +33,9 @@ int sn_dist_init(sn_dist *d, const sn_grid *g, sn_trainer *t, const sn_dist_opts
     memset(d, 0, sizeof *d);
     d->g = g;
     d->t = t;
+    d->skips_left = o->skip_nonfinite;
+    d->debug_nan_step = o->debug_nan_step;
+    d->debug_nan_rank = o->debug_nan_rank;
     const sn_model *m = t->model;
     const sn_space *s = &m->space;
     const bool lm = s->task == SN_TASK_LM;
@@ -225,13 +228,22 @@ int sn_dist_step(sn_dist *d, const void *input, const int32_t *labels, sn_step_s
     d->c.reduce_wait_s += MPI_Wtime() - tr;
     const int n = st->n_members;
     sums[n] = (double)(sn_gemm_flops() - flops0);
+    if (t->step + 1 == d->debug_nan_step && d->g->rank == d->debug_nan_rank) sums[0] = NAN;
     /* each stage's norm counted once: by its data rank 0, sequence rank 0 */
     if (d->g->d == 0 && d->g->s == 0) sums[n + 1] = sn_grad_sumsq(t->o.threads, m, d->p_lo, d->p_hi);
     SN_MPI(MPI_Allreduce(MPI_IN_PLACE, sums, n + 2, MPI_DOUBLE, MPI_SUM, d->g->world));
     for (int k = 0; k < n; k++) st->loss[k] = (float)(sums[k] / (double)d->rows_global);
     st->flops = (uint64_t)sums[n];
     st->grad_norm = sqrt(sums[n + 1]);
-    if (sn_step_check(st, t->step, err, errlen) != SN_OK) return SN_ERR;
+    if (sn_step_check(st, t->step + 1, err, errlen) != SN_OK) {
+        if (d->skips_left == 0) return SN_ERR;
+        d->skips_left--;
+        st->skipped = true;
+        st->lr = sn_lr_at(&t->o.adamw, t->step);
+        t->step++;
+        d->c.step_s += MPI_Wtime() - t0;
+        return SN_OK;
+    }
     sn_step_apply(t, st, d->t_lo, d->t_hi);
     d->c.reduce_bytes = d->red.bytes;
     d->c.step_s += MPI_Wtime() - t0;

@@ -42,6 +42,9 @@ typedef struct sn_dist_opts {
     int64_t batch;              /* B: sequences per step over all data ranks */
     sn_ring_variant ring;       /* the ring attention variant (S > 1) */
     size_t bucket_bytes;        /* smallest gradient all-reduce bucket */
+    int skip_nonfinite;         /* steps with a non-finite loss to skip before failing */
+    int64_t debug_nan_step;     /* tests: at this step (1-based; 0: never) ... */
+    int debug_nan_rank;         /* ... this world rank's loss becomes NaN */
 } sn_dist_opts;
 
 /* Time and traffic of the steps so far (this rank). */
@@ -73,6 +76,9 @@ typedef struct sn_dist {
     sn_reducer red;
     sn_attn_engine *ring;       /* owned; NULL for images on one sequence rank */
     sn_dist_counters c;
+    int skips_left;             /* of skip_nonfinite */
+    int64_t debug_nan_step;
+    int debug_nan_rank;
 } sn_dist;
 
 /* Sets up this rank's part of the step for trainer t (created with
@@ -88,7 +94,9 @@ void sn_dist_free(sn_dist *d);
  * (b_local, tl) next bytes.  Other ranks may pass NULL.  st is filled
  * identically on every rank.  SN_ERR (same message on every rank) if a
  * loss or the gradient norm is not finite; the weights are then
- * untouched. */
+ * untouched.  While skip_nonfinite allows, such a step is skipped instead:
+ * SN_OK with st->skipped set, the message in err, no update, the step
+ * counted (the next step samples and reads on as usual). */
 int sn_dist_step(sn_dist *d, const void *input, const int32_t *labels, sn_step_stats *st,
                  char *err, size_t errlen);
 

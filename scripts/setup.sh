@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 pkgs="gcc libc6-dev meson ninja-build pkg-config libblis-dev libopenmpi-dev openmpi-bin
-      libhdf5-openmpi-dev hdf5-tools zlib1g-dev libxxhash-dev dataset-fashion-mnist fortunes gnuplot-nox"
+      libhdf5-openmpi-dev hdf5-tools zlib1g-dev libxxhash-dev libinih-dev dataset-fashion-mnist fortunes gnuplot-nox"
 if [ "${1:-}" = "--tests" ]; then
     pkgs="$pkgs libcmocka-dev python3 python3-torch python3-numpy python3-h5py python3-xxhash
           clang libclang-rt-14-dev libomp-14-dev"

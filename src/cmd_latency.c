@@ -91,7 +91,7 @@ static int check_options(const lat_args *a, sn_opt *opts, char *err, size_t errl
     if (a->checkpoint && space_flag)
         return sn_errf(err, errlen, "--checkpoint brings its own search space: --%s does not "
                                     "go with it", which);
-    if (sn_cli_find(opts, "seq-len")->seen && strcmp(a->task, "lm") != 0)
+    if (sn_cli_find(opts, "seq-len")->seen == SN_SEEN_ARGV && strcmp(a->task, "lm") != 0)
         return sn_errf(err, errlen, "--seq-len is for --task lm");
     if (!a->output) return sn_errf(err, errlen, "-o FILE (where to write the table) is required");
     return SN_OK;

@@ -9,12 +9,20 @@
  * to all evaluations so far (src/predictor), runs NSGA-II (src/search) for
  * many generations on predicted objectives, and sends only the most
  * promising new candidates for real evaluation.  Parameters and MACs are
- * exact.  The archive is saved after every iteration (io/search), so
- * --resume continues an interrupted search.  At the end: pareto.csv, a
- * plot (gnuplot), the front re-evaluated on the test split, and a summary.
+ * exact.  The archive is saved after every iteration (io/search), and
+ * running the same command again continues an interrupted search.
+ * SIGUSR1, SIGTERM or SIGINT on any rank (src/stop.h; main installs the
+ * handlers before MPI starts) stops the search once the evaluations under
+ * way are in: the results so far are saved, those of the unfinished
+ * iteration included, and every rank exits with SN_EXIT_STOPPED.  At the
+ * end: pareto.csv, a plot (gnuplot), the front re-evaluated on the test
+ * split, and a summary.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +48,14 @@
 #include "src/predictor.h"
 #include "src/rng.h"
 #include "src/search.h"
+#include "src/stop.h"
 #include "src/tensor.h"
 #include "src/util.h"
 
 enum { STREAM_SEARCH = 0x5ea7 };
+
+/* The images evaluated when --data is not given. */
+#define DEFAULT_IMAGES "/usr/share/datasets/fashion-mnist"
 
 /* What an evaluator measures of each candidate (io/search "values"). */
 enum { V_ACC, V_LOSS, V_LATENCY, N_VALUES };
@@ -56,6 +68,7 @@ typedef struct search_args {
     const char *checkpoint, *objectives, *out, *data, *blis_arch, *latency_table;
     int64_t iterations, init, per_iter, population, generations, eval_size, latency_batch;
     int64_t latency_reps, latency_threads, threads, seed, top, debug_fail_rank, pp, sp;
+    int64_t debug_stop_after;
     double mutation, max_latency, max_params, max_macs;
     bool resume, quiet;
 } search_args;
@@ -63,8 +76,15 @@ typedef struct search_args {
 static const char *USAGE =
     "supernest search --checkpoint FILE|DIR [--objectives acc,latency] [--iterations N]\n"
     "                        [--max-latency-ms X] [--max-params N] [--max-macs N] [--out DIR]\n"
-    "                        [--resume] [options]\n"
+    "                        [options]   (run again: continues the search in --out)\n"
     "       mpirun -np N supernest search ...   (rank 0 coordinates, the others evaluate)";
+
+/* The evaluated sub-networks: st as saved (io/search), nets parsed. */
+typedef struct archive {
+    sn_search_state st;
+    sn_subnet *nets;            /* (st.n) parsed */
+    int cap;
+} archive;
 
 typedef struct search_ctx {
     search_args *a;
@@ -101,10 +121,24 @@ typedef struct search_ctx {
     void *g_input;                  /* this rank's tokens of one group batch */
     int32_t *g_labels;
     int64_t *g_ids;
+    int evaluated;                  /* candidates this rank has evaluated */
+    /* the coordinator's state (rank 0) */
+    archive ar;                     /* the finished iterations */
+    archive part;                   /* a stopped iteration's finished evaluations */
+    bool resumed;                   /* ar and part come from --out's search.h5 */
 } search_ctx;
+
+static void archive_free(archive *ar)
+{
+    free(ar->nets);
+    sn_search_free(&ar->st);
+    memset(ar, 0, sizeof *ar);
+}
 
 static void ctx_free(search_ctx *c)
 {
+    archive_free(&c->ar);
+    archive_free(&c->part);
     if (c->dist_up) sn_dist_free(&c->dist);
     if (c->tr_up) sn_trainer_free(&c->tr);
     if (c->grid_up) sn_grid_free(&c->grid);
@@ -188,7 +222,7 @@ static int setup_eval(search_ctx *c, char *err, size_t errlen)
         const char *data = a->data ? a->data : SN_TEXT_DEFAULT_PATH;
         return sn_text_load(data, T, &c->text, err, errlen);
     }
-    const char *data = a->data ? a->data : "/usr/share/datasets/fashion-mnist";
+    const char *data = a->data ? a->data : DEFAULT_IMAGES;
     if (c->info->val_size <= 0)
         return sn_errf(err, errlen, "%s records no validation split; search evaluates on it "
                                     "and never on the test split", c->path);
@@ -303,6 +337,7 @@ static int eval_candidate(void *ctx, const sn_subnet *net, double *v, char *err,
     search_ctx *c = ctx;
     if (c->a->debug_fail_rank == c->mpi->rank)
         return sn_errf(err, errlen, "injected failure (--debug-fail-rank %d)", c->mpi->rank);
+    if (++c->evaluated == c->a->debug_stop_after) sn_stop_raise(SIGUSR1);
     sn_eval_result r;
     if (c->dist_up) {
         sn_coord_group_send(c->co, net, 0);
@@ -383,12 +418,6 @@ static const char *obj_name(obj_kind k, bool lm)
 }
 
 /* ---- the archive ------------------------------------------------------------ */
-
-typedef struct archive {
-    sn_search_state st;
-    sn_subnet *nets;            /* (st.n) parsed */
-    int cap;
-} archive;
 
 static int archive_add(archive *ar, const sn_subnet *net, const double *v, int iteration,
                        char *err, size_t errlen)
@@ -760,68 +789,235 @@ out:
 
 /* ---- the coordinator --------------------------------------------------------- */
 
+static void state_path(const search_ctx *c, char *path, size_t len)
+{
+    snprintf(path, len, "%s/search.h5", c->a->out);
+}
+
 static int save_state(const search_ctx *c, const archive *ar, char *err, size_t errlen)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/search.h5", c->a->out);
+    state_path(c, path, sizeof path);
     return sn_search_save(path, &ar->st, err, errlen);
 }
 
-/* Loads --out's state for --resume, or refuses to overwrite one. */
-static int open_state(search_ctx *c, archive *ar, char *err, size_t errlen)
+/* One option that shapes a search's results, formatted ("": not in use).
+ * A search continues only with the same (io/search "options").  Not among
+ * them: --iterations (a finished search continues with more), --top, and
+ * what only changes who computes (--threads, --pp, --sp, --blis-arch). */
+typedef struct shaping_option {
+    const char *name;
+    char value[1024];
+} shaping_option;
+
+enum { N_SHAPING = 14 };
+
+static void shaping(shaping_option *o, const char *name, bool used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void shaping(shaping_option *o, const char *name, bool used, const char *fmt, ...)
+{
+    o->name = name;
+    o->value[0] = '\0';
+    if (!used) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->value, sizeof o->value, fmt, ap);
+    va_end(ap);
+}
+
+/* This command's shaping options, always in this order. */
+static void shaping_options(const search_ctx *c, shaping_option o[N_SHAPING])
+{
+    const search_args *a = c->a;
+    const bool timed = c->need_latency && !a->latency_table;
+    int n = 0;
+    shaping(&o[n++], "init", true, "%lld", (long long)a->init);
+    shaping(&o[n++], "per-iter", true, "%lld", (long long)a->per_iter);
+    shaping(&o[n++], "population", true, "%lld", (long long)a->population);
+    shaping(&o[n++], "generations", true, "%lld", (long long)a->generations);
+    shaping(&o[n++], "mutation", true, "%.15g", a->mutation);
+    shaping(&o[n++], "eval-size", true, "%lld", (long long)a->eval_size);
+    shaping(&o[n++], "max-latency-ms", true, "%.15g", a->max_latency);
+    shaping(&o[n++], "max-params", true, "%.15g", a->max_params);
+    shaping(&o[n++], "max-macs", true, "%.15g", a->max_macs);
+    shaping(&o[n++], "data", true, "%s",
+            a->data ? a->data : c->lm ? SN_TEXT_DEFAULT_PATH : DEFAULT_IMAGES);
+    shaping(&o[n++], "latency-table", c->need_latency && a->latency_table, "%s",
+            a->latency_table ? a->latency_table : "");
+    shaping(&o[n++], "latency-batch", timed, "%lld", (long long)a->latency_batch);
+    shaping(&o[n++], "latency-reps", timed, "%lld", (long long)a->latency_reps);
+    shaping(&o[n++], "latency-threads", timed, "%lld", (long long)a->latency_threads);
+    SN_CHECK(n == N_SHAPING);
+}
+
+/* The shaping options as saved: one `name = value` per line, those not in
+ * use left out. */
+static void search_options(const search_ctx *c, char *out, size_t len)
+{
+    shaping_option o[N_SHAPING];
+    shaping_options(c, o);
+    size_t at = 0;
+    out[0] = '\0';
+    for (int i = 0; i < N_SHAPING && at < len; i++)
+        if (o[i].value[0])
+            at += (size_t)snprintf(out + at, len - at, "%s = %s\n", o[i].name, o[i].value);
+}
+
+/* The value of option name in a list of search_options ("": absent). */
+static void option_in(const char *list, const char *name, char *v, size_t len)
+{
+    const size_t k = strlen(name);
+    v[0] = '\0';
+    for (const char *l = list; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        if (strncmp(l, name, k) != 0 || strncmp(l + k, " = ", 3) != 0) continue;
+        const char *s = l + k + 3, *e = strchr(s, '\n');
+        snprintf(v, len, "%.*s", (int)(e ? e - s : (ptrdiff_t)strlen(s)), s);
+        return;
+    }
+}
+
+/* "--name value", or "no --name" for an option not used. */
+static void option_words(const char *name, const char *v, char *out, size_t len)
+{
+    if (v[0]) snprintf(out, len, "--%s %s", name, v);
+    else snprintf(out, len, "no --%s", name);
+}
+
+/* Describes in what the first shaping option where the saved search's
+ * list differs from this command: "--per-iter 4 (this command: --per-iter
+ * 8)".  False if none does. */
+static bool options_differ(const search_ctx *c, const char *saved, char *what, size_t len)
+{
+    shaping_option o[N_SHAPING];
+    shaping_options(c, o);
+    for (int i = 0; i < N_SHAPING; i++) {
+        char was[1024], w1[1100], w2[1100];
+        option_in(saved, o[i].name, was, sizeof was);
+        if (strcmp(was, o[i].value) == 0) continue;
+        option_words(o[i].name, was, w1, sizeof w1);
+        option_words(o[i].name, o[i].value, w2, sizeof w2);
+        snprintf(what, len, "%.540s (this command: %.540s)", w1, w2);
+        return true;
+    }
+    return false;
+}
+
+/* Paths of the same file (as given when either cannot be resolved). */
+static bool same_file(const char *a, const char *b)
+{
+    char ra[PATH_MAX], rb[PATH_MAX];
+    if (realpath(a, ra) && realpath(b, rb)) return strcmp(ra, rb) == 0;
+    return strcmp(a, b) == 0;
+}
+
+/* Rank 0: reads --out's search state, if there is one, into c->ar (the
+ * finished iterations) and c->part (the evaluations a signal left of the
+ * next one); otherwise sets up an empty state.  A state of another
+ * search (checkpoint, objectives, seed or the options of search_options)
+ * is refused.  Returns the exit status (SN_EXIT_OK: go on). */
+static int open_state(search_ctx *c, char *err, size_t errlen)
 {
     const search_args *a = c->a;
     char path[4200];
-    snprintf(path, sizeof path, "%s/search.h5", a->out);
+    state_path(c, path, sizeof path);
     struct stat sb;
     const bool exists = stat(path, &sb) == 0;
+    archive *ar = &c->ar, *part = &c->part;
     ar->st = (sn_search_state){.iteration = -1, .seed = (uint64_t)a->seed, .n_values = N_VALUES};
     snprintf(ar->st.objectives, sizeof ar->st.objectives, "%s", a->objectives);
     snprintf(ar->st.checkpoint, sizeof ar->st.checkpoint, "%s", c->path);
     snprintf(ar->st.value_names, sizeof ar->st.value_names, "%s", VALUE_NAMES);
-    if (!a->resume) {
-        if (exists)
-            return sn_errf(err, errlen, "%s exists: continue that search with --resume, or give "
-                                        "another --out", path);
-        return SN_OK;
+    search_options(c, ar->st.options, sizeof ar->st.options);
+    part->st = ar->st;
+    if (!exists) {
+        if (!a->resume) return SN_EXIT_OK;
+        sn_errf(err, errlen, "--resume: %s: no search state to continue", path);
+        return SN_EXIT_USAGE;
     }
-    if (!exists) return sn_errf(err, errlen, "--resume: %s: no search state to continue", path);
     sn_search_state st;
-    if (sn_search_load(path, &st, err, errlen) != SN_OK) return SN_ERR;
-    int rc = SN_OK;
-    if (strcmp(st.objectives, a->objectives) != 0 || st.seed != (uint64_t)a->seed)
-        rc = sn_errf(err, errlen, "%s searched --objectives %s with --seed %llu; resume with the "
-                                  "same", path, st.objectives, (unsigned long long)st.seed);
-    else if (st.n_values != N_VALUES || strcmp(st.value_names, VALUE_NAMES) != 0)
-        rc = sn_errf(err, errlen, "%s holds values %s, this version measures %s", path,
-                     st.value_names, VALUE_NAMES);
-    for (int i = 0; rc == SN_OK && i < st.n; i++) {
-        sn_subnet net;
-        if (sn_subnet_parse(&c->model->space, st.nets + (size_t)i * SN_SUBNET_STRLEN, &net, err,
-                            errlen) != SN_OK)
-            rc = SN_ERR;
-        else
-            rc = archive_add(ar, &net, st.values + (size_t)i * N_VALUES, st.iter[i], err, errlen);
+    if (sn_search_load(path, &st, err, errlen) != SN_OK) return SN_EXIT_FAILURE;
+    char what[1200] = "";
+    if (!same_file(st.checkpoint, c->path))
+        snprintf(what, sizeof what, "--checkpoint %.540s (this command: %.540s)", st.checkpoint,
+                 c->path);
+    else if (strcmp(st.objectives, a->objectives) != 0)
+        snprintf(what, sizeof what, "--objectives %s (this command: --objectives %s)",
+                 st.objectives, a->objectives);
+    else if (st.seed != (uint64_t)a->seed)
+        snprintf(what, sizeof what, "--seed %llu (this command: --seed %lld)",
+                 (unsigned long long)st.seed, (long long)a->seed);
+    else if (st.options[0]) /* files older than the options record none */
+        options_differ(c, st.options, what, sizeof what);
+    int code = SN_EXIT_OK;
+    if (what[0]) {
+        sn_errf(err, errlen, "%s holds a search with %s: give another --out for a new search, "
+                             "or the same options to continue that one", path, what);
+        code = SN_EXIT_USAGE;
+    } else if (st.n_values != N_VALUES || strcmp(st.value_names, VALUE_NAMES) != 0) {
+        sn_errf(err, errlen, "%s holds values %s, this version measures %s", path,
+                st.value_names, VALUE_NAMES);
+        code = SN_EXIT_USAGE;
     }
-    ar->st.iteration = st.iteration;
+    for (int i = 0; code == SN_EXIT_OK && i < st.n; i++) {
+        const int it = st.iter[i];
+        sn_subnet net;
+        if (it > st.iteration + 1) {
+            sn_errf(err, errlen, "%s: sub-network %d is of iteration %d, but only %d iterations "
+                                 "are done (a damaged file)", path, i, it, st.iteration);
+            code = SN_EXIT_FAILURE;
+        } else if (sn_subnet_parse(&c->model->space, st.nets + (size_t)i * SN_SUBNET_STRLEN,
+                                   &net, err, errlen) != SN_OK ||
+                   archive_add(it <= st.iteration ? ar : part, &net,
+                               st.values + (size_t)i * N_VALUES, it, err, errlen) != SN_OK) {
+            code = SN_EXIT_FAILURE;
+        }
+    }
+    ar->st.iteration = part->st.iteration = st.iteration;
     sn_search_free(&st);
-    if (rc == SN_OK)
-        printf("resuming %s: %d sub-networks evaluated, %d iterations done\n", path, ar->st.n,
-               ar->st.iteration);
-    return rc;
+    c->resumed = code == SN_EXIT_OK;
+    return code;
 }
 
-/* Evaluates nets (n) for real, adds them to the archive as iteration it,
- * and saves the state. */
-static int evaluate_batch(search_ctx *c, sn_coord *co, archive *ar, const sn_subnet *nets, int n,
-                          int it, double *values, char *err, size_t errlen)
+/* Evaluates nets (n) for real as iteration it, taking the results of the
+ * ones a stopped run evaluated already from c->part; adds them to the
+ * archive in candidate order (then any of c->part's that are not among
+ * nets: no evaluation is dropped) and saves the state.  SN_COORD_STOPPED
+ * when a signal stopped it first: what was evaluated is saved as part of
+ * iteration it, the state still counting it - 1 iterations done. */
+static int evaluate_batch(search_ctx *c, sn_coord *co, const sn_subnet *nets, int n, int it,
+                          double *values, bool *done, char *err, size_t errlen)
 {
-    if (sn_coord_evaluate(co, nets, n, values, err, errlen) != SN_OK) return SN_ERR;
-    for (int i = 0; i < n; i++)
-        if (archive_add(ar, &nets[i], values + (size_t)i * N_VALUES, it, err, errlen) != SN_OK)
-            return SN_ERR;
-    ar->st.iteration = it;
-    return save_state(c, ar, err, errlen);
+    archive *ar = &c->ar, *part = &c->part;
+    bool *used = calloc((size_t)part->st.n + 1, sizeof *used);
+    if (!used) return sn_errf(err, errlen, "out of memory");
+    for (int i = 0; i < n; i++) {
+        done[i] = false;
+        for (int j = 0; j < part->st.n && !done[i]; j++) {
+            if (used[j] || !sn_subnet_equal(&part->nets[j], &nets[i])) continue;
+            memcpy(values + (size_t)i * N_VALUES, part->st.values + (size_t)j * N_VALUES,
+                   N_VALUES * sizeof(double));
+            done[i] = used[j] = true;
+        }
+    }
+    int rc = sn_coord_evaluate(co, nets, n, values, done, err, errlen);
+    for (int i = 0; rc != SN_ERR && i < n; i++)
+        if (done[i] && archive_add(ar, &nets[i], values + (size_t)i * N_VALUES, it, err,
+                                   errlen) != SN_OK)
+            rc = SN_ERR;
+    for (int j = 0; rc != SN_ERR && j < part->st.n; j++)
+        if (!used[j] && archive_add(ar, &part->nets[j], part->st.values + (size_t)j * N_VALUES,
+                                    it, err, errlen) != SN_OK)
+            rc = SN_ERR;
+    free(used);
+    free(part->nets);
+    part->nets = NULL;
+    part->cap = 0;
+    sn_search_free(&part->st);
+    if (rc == SN_ERR) return SN_ERR;
+    ar->st.iteration = rc == SN_OK ? it : it - 1;
+    if (save_state(c, ar, err, errlen) != SN_OK) return SN_ERR;
+    return rc;
 }
 
 /* The initial population: the largest, the smallest, then random ones. */
@@ -844,54 +1040,88 @@ static int initial_population(const search_ctx *c, sn_subnet *nets, int want)
     return n;
 }
 
+/* The line of a search a signal stopped during iteration it (its state
+ * saved); returns SN_COORD_STOPPED. */
+static int report_stop(const search_ctx *c, sn_coord *co, int it)
+{
+    int rank;
+    const int sig = sn_coord_stop_signal(co, &rank);
+    char on[32] = "";
+    if (rank > 0) snprintf(on, sizeof on, " on rank %d", rank);
+    fflush(stdout);
+    fprintf(stderr, "supernest search: stopped by %s%s after %d evaluations (iteration %d); "
+                    "state saved in %s/search.h5; run the same command to continue\n",
+            sn_stop_name(sig), on, c->ar.st.n, it, c->a->out);
+    return SN_COORD_STOPPED;
+}
+
+/* Rank 0: the search.  SN_OK, SN_ERR, or SN_COORD_STOPPED (reported). */
 static int coordinate(search_ctx *c, sn_coord *co, char *err, size_t errlen)
 {
     search_args *a = c->a;
+    archive *ar = &c->ar;
     const int m = c->n_obj;
-    archive ar = {0};
     predictors pr = {0};
     const int batch = (int)(a->init > a->per_iter ? a->init : a->per_iter);
     sn_subnet *nets = malloc((size_t)batch * sizeof *nets);
     double *values = malloc((size_t)batch * N_VALUES * sizeof *values);
     double *pred = malloc((size_t)batch * m * sizeof *pred);
+    bool *done = malloc((size_t)batch * sizeof *done);
     FILE *log = NULL;
     int rc = SN_ERR;
-    if (!nets || !values || !pred) {
+    if (!nets || !values || !pred || !done) {
         sn_errf(err, errlen, "out of memory");
         goto out;
     }
-    if (sn_mkdirs(a->out, err, errlen) != SN_OK || open_state(c, &ar, err, errlen) != SN_OK)
+    if (sn_mkdirs(a->out, err, errlen) != SN_OK) goto out;
+    if (!(log = sn_run_open(a->out, "search.jsonl", c->resumed ? "a" : "w", err, errlen)))
         goto out;
-    if (!(log = sn_run_open(a->out, "search.jsonl", a->resume ? "a" : "w", err, errlen))) goto out;
+    if (c->resumed && ar->st.iteration >= a->iterations && c->part.st.n == 0)
+        printf("search in %s/search.h5 is complete (%d iteration%s, %d evaluated): writing its "
+               "outputs again\n", a->out, ar->st.iteration, ar->st.iteration == 1 ? "" : "s",
+               ar->st.n);
+    else if (c->resumed)
+        printf("resuming search from %s/search.h5 at iteration %d (%d evaluated)\n", a->out,
+               ar->st.iteration + 1, ar->st.n + c->part.st.n);
+    fflush(stdout);
     const double t0 = sn_now();
-    if (ar.st.iteration < 0) {
+    const bool first = ar->st.iteration < 0;
+    if (first) {
         int n = initial_population(c, nets, (int)a->init);
         printf("iteration 0: evaluating %d sub-networks (the largest, the smallest, random)\n", n);
         fflush(stdout);
-        if (evaluate_batch(c, co, &ar, nets, n, 0, values, err, errlen) != SN_OK) goto out;
+        int r = evaluate_batch(c, co, nets, n, 0, values, done, err, errlen);
+        if (r == SN_COORD_STOPPED) rc = report_stop(c, co, 0);
+        if (r != SN_OK) goto out;
     }
     double ref[MAX_OBJ];
-    reference_point(c, &ar, ref);
-    if (!a->resume || ar.st.iteration == 0) {
-        double hv = archive_hv(c, &ar, ref);
-        printf("iteration 0: %d evaluated, hypervolume %.6g (%.1f s)\n", ar.st.n, hv, sn_now() - t0);
-        fprintf(log, "{\"iteration\":0,\"evaluated\":%d,\"hypervolume\":%.9g}\n", ar.st.n, hv);
+    reference_point(c, ar, ref);
+    if (first) {
+        double hv = archive_hv(c, ar, ref);
+        printf("iteration 0: %d evaluated, hypervolume %.6g (%.1f s)\n", ar->st.n, hv, sn_now() - t0);
+        fprintf(log, "{\"iteration\":0,\"evaluated\":%d,\"hypervolume\":%.9g}\n", ar->st.n, hv);
         fflush(log);
     }
-    for (int it = ar.st.iteration + 1; it <= a->iterations; it++) {
-        if (fit_predictors(c, &ar, &pr, err, errlen) != SN_OK) goto out;
-        int n = propose(c, &ar, &pr, it, nets, pred, (int)a->per_iter, err, errlen);
+    for (int it = ar->st.iteration + 1; it <= a->iterations; it++) {
+        if (sn_coord_stop_signal(co, NULL)) {
+            rc = report_stop(c, co, it);
+            goto out;
+        }
+        if (fit_predictors(c, ar, &pr, err, errlen) != SN_OK) goto out;
+        int n = propose(c, ar, &pr, it, nets, pred, (int)a->per_iter, err, errlen);
         if (n < 0) goto out;
-        if (n == 0) {
+        if (n == 0 && c->part.st.n == 0) {
             printf("iteration %d: no new sub-networks left to propose; stopping\n", it);
             break;
         }
-        if (evaluate_batch(c, co, &ar, nets, n, it, values, err, errlen) != SN_OK) goto out;
+        int r = evaluate_batch(c, co, nets, n, it, values, done, err, errlen);
+        if (r == SN_COORD_STOPPED) rc = report_stop(c, co, it);
+        if (r != SN_OK) goto out;
         /* predictor quality on evaluations it was not fit on */
-        fprintf(log, "{\"iteration\":%d,\"evaluated\":%d", it, ar.st.n);
-        printf("iteration %d: %d evaluated", it, ar.st.n);
+        fprintf(log, "{\"iteration\":%d,\"evaluated\":%d", it, ar->st.n);
+        printf("iteration %d: %d evaluated", it, ar->st.n);
         double *pj = malloc((size_t)n * sizeof *pj), *tj = malloc((size_t)n * sizeof *tj);
-        for (int j = 0; pj && tj && j < m; j++) {
+        for (int j = 0; n > 0 && pj && tj && j < m; j++) {
             if (c->obj[j] == OBJ_PARAMS || c->obj[j] == OBJ_MACS) continue;
             for (int i = 0; i < n; i++) {
                 pj[i] = natural(c, j, pred[(size_t)i * m + j]);
@@ -905,25 +1135,25 @@ static int coordinate(search_ctx *c, sn_coord *co, char *err, size_t errlen)
         }
         free(pj);
         free(tj);
-        double hv = archive_hv(c, &ar, ref);
+        double hv = archive_hv(c, ar, ref);
         printf(", hypervolume %.6g (%.1f s)\n", hv, sn_now() - t0);
         fprintf(log, ",\"hypervolume\":%.9g,\"elapsed_s\":%.3f}\n", hv, sn_now() - t0);
         fflush(log);
         fflush(stdout);
     }
-    sn_coord_stop(co, 0);
+    /* the search is done: a signal from here on no longer stops it */
+    sn_coord_stop(co, SN_COORD_END_DONE);
     FILE *lf = log;
     log = NULL;
     if (sn_run_close(lf, "search.jsonl", err, errlen) != SN_OK) goto out;
-    rc = write_outputs(c, &ar, err, errlen);
+    rc = write_outputs(c, ar, err, errlen);
 out:
     if (log) fclose(log);
     predictors_free(&pr);
-    free(ar.nets);
-    sn_search_free(&ar.st);
     free(nets);
     free(values);
     free(pred);
+    free(done);
     return rc;
 }
 
@@ -977,9 +1207,15 @@ static int run(search_ctx *c, int *code, char *err, size_t errlen)
             return SN_ERR;
         }
     }
+    /* a search state in --out: continued, unless it is another search's */
+    int st = c->mpi->rank == 0 ? open_state(c, err, errlen) : SN_EXIT_OK;
+    if (sn_mpi_agree(&st, err, errlen) != SN_OK) {
+        *code = st;
+        return SN_ERR;
+    }
     const int k = (int)(a->pp * a->sp);
     sn_coord co;
-    sn_coord_init(&co, &c->model->space, N_VALUES, k, eval_candidate, c);
+    sn_coord_init(&co, &c->model->space, N_VALUES, k, eval_candidate, c, sn_stop_signal);
     c->co = &co;
     /* the weights: a rank of a pipelined evaluator group reads only its
      * stage's tensors; the coordinator (which re-evaluates the front on
@@ -1011,16 +1247,19 @@ static int run(search_ctx *c, int *code, char *err, size_t errlen)
             sn_subnet net;
             int status = 0;
             while (sn_coord_group_recv(&co, &net, &status)) group_eval(c, &net);
-            rc = status == 0 ? SN_OK : SN_ERR;
+            rc = status == SN_COORD_END_DONE      ? SN_OK
+                 : status == SN_COORD_END_STOPPED ? SN_COORD_STOPPED
+                                                  : SN_ERR;
         }
-        /* the coordinator prints the reason of a failed search */
+        /* the coordinator prints the reason of a failed or stopped search */
         if (rc != SN_OK) err[0] = '\0';
-        else *code = SN_EXIT_OK;
+        if (rc == SN_OK) *code = SN_EXIT_OK;
+        if (rc == SN_COORD_STOPPED) *code = SN_EXIT_STOPPED;
         sn_coord_free(&co);
         return rc;
     }
     if (load != SN_OK) {
-        sn_coord_stop(&co, 1);
+        sn_coord_stop(&co, SN_COORD_END_FAILED);
         sn_coord_free(&co);
         return SN_ERR;
     }
@@ -1035,9 +1274,12 @@ static int run(search_ctx *c, int *code, char *err, size_t errlen)
            (long long)a->pp, (long long)a->sp, c->mpi->size > 1 ? "" : ": this rank");
     fflush(stdout);
     rc = coordinate(c, &co, err, errlen);
-    sn_coord_stop(&co, rc == SN_OK ? 0 : 1);
+    sn_coord_stop(&co, rc == SN_OK              ? SN_COORD_END_DONE
+                       : rc == SN_COORD_STOPPED ? SN_COORD_END_STOPPED
+                                                : SN_COORD_END_FAILED);
     sn_coord_free(&co);
     if (rc == SN_OK) *code = SN_EXIT_OK;
+    if (rc == SN_COORD_STOPPED) *code = SN_EXIT_STOPPED;
     return rc;
 }
 
@@ -1069,13 +1311,14 @@ int sn_cmd_search(int argc, char **argv, const sn_mpi_info *mpi)
         {"threads", SN_OPT_INT, &a.threads, "N", "threads for evaluating accuracy (0: the cores of this node divided among its ranks)", 0, SN_MAX_THREADS, 0},
         {"top", SN_OPT_INT, &a.top, "K", "front members re-evaluated on the test split for the report", 0, 1e6, 0},
         {"seed", SN_OPT_INT, &a.seed, "S", "seed of the initial population and of NSGA-II", 0, 9.2e18, 0},
-        {"out", SN_OPT_STR, &a.out, "DIR", "search.h5 (state), search.jsonl, pareto.csv, archive.csv, front.png", 0, 0, 0},
-        {"resume", SN_OPT_FLAG, &a.resume, NULL, "continue the search saved in --out", 0, 0, 0},
+        {"out", SN_OPT_STR, &a.out, "DIR", "search.h5 (state), search.jsonl, pareto.csv, archive.csv, front.png; a search already there is continued", 0, 0, 0},
+        {"resume", SN_OPT_FLAG, &a.resume, NULL, "insist on continuing the search saved in --out (it is continued anyway)", 0, 0, 0},
         {"data", SN_OPT_STR, &a.data, "DIR|FILE", "the data the supernet was trained on (default: Fashion-MNIST, or fortunes for lm)", 0, 0, 0},
         {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto, skx, haswell, zen3, generic, ...", 0, 0, 0},
         {"pp", SN_OPT_INT, &a.pp, "P", "pipeline stages of each evaluator group", 1, SN_MAX_BLOCKS, 0},
         {"sp", SN_OPT_INT, &a.sp, "S", "sequence-parallel ranks of each evaluator group (ring attention)", 1, 1 << 16, 0},
         {"debug-fail-rank", SN_OPT_INT, &a.debug_fail_rank, "R", "for tests: rank R fails every evaluation (-1: none)", -1, 1 << 20, 0},
+        {"debug-stop-after", SN_OPT_INT, &a.debug_stop_after, "N", "for tests: a rank that evaluates acts as if it caught SIGUSR1 during its N-th evaluation (0: never)", 0, 1e9, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
     };
     char err[1024] = "";

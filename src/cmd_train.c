@@ -38,6 +38,8 @@ typedef struct train_args {
     int64_t sandwich_random, warmup, log_every, report_random;
     sn_space_flags space;
     int64_t checkpoint_every, checkpoint_minutes, keep, stop_after;
+    int64_t skip_nonfinite, debug_nan_step, debug_nan_rank;
+    double debug_ckpt_pause;
     double lr, min_lr, weight_decay, clip, smoothing;
     bool no_distill, quiet, no_report;
 } train_args;
@@ -192,9 +194,15 @@ static int check_options(train_ctx *c, char *err, size_t errlen)
     c->lm = strcmp(a->task, "lm") == 0;
     if (!sn_cli_find(c->opts, "data")->seen)
         a->data = c->lm ? "/usr/share/games/fortunes" : "/usr/share/datasets/fashion-mnist";
-    if (sn_cli_find(c->opts, "steps")->seen && sn_cli_find(c->opts, "epochs")->seen)
+    /* both on the command line is a mistake; a config file (a run's
+     * resolved `config` holds both) yields to the command line, and in a
+     * file --steps overrides --epochs as it does by default */
+    const sn_opt *so = sn_cli_find(c->opts, "steps"), *eo = sn_cli_find(c->opts, "epochs");
+    if (so->seen == SN_SEEN_ARGV && eo->seen == SN_SEEN_ARGV)
         return sn_errf(err, errlen, "give either --steps or --epochs, not both");
-    if (sn_cli_find(c->opts, "seq-len")->seen && !c->lm)
+    if (so->seen == SN_SEEN_FILE && eo->seen == SN_SEEN_ARGV) a->steps = 0;
+    const sn_opt *sl = sn_cli_find(c->opts, "seq-len");
+    if (sl->seen == SN_SEEN_ARGV && !c->lm)
         return sn_errf(err, errlen, "--seq-len is for --task lm; the image task's sequence is "
                                     "its patches (--patch)");
     if (strcmp(a->ring, "plain") != 0 && strcmp(a->ring, "token") != 0)
@@ -218,10 +226,26 @@ static int check_options(train_ctx *c, char *err, size_t errlen)
     return SN_OK;
 }
 
+/* Options a continued run may change: where and how it runs, how it
+ * logs and checkpoints, and its length (--steps/--epochs extend a run; the
+ * learning-rate schedule follows the new length).  --seed and --val-size
+ * are checked on their own (a continuation without them takes the
+ * checkpoint's). */
+static const char *const RESUME_MAY_CHANGE[] = {
+    "resume", "run-dir", "checkpoint-dir", "stop-after", "steps", "epochs", "data", "threads",
+    "blis-arch", "dp", "pp", "sp", "micro-batches", "ring", "bucket-kb", "log-every", "quiet",
+    "no-report", "report-random", "checkpoint-every", "checkpoint-minutes", "keep",
+    "skip-nonfinite", "debug-nan-step", "debug-nan-rank", "debug-checkpoint-pause", "seed",
+    "val-size", NULL};
+
 /* The checkpoint to resume from, and the seed it fixes: a resumed run
- * keeps its validation split and sampling, so --seed must agree. */
-static int resolve_resume(train_ctx *c, char *path, size_t len, char *err, size_t errlen)
+ * keeps its validation split and sampling, so --seed must agree, and so
+ * must every option that shapes the training (the checkpoint's resolved
+ * options); *code is SN_EXIT_USAGE for a mismatch. */
+static int resolve_resume(train_ctx *c, char *path, size_t len, int *code, char *err,
+                          size_t errlen)
 {
+    *code = SN_EXIT_FAILURE;
     train_args *a = c->a;
     const char *arg = a->resume[0] ? a->resume : c->ckpt_dir;
     if (sn_ckpt_resolve(arg, path, len, err, errlen) != SN_OK) return SN_ERR;
@@ -237,6 +261,13 @@ static int resolve_resume(train_ctx *c, char *path, size_t len, char *err, size_
     if (rc == SN_OK && sn_cli_find(c->opts, "val-size")->seen && a->val_size != fi->val_size)
         rc = sn_errf(err, errlen, "%s was trained with --val-size %lld, not %lld", path,
                      (long long)fi->val_size, (long long)a->val_size);
+    char what[512];
+    if (rc == SN_OK && sn_cli_config_diff(c->opts, fi->options, RESUME_MAY_CHANGE, what,
+                                          sizeof what) == 1) {
+        *code = SN_EXIT_USAGE;
+        rc = sn_errf(err, errlen, "%s: %s; continue with the options it was started with "
+                     "(its run directory's config) or start a new run elsewhere", path, what);
+    }
     if (rc == SN_OK) {
         a->seed = (int64_t)fi->seed;
         a->val_size = fi->val_size;
@@ -550,6 +581,7 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
         sn_step_stats st;
         if (sn_dist_step(&c->dist, c->input, c->labels, &st, err, errlen) != SN_OK)
             return SN_ERR;
+        if (st.skipped) say(c, "skipped (--skip-nonfinite): %s", err);
         items_since += per_step;
         flops_since += st.flops;
         const int64_t step = c->tr.step, done = step - first;
@@ -558,7 +590,7 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
         char eta[32];
         format_eta(eta, sizeof eta, (now - t0) / (double)done * (double)(total - step));
         show_status(c, &st, (double)(done * per_step) / (now - t0), eta, last);
-        if (step % a->log_every == 0 || last) {
+        if ((step % a->log_every == 0 || last) && !st.skipped) {
             double dt = now - tlog;
             log_step(c, &st, (double)items_since / dt, (double)flops_since / dt / 1e9, now - t0,
                      eta);
@@ -610,7 +642,10 @@ static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size
     c->trainer_up = true;
     sn_dist_opts dopt = {.micro = (int)a->micro, .batch = a->batch,
                          .ring = strcmp(a->ring, "token") == 0 ? SN_RING_TOKEN : SN_RING_PLAIN,
-                         .bucket_bytes = (size_t)a->bucket_kb * 1024};
+                         .bucket_bytes = (size_t)a->bucket_kb * 1024,
+                         .skip_nonfinite = (int)a->skip_nonfinite,
+                         .debug_nan_step = a->debug_nan_step,
+                         .debug_nan_rank = (int)a->debug_nan_rank};
     if (sn_dist_init(&c->dist, &c->grid, &c->tr, &dopt, err, errlen) != SN_OK) return SN_ERR;
     c->dist_up = true;
     if (!c->lm &&
@@ -672,8 +707,9 @@ static int run(train_ctx *c, char *err, size_t errlen)
     char resume_path[4096] = "";
     c->root = c->mpi->rank == 0;
     if (check_options(c, err, errlen) != SN_OK) return code;
-    if (a->resume && resolve_resume(c, resume_path, sizeof resume_path, err, errlen) != SN_OK)
-        return SN_EXIT_FAILURE;
+    if (a->resume &&
+        resolve_resume(c, resume_path, sizeof resume_path, &code, err, errlen) != SN_OK)
+        return code;
     if (sn_blas_init(a->blis_arch, err, errlen) != SN_OK) return code;
     c->nt = a->threads > 0 ? (int)a->threads : sn_mpi_default_threads(c->mpi);
     if (c->nt > SN_MAX_THREADS) c->nt = SN_MAX_THREADS;
@@ -804,6 +840,10 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"keep", SN_OPT_INT, &a.keep, "K", "keep the newest K checkpoints", 1, 1e6, 0},
         {"resume", SN_OPT_OPTSTR, &a.resume, "[DIR|FILE]", "continue from a checkpoint file, a checkpoint directory, a run directory, or (no value) this run's checkpoints", 0, 0, 0},
         {"stop-after", SN_OPT_INT, &a.stop_after, "N", "stop after N steps of this invocation, with a checkpoint (for time-limited jobs; 0: off)", 0, 1e12, 0},
+        {"skip-nonfinite", SN_OPT_INT, &a.skip_nonfinite, "N", "skip up to N steps whose loss is NaN or infinite (no update) before stopping (0: stop at the first)", 0, 1e9, 0},
+        {"debug-nan-step", SN_OPT_INT, &a.debug_nan_step, "N", "tests: make the loss NaN at step N on rank --debug-nan-rank (0: never)", 0, 1e12, 0},
+        {"debug-nan-rank", SN_OPT_INT, &a.debug_nan_rank, "R", "tests: the rank of --debug-nan-step", 0, 1 << 20, 0},
+        {"debug-checkpoint-pause", SN_OPT_FLOAT, &a.debug_ckpt_pause, "S", "tests: wait S seconds between writing a checkpoint and renaming it into place", 0, 3600, 0},
         {"quiet", SN_OPT_FLAG, &a.quiet, NULL, "no per-step log lines on stdout", 0, 0, 0},
         {"no-report", SN_OPT_FLAG, &a.no_report, NULL, "skip the final evaluation of the largest, smallest and random sub-networks", 0, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
@@ -816,7 +856,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         if (mpi->rank == 0) fprintf(stderr, "supernest train: %s\n", err);
         return SN_EXIT_USAGE;
     }
-    sn_stop_install(); /* SLURM's warning, scancel --signal, Ctrl-C */
+    sn_ckpt_debug_pause(a.debug_ckpt_pause);
     train_ctx c = {.a = &a, .opts = opts, .mpi = mpi, .root = mpi->rank == 0};
     sn_progress_init(&c.prog, stdout, NULL);
     int rc = run(&c, err, sizeof err);

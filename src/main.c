@@ -8,6 +8,7 @@
 #include "io/h5.h"
 #include "mpi/runtime.h"
 #include "src/commands.h"
+#include "src/stop.h"
 #include "src/tensor.h"
 
 static void usage(FILE *f)
@@ -62,6 +63,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "supernest: unknown command '%s' (try: supernest --help)\n", argv[1]);
         return SN_EXIT_USAGE;
     }
+    /* train and search stop cleanly on a signal (src/stop.h): catch it
+     * from before MPI starts, which takes long enough for one to arrive */
+    if (cmd == sn_cmd_train || cmd == sn_cmd_search) sn_stop_install();
     sn_mpi_info mpi;
     if (sn_mpi_init(&argc, &argv, &mpi) != 0) return SN_EXIT_FAILURE;
     sn_h5_quiet(); /* HDF5 failures come back as one-line messages */

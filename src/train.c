@@ -144,7 +144,7 @@ int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int
         sn_model_backward(nt, m, t->acts, t->dlogits);
     }
     st->grad_norm = sn_grad_norm(nt, m);
-    if (sn_step_check(st, t->step, err, errlen) != SN_OK) return SN_ERR;
+    if (sn_step_check(st, t->step + 1, err, errlen) != SN_OK) return SN_ERR;
     sn_step_apply(t, st, 0, m->n_tensors);
     st->flops = sn_gemm_flops() - flops0;
     return SN_OK;

@@ -50,6 +50,7 @@ typedef struct sn_step_stats {
     float lr;
     double grad_norm;                     /* before clipping */
     uint64_t flops;                       /* GEMM FLOPs of the step */
+    bool skipped;                         /* not applied: a loss was not finite */
 } sn_step_stats;
 
 typedef struct sn_trainer {

@@ -51,5 +51,20 @@ expect 2 "unknown BLIS configuration" train --blis-arch pentium
 expect 1 "not found" train --data "$tmp/nowhere"
 expect 1 "train-images-idx3-ubyte" train --data "$tmp"
 
+# --config FILE: every problem names the file and its line
+printf '[search]\nlrr = 1\n[train]\nsteps = 2\nlrr = 1\n' >"$tmp/unknown.ini"
+expect 2 "unknown.ini:5: unknown option 'lrr' for supernest train" train --config "$tmp/unknown.ini"
+printf 'steps = 2\n[train]\nlr = abc\n' >"$tmp/lr.ini"
+expect 2 "lr.ini:3: --lr 'abc': not a finite number" train --lr 0.1 --config "$tmp/lr.ini"
+printf 'seed = 1\nseed = 2\n' >"$tmp/twice.ini"
+expect 2 "twice.ini:2: 'seed' given twice" search --config="$tmp/twice.ini"
+printf '[latency-table]\nreps\n' >"$tmp/syntax.ini"
+expect 2 "syntax.ini:2: not 'name = value'" latency-table --config "$tmp/syntax.ini"
+expect 2 "cannot open: No such file or directory" eval --config "$tmp/nowhere.ini"
+expect 2 "given twice" export --config "$tmp/lr.ini" --config "$tmp/lr.ini"
+# values from the file are checked as the command line's
+printf '[train]\nfixed-subnet = e100-d1.1-h1.1-f96.96\n' >"$tmp/subnet.ini"
+expect 2 "embed 100 is not one of" train --config "$tmp/subnet.ini"
+
 echo "$((n - fails)) of $n bad inputs refused correctly"
 [ "$fails" -eq 0 ]

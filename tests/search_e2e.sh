@@ -10,6 +10,13 @@
 #  - an evaluator that fails ends the job with its message on every rank;
 #  - a search killed (SIGKILL) after its first iteration, resumed with
 #    --resume, ends with the archive of an uninterrupted search;
+#  - a finished search run again rewrites its outputs; one with other
+#    options into the same --out is refused with one line (status 2);
+#  - a search stopped by SIGUSR1 (to mpirun, which forwards it to every
+#    rank; to one evaluator; to a non-leader rank of an evaluator group;
+#    raised during a chosen evaluation, mid iteration 0 or 1) exits 75 on
+#    every rank within seconds with its state saved, and the same command
+#    run again continues it to the archive of an uninterrupted search;
 #  - the latency objective and a constraint run, and the constraint holds;
 #  - with latency predicted from a table the archive is exact again.
 #   usage: search_e2e.sh SUPERNEST PYTHON3
@@ -172,13 +179,147 @@ else
     tail -3 "$tmp/k.out" "$tmp/k.err"
     diff "$tmp/kref/archive.csv" "$tmp/k/archive.csv" | head -5
 fi
-if run s1 1 --objectives acc,params; then
-    fail "a second search into the same --out was not refused"
-elif grep -q "use --resume\|with --resume" "$tmp/s1.err"; then
-    echo "ok   refuses to overwrite a search without --resume"
+# 4b. a finished search run again: its outputs rewritten, nothing evaluated
+if run s1 1 --objectives acc,params && grep -q "is complete" "$tmp/s1.out" &&
+    cmp -s "$tmp/s2/archive.csv" "$tmp/s1/archive.csv"; then
+    echo "ok   a finished search run again: $(grep 'is complete' "$tmp/s1.out" | sed "s|$tmp/||")"
 else
-    fail "overwrite refusal message"; cat "$tmp/s1.err"
+    fail "a finished search run again"; tail -3 "$tmp/s1.out" "$tmp/s1.err"
 fi
+# ... and one with other options is refused, naming the difference
+for other in "--seed 2|--seed 1 (this command: --seed 2)" \
+             "--per-iter 5|--per-iter 4 (this command: --per-iter 5)"; do
+    args=${other%%|*} want=${other#*|}
+    run s1 2 --objectives acc,params $args
+    rc=$?
+    if [ $rc -eq 2 ] && [ "$(grep -c '^supernest search: ' "$tmp/s1.err")" -eq 1 ] &&
+        grep -qF "holds a search with $want: give another --out" "$tmp/s1.err"; then
+        echo "ok   refused $args into a finished search's --out: status 2"
+    else
+        fail "another search ($args) into the same --out: status $rc"; cat "$tmp/s1.err"
+    fi
+done
+
+# 4c. stopping on a signal, and continuing
+sig="--objectives acc,params --iterations 40 --per-iter 2"
+run sref 1 $sig || fail "reference search for the signal tests: status $?"
+# start NAME NP ARGS...: the search $sig into $tmp/NAME in the background,
+# ended after 120 s; $job is the pid of timeout, whose child is mpirun
+start() {
+    name=$1 np=$2
+    shift 2
+    timeout 120 mpirun --oversubscribe -np "$np" "$sn" search $search $sig --out "$tmp/$name" "$@" \
+        >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    job=$!
+}
+# start_ranks NAME NP ARGS...: the same, each rank appending "RANK STATUS"
+# to $tmp/NAME.rc (the wrapping shell ignores SIGTERM from mpirun)
+start_ranks() {
+    name=$1 np=$2
+    shift 2
+    rm -f "$tmp/$name.rc"
+    timeout 120 mpirun --oversubscribe -np "$np" sh -c "trap '' TERM; \"\$0\" \"\$@\";
+        echo \"\$OMPI_COMM_WORLD_RANK \$?\" >>'$tmp/$name.rc'" "$sn" search $search $sig \
+        --out "$tmp/$name" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    job=$!
+}
+# after_iteration NAME K: waits (up to 60 s) until NAME has logged iteration K
+after_iteration() {
+    for _ in $(seq 3000); do
+        grep -q "\"iteration\":$2," "$tmp/$1/search.jsonl" 2>/dev/null && return 0
+        sleep 0.02
+    done
+    return 1
+}
+# rank_pid NAME R: the pid of world rank R of the search into $tmp/NAME
+rank_pid() {
+    exe=$(readlink -f "$sn")
+    for p in $(pgrep -f -- "--out $tmp/$1( |\$)"); do
+        [ "$(readlink "/proc/$p/exe" 2>/dev/null)" = "$exe" ] &&
+            tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" &&
+            echo "$p"
+    done
+}
+# finish: waits for $job; rc gets its status (124: it hung); fails if the
+# search finished before the signal
+finish() {
+    wait "$job"
+    rc=$?
+    if grep -q "no new sub-networks left\|^wrote " "$tmp/$name.out"; then
+        fail "$name: the search finished before the signal"
+    fi
+}
+# continued NAME WHAT NP ARGS...: the stop line and the state are there; the
+# same command run again continues to the archive of an uninterrupted search
+continued() {
+    name=$1 what=$2 np=$3
+    shift 3
+    if [ -f "$tmp/$name/search.h5" ] && grep -q "^supernest search: stopped by SIGUSR1.* after [0-9]* evaluations (iteration [0-9]*); state saved in $tmp/$name/search.h5; run the same command to continue\$" \
+            "$tmp/$name.err"; then
+        echo "ok   $what: $(grep '^supernest search: stopped' "$tmp/$name.err" | cut -d';' -f1)"
+    else
+        fail "$what: no stop line or no state"; cat "$tmp/$name.err"
+    fi
+    if run "$name" "$np" $sig "$@" &&
+        grep -q "^resuming search from $tmp/$name/search.h5 at iteration" "$tmp/$name.out" &&
+        same_archive "$tmp/sref/archive.csv" "$tmp/$name/archive.csv"; then
+        echo "ok   $what, run again: $(grep '^resuming' "$tmp/$name.out" | sed "s|$tmp/||");" \
+             "the archive of an uninterrupted search"
+    else
+        fail "$what: continuing"; tail -3 "$tmp/$name.out" "$tmp/$name.err"
+        diff "$tmp/sref/archive.csv" "$tmp/$name/archive.csv" | head -5
+    fi
+}
+# (a) SIGUSR1 to mpirun, which forwards it to every rank
+start sa 3
+after_iteration sa 1 || fail "sa: no iteration 1"
+t0=$(date +%s)
+kill -USR1 "$(pgrep -P "$job")"
+finish
+if [ $rc -eq 75 ] && [ $(($(date +%s) - t0)) -le 20 ] && ! grep -q "exited on signal\|[Kk]illed" "$tmp/sa.err"; then
+    echo "ok   SIGUSR1 to mpirun: status 75 after $(($(date +%s) - t0)) s"
+else
+    fail "SIGUSR1 to mpirun: status $rc"; cat "$tmp/sa.err"
+fi
+continued sa "SIGUSR1 to mpirun" 3
+# (b) SIGUSR1 to one evaluator only; and to the second rank of an evaluator
+#     group (--sp 2: ranks 1 and 2), which waits on its leader, not on rank 0
+for case in "sb|one evaluator (rank 2)|" "sg|a non-leader group rank (rank 2 of --sp 2)|--sp 2"; do
+    name=${case%%|*} layout=${case##*|} what=${case#*|}
+    what=${what%|*}
+    start_ranks "$name" 3 $layout
+    after_iteration "$name" 1 || fail "$name: no iteration 1"
+    pid=$(rank_pid "$name" 2)
+    t0=$(date +%s)
+    [ -n "$pid" ] && kill -USR1 $pid
+    finish
+    codes=$(sort "$tmp/$name.rc" 2>/dev/null | tr '\n' ' ')
+    if [ -n "$pid" ] && [ $rc -ne 124 ] && [ "$codes" = "0 75 1 75 2 75 " ] &&
+        [ $(($(date +%s) - t0)) -le 20 ] && grep -q "stopped by SIGUSR1 on rank 2 " "$tmp/$name.err"; then
+        echo "ok   SIGUSR1 to $what: every rank exits 75 after $(($(date +%s) - t0)) s"
+    else
+        fail "SIGUSR1 to $what (pid $pid): status $rc, ranks: $codes"; cat "$tmp/$name.err"
+    fi
+    continued "$name" "SIGUSR1 to $what" 3 $layout
+done
+# (c) a signal raised during a chosen evaluation (--debug-stop-after):
+#     mid iteration 1 (the 10th of 8 + 4, on the one evaluator), and mid
+#     iteration 0 (the 3rd of 8, one rank)
+for case in "2 10 1" "1 3 0"; do
+    set -- $case
+    run "sd$1" "$1" --objectives acc,params --debug-stop-after "$2"
+    rc=$?
+    if [ $rc -eq 75 ] && grep -q "after $2 evaluations (iteration $3); state saved" "$tmp/sd$1.err" &&
+        run "sd$1" "$1" --objectives acc,params &&
+        grep -q "^resuming search from $tmp/sd$1/search.h5 at iteration $3 ($2 evaluated)" \
+            "$tmp/sd$1.out" && cmp -s "$tmp/s2/archive.csv" "$tmp/sd$1/archive.csv"; then
+        echo "ok   stopped during evaluation $2 (iteration $3) on $1 rank(s), run again: the" \
+             "archive of an uninterrupted search"
+    else
+        fail "stopped during evaluation $2 on $1 rank(s): status $rc"
+        tail -3 "$tmp/sd$1.out" "$tmp/sd$1.err"
+    fi
+done
 
 # 5. latency objective with a parameter constraint
 if run lat 2 --objectives acc,latency --max-params 60000 --latency-reps 3; then

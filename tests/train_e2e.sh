@@ -31,3 +31,23 @@ assert rows[0]["params"] > rows[1]["params"] and rows[0]["macs"] > rows[1]["macs
 assert rows[0]["subnet"] == "e64-d2.2-h2.2.2.2-f128.128.128.128", rows[0]
 print("run directory ok:", len(metrics), "metrics records,", len(rows), "evaluated sub-networks")
 PY
+grep -q "^step 6/6 " "$dir/run/log"
+grep -q "^\[run\]$" "$dir/run/config"
+
+# The resolved config is a --config file: it holds both steps and epochs
+# (steps wins); from it, a new run directory trains the same run, and the
+# original run directory is continued (already complete: no step trained).
+grep -q "^steps = 6$" "$dir/run/config"
+grep -q "^epochs = 1$" "$dir/run/config"
+"$sn" train --config "$dir/run/config" --run-dir "$dir/again" --no-report >"$dir/out2"
+cmp "$dir/run/checkpoints/ckpt-00000006.h5" "$dir/again/checkpoints/ckpt-00000006.h5" >/dev/null ||
+    "$sn" inspect --diff "$dir/run/checkpoints/ckpt-00000006.h5" \
+        "$dir/again/checkpoints/ckpt-00000006.h5" --all --json | grep -q '"differ":0,'
+"$sn" train --config "$dir/run/config" --no-report >"$dir/out3"
+grep -q "trained 0 steps" "$dir/out3"
+# ... but not with an option that changes the training
+if "$sn" train --config "$dir/run/config" --lr 0.01 >"$dir/out4" 2>"$dir/err4"; then
+    echo "FAIL: continued a run with another --lr"; exit 1
+fi
+grep -q "lr was 0.001, now 0.01" "$dir/err4"
+echo "config round trip ok"
