@@ -1,20 +1,24 @@
 #!/bin/bash
 # Writes the seed corpora of the fuzz targets into tests/fuzz/corpus/
 # (committed; run again only to change them).
-#   tests/fuzz/make_seeds.sh [SUPERNEST]   (default build/supernest)
+#   tests/fuzz/make_seeds.sh [TARGET...]    (default: all; SUPERNEST=build/supernest)
 # subnet: canonical strings of the spaces fuzz_subnet uses, and near misses.
 # idx:    tiny IDX files, raw and gzip'd, of 1 to 4 dimensions.
 # h5:     a checkpoint and exported models of a tiny space (image and
 #         language-model task) made by supernest itself.
+# config: INI files for fuzz_config's train-like table, and the resolved
+#         configuration of a real run (options it does not know).
 set -euo pipefail
 cd "$(dirname "$0")"
-sn=$(realpath "${1:-../../build/supernest}")
+sn=$(realpath "${SUPERNEST:-../../build/supernest}")
 [ -x "$sn" ] || { echo "make_seeds.sh: $sn: not built (ninja -C build)" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-rm -rf corpus
-mkdir -p corpus/subnet corpus/idx corpus/h5
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(subnet idx h5 config)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 
-# ---- sub-network strings --------------------------------------------------
+seeds_subnet() {
 wide_h=$(printf '7.%.0s' $(seq 63))7
 wide_f=$(printf '1000000.%.0s' $(seq 63))96
 i=0
@@ -36,8 +40,9 @@ e64-h1-d1-f96
 e99999999999-d1.1-h1.1-f96.96
 e64-d1..1-h1.1-f96.96
 LIST
+}
 
-# ---- IDX files ------------------------------------------------------------
+seeds_idx() {
 python3 - <<'PY'
 import gzip, struct
 def idx(dims, data):
@@ -61,10 +66,9 @@ put('truncated', images[:30])
 put('trailing', images + b'\x00')
 put('int-type', bytes([0, 0, 0x0C, 1, 0, 0, 0, 1, 0, 0, 0, 7]))
 PY
+}
 
-# ---- HDF5 files -----------------------------------------------------------
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+seeds_h5() {
 tiny=(--embed-choices 8,16 --heads-choices 1,2 --head-dim 4 --mlp-choices 8,16 --depths 1
       --min-depths 1 --batch-size 8 --report-random 0 --threads 1 --quiet --no-report
       --val-size 100)
@@ -77,4 +81,54 @@ tiny=(--embed-choices 8,16 --heads-choices 1,2 --head-dim 4 --mlp-choices 8,16 -
 cp "$tmp"/img/checkpoints/ckpt-*.h5 corpus/h5/checkpoint.h5
 cp "$tmp/model-min.h5" corpus/h5/model.h5
 cp "$tmp/lm-model.h5" corpus/h5/lm-model.h5
+}
+
+seeds_config() {
+cat >corpus/config/train.ini <<'INI'
+# a train configuration
+task = image
+steps = 200
+batch_size = 64
+lr = 0.0005
+weight-decay = 0.1
+quiet = yes
+no-distill = off
+run-dir = runs/a b;c
+embed-choices = 32,64
+heads-choices = 1,2
+mlp-choices = 64,128
+depths = 2,2
+min-depths = 1,1
+head-dim = 16
+
+[search]
+steps = 1
+INI
+cat >corpus/config/sections.ini <<'INI'
+seed = 7
+[train]
+fixed-subnet = e32-d1.1-h1.1-f64.64
+resume =
+warmup = -1
+[run]
+whatever = 1
+INI
+printf 'lr = 1e-3\r\nquiet = TRUE\r\n' >corpus/config/crlf.ini
+printf '; comment\n\n  steps=  12  \nseed = 9007199254740993\n' >corpus/config/spaces.ini
+printf 'steps = 1\nsteps = 2\n' >corpus/config/twice.ini
+printf 'stepz = 1\n' >corpus/config/unknown.ini
+printf 'no equals sign\n' >corpus/config/no-value.ini
+printf 'lr = 1e400\nbatch-size = 0x10\n' >corpus/config/numbers.ini
+printf '[train\nquiet = maybe\n' >corpus/config/broken.ini
+"$sn" train --steps 1 --embed-choices 8 --heads-choices 1 --head-dim 4 --mlp-choices 8 \
+    --depths 1 --min-depths 1 --batch-size 4 --train-subset 8 --val-size 100 --threads 1 \
+    --quiet --no-report --report-random 0 --run-dir "$tmp/cfg" >/dev/null
+cp "$tmp/cfg/config" corpus/config/resolved.ini
+}
+
+for t in "${targets[@]}"; do
+    rm -rf "corpus/$t"
+    mkdir -p "corpus/$t"
+    "seeds_$t"
+done
 du -sh corpus/*
