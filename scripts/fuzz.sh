@@ -82,18 +82,23 @@ for t in "${targets[@]}"; do
     fi
     for f in "${found[@]}"; do
         report=$f.txt
-        "$exe" -timeout=$timeout_s -rss_limit_mb=2048 -error_exitcode=1 "$f" >"$report" 2>&1 || true
+        # (a subshell, so that the shell's own "Aborted" goes to the report too)
+        ("$exe" -timeout=$timeout_s -rss_limit_mb=2048 -error_exitcode=1 "$f") >"$report" 2>&1 || true
         what=$(grep -m1 -oE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer): [^(]*|runtime error: .*|fuzz: .*' "$report" || true)
         where=$(culprit "$report")
         kind=supernest
-        if [[ $where == *libhdf5* ]] && [[ $(basename "$f") != leak-* ]]; then
+        # a leak's frame is where the lost block was allocated: HDF5 losing
+        # its own cache entries on a damaged file is HDF5's; a block HDF5
+        # hands to supernest (a string read) that supernest never frees would
+        # leak on the valid seeds too, which the fuzz tests run
+        if [[ $where == *libhdf5* ]]; then
             kind=HDF5
             hdf5=$((hdf5 + 1))
         else
             bad=$((bad + 1))
         fi
         echo "  [$kind] $f: ${what:-crash}"
-        [ -n "$where" ] && echo "      at${where#*in}"
+        [ -n "$where" ] && echo "      at $(sed -E 's/^ +#[0-9]+ 0x[0-9a-f]+ (in )?//; s/ \(BuildId.*//' <<<"$where")"
     done
     if [ "${FUZZ_MERGE:-0}" = 1 ]; then
         "$exe" -merge=1 -timeout=$timeout_s "tests/fuzz/corpus/$t" "$dir/corpus" >"$dir/merge.log" 2>&1 || true
