@@ -1,6 +1,6 @@
 /* fuzz_common.h: what every libFuzzer target of tests/fuzz shares.
  *
- * The sanitizer defaults (leaks checked, Open MPI's and HDF5's own
+ * The sanitizer defaults (leaks checked per input, Open MPI's own
  * start-up allocations not reported), SN_CHECK failures turned into an
  * abort libFuzzer reports with a stack, and scratch files for the readers
  * that take a path (in /dev/shm when it is writable, else /tmp; removed at
