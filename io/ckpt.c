@@ -545,6 +545,35 @@ static int read_config(hid_t g, const char *what, sn_file_info *info, char *err,
     return SN_OK;
 }
 
+/* Refuses a file whose weights need more bytes than the whole file has:
+ * a few bytes of /config must not make a loader allocate terabytes, or
+ * overflow the parameter table's 64-bit sizes.  The weights are those of
+ * sub-network n of s (every tensor of sn_param_table at its full size when
+ * n is NULL: a checkpoint).  Counted in double, which cannot overflow for
+ * int dimensions; the table's alignment padding is left out, so the count
+ * is never above the true need. */
+static int check_weights_fit(hid_t f, const char *path, const sn_space *s, const sn_subnet *n,
+                             char *err, size_t errlen)
+{
+    const double E = n ? n->embed : s->embed[s->n_embed - 1], D = s->head_dim,
+                 T = s->n_tokens, P = s->token_dim, C = s->n_classes;
+    const int blocks = n ? n->n_blocks : sn_space_max_blocks(s);
+    double floats = E * P + E + T * E + 2 * E + C * E + C;
+    for (int i = 0; i < blocks; i++) {
+        const double HD = D * (n ? n->heads[i] : s->heads[s->n_heads - 1]),
+                     F = n ? n->mlp[i] : s->mlp[s->n_mlp - 1];
+        floats += 2 * E + 3 * HD * E + 3 * HD + E * HD + E + 2 * E + F * E + F + E * F + E;
+    }
+    hsize_t size = 0;
+    if (H5Fget_filesize(f, &size) < 0)
+        return sn_errf(err, errlen, "%s: cannot tell the file's size", path);
+    if (4.0 * floats > (double)size)
+        return sn_errf(err, errlen, "%s: /config describes %.4g parameters (%.4g MB of weights), "
+                                    "more than the whole file (%llu bytes) holds",
+                       path, floats, 4.0 * floats / 1e6, (unsigned long long)size);
+    return SN_OK;
+}
+
 int sn_file_read_config(hid_t f, const char *path, sn_file_info *info, char *err, size_t errlen)
 {
     char what[4096 + 16];
@@ -555,6 +584,9 @@ int sn_file_read_config(hid_t f, const char *path, sn_file_info *info, char *err
     if (g < 0) return sn_errf(err, errlen, "%s: /config is not a readable group", path);
     int rc = read_config(g, what, info, err, errlen);
     H5Gclose(g);
+    /* a model's weights are its sub-network's: checked once it is parsed */
+    if (rc == SN_OK && !info->is_model)
+        rc = check_weights_fit(f, path, &info->space, NULL, err, errlen);
     if (rc != SN_OK || info->is_model) return rc;
 
     snprintf(what, sizeof what, "%s: /train", path);
@@ -764,6 +796,15 @@ int sn_model_import(MPI_Comm comm, const char *path, sn_model **out, sn_subnet *
     if (rc == SN_OK && sn_subnet_parse(&info->space, info->subnet, n, msg, sizeof msg) != SN_OK)
         rc = sn_errf(err, errlen, "%s: /config subnet does not fit the model's own space: %s",
                      path, msg);
+    /* the model is allocated at its space's largest: that space must be the
+     * sub-network's own (as sn_model_export writes it), whose weights the
+     * file must hold */
+    sn_space own;
+    if (rc == SN_OK) sn_subnet_space(&info->space, n, &own);
+    if (rc == SN_OK && !sn_space_equal(&own, &info->space))
+        rc = sn_errf(err, errlen, "%s: /config space is not the one of its subnet %s", path,
+                     info->subnet);
+    if (rc == SN_OK) rc = check_weights_fit(f, path, &info->space, n, err, errlen);
     if (rc == SN_OK) {
         m = sn_model_create(&info->space, 0);
         if (!m) rc = sn_errf(err, errlen, "out of memory loading %s", path);

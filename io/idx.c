@@ -22,6 +22,11 @@
  * many, so that a gzip bomb appended to valid data costs bounded time. */
 #define IDX_MAX_TRAILING_COUNT ((int64_t)1 << 20)
 #define IDX_TYPE_UBYTE 0x08
+/* Deflate turns one compressed byte into at most 1032 bytes (258-byte
+ * matches of 2 bits each), so a gzip file of L bytes holds at most 1032 L
+ * bytes; a header declaring more cannot be satisfied and is refused before
+ * its data section is allocated. */
+#define GZIP_MAX_RATIO 1032
 
 static const char *type_name(int type)
 {
@@ -187,6 +192,11 @@ static int parse_gzip(const uint8_t *buf, size_t len, const char *name, sn_idx *
         goto done;
     }
     if (parse_dims(header + 4, name, out, err, errlen) != SN_OK) goto done;
+    if (out->count > (int64_t)len * GZIP_MAX_RATIO) {
+        sn_errf(err, errlen, "%s: truncated: header says %lld bytes of data, more than a %zu-byte "
+                "gzip file can hold", name, (long long)out->count, len);
+        goto done;
+    }
 
     /* The header fixes the size: allocate exactly that and no more. */
     out->data = sn_alloc((size_t)out->count);

@@ -380,7 +380,9 @@ int sn_inspect_datasets(hid_t file, const char *group, sn_names *out, sn_names *
     free(c.seen);
     if (c.oom) return sn_errf(err, errlen, "out of memory listing %s", group);
     if (rc != SN_OK) return sn_errf(err, errlen, "%s", c.fail);
-    qsort(out->v + first, (size_t)(out->n - first), sizeof *out->v, natural_cmp);
+    /* nothing listed: v may still be NULL, and NULL + 0 is undefined */
+    if (out->n > first)
+        qsort(out->v + first, (size_t)(out->n - first), sizeof *out->v, natural_cmp);
     return SN_OK;
 }
 
@@ -400,7 +402,9 @@ int sn_inspect_attr_names(hid_t file, const char *obj_path, sn_names *out, char 
     herr_t r = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, NULL, attr_name_cb, out);
     H5Oclose(o);
     if (r < 0) return sn_errf(err, errlen, "the attributes of %s cannot be listed", obj_path);
-    qsort(out->v + first, (size_t)(out->n - first), sizeof *out->v, natural_cmp);
+    /* nothing listed: v may still be NULL, and NULL + 0 is undefined */
+    if (out->n > first)
+        qsort(out->v + first, (size_t)(out->n - first), sizeof *out->v, natural_cmp);
     return SN_OK;
 }
 
