@@ -119,6 +119,17 @@ void sn_images_free(sn_images *x)
     memset(x, 0, sizeof *x);
 }
 
+int sn_images_check_labels(const sn_images *x, int n_classes, const char *dir,
+                           const char *split, const char *file, char *err, size_t errlen)
+{
+    for (int64_t i = 0; i < x->n; i++)
+        if (x->labels[i] >= n_classes)
+            return sn_errf(err, errlen, "%s: %s label %d (image %lld) is not one of the %d classes "
+                           "(0..%d) of %s", dir ? dir : FASHION_MNIST_DIR, split, x->labels[i],
+                           (long long)i, n_classes, n_classes - 1, file);
+    return SN_OK;
+}
+
 /* idx NULL means all x->n images (n is then ignored).  The sums are
  * accumulated in integers, exact for any data set under the 4 GiB IDX
  * limit; the set must not be empty. */

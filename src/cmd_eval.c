@@ -150,6 +150,9 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
                 path, info->image_rows, info->image_cols);
         goto out;
     }
+    if (sn_images_check_labels(&x, m->space.n_classes, a->data, val ? "training" : "test", path,
+                               err, errlen) != SN_OK)
+        goto out;
     int64_t n = x.n, n_train = 0, n_val = 0;
     const int64_t *idx = NULL;
     if (val) {

@@ -233,6 +233,11 @@ static int setup_eval(search_ctx *c, char *err, size_t errlen)
         return sn_errf(err, errlen, "%s: images are %dx%d, %s expects %dx%d", data,
                        c->images.rows, c->images.cols, c->path, c->info->image_rows,
                        c->info->image_cols);
+    if (sn_images_check_labels(&c->images, s->n_classes, data, "training", c->path, err,
+                               errlen) != SN_OK ||
+        sn_images_check_labels(&c->test, s->n_classes, data, "test", c->path, err, errlen) !=
+            SN_OK)
+        return SN_ERR;
     return sn_split_indices(c->images.n, c->info->val_size, c->info->seed, &c->train_idx,
                             &c->n_train, &c->val_idx, &c->n_val, err, errlen);
 }
