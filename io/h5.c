@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -85,6 +86,11 @@ hid_t sn_h5_open(MPI_Comm comm, const char *path, char *err, size_t errlen)
     if (fd >= 0) {
         posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
         close(fd);
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        sn_errf(err, errlen, "%s: is a directory, not an HDF5 file", path);
+        return H5I_INVALID_HID;
     }
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
