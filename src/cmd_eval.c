@@ -161,6 +161,12 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
                                  "test", path);
             goto out;
         }
+        if (info->val_size >= x.n) {
+            sn_errf(err, errlen, "%s holds out %lld validation images, but %s has %lld training "
+                                 "images: not the data it was trained on", path,
+                    (long long)info->val_size, a->data, (long long)x.n);
+            goto out;
+        }
         if (sn_split_indices(x.n, info->val_size, info->seed, &train_idx, &n_train, &val_idx,
                              &n_val, err, errlen) != SN_OK)
             goto out;

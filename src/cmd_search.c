@@ -242,6 +242,10 @@ static int setup_eval(search_ctx *c, char *err, size_t errlen)
         sn_images_check_labels(&c->test, s->n_classes, data, "test", c->path, err, errlen) !=
             SN_OK)
         return SN_ERR;
+    if (c->info->val_size >= c->images.n)
+        return sn_errf(err, errlen, "%s holds out %lld validation images, but %s has %lld "
+                                    "training images: not the data it was trained on", c->path,
+                       (long long)c->info->val_size, data, (long long)c->images.n);
     return sn_split_indices(c->images.n, c->info->val_size, c->info->seed, &c->train_idx,
                             &c->n_train, &c->val_idx, &c->n_val, err, errlen);
 }
