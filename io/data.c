@@ -103,6 +103,10 @@ int sn_images_load_dir(const char *dir, const char *split, sn_images *out, char 
     else
         return sn_errf(err, errlen, "unknown data split '%s', expected 'train' or 'test'", split);
 
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return sn_errf(err, errlen, "%s: not a directory (images are read from a directory of IDX "
+                                    "files; a text file is data for --task lm)", dir);
     char base[64], images_path[PATH_MAX], labels_path[PATH_MAX];
     snprintf(base, sizeof base, "%s-images-idx3-ubyte", prefix);
     if (find_file(dir, base, images_path, sizeof images_path, err, errlen) != SN_OK) return SN_ERR;
