@@ -136,7 +136,8 @@ os.makedirs("emptydir")
 open("plainfile", "w").write("not a directory\n")
 PY
 
-# a 2-step supernet, one of its sub-networks, a latency table, a search
+# a 2-step supernet, one of its sub-networks, a latency table (timed with
+# one rep: it must read back however noisy its calibration), a search
 # state; a language model
 if ! timeout 120 "$sn" train --steps 2 "${space[@]}" "${img[@]}" --run-dir run >fixture.out 2>&1 ||
     ! timeout 60 "$sn" export --checkpoint run --subnet min -o model.h5 >>fixture.out 2>&1 ||
@@ -144,6 +145,7 @@ if ! timeout 120 "$sn" train --steps 2 "${space[@]}" "${img[@]}" --run-dir run >
         -o lat.h5 >>fixture.out 2>&1 ||
     ! timeout 60 "$sn" latency-table "${space[@]}" --embed-choices 32 --patch 7 --reps 1 --warmup 0 \
         --calibrate 3 --check 0 -o lat-other.h5 >>fixture.out 2>&1 ||
+    ! timeout 60 "$sn" latency-table --table lat.h5 --check 1 >>fixture.out 2>&1 ||
     ! timeout 60 "$sn" search --checkpoint run --data d --objectives acc,params --init 2 \
         --iterations 0 --eval-size 10 --top 0 --threads 1 --out srch >>fixture.out 2>&1 ||
     ! timeout 120 "$sn" train --task lm --data txt/ok.txt --seq-len 32 --batch-size 4 --steps 1 \
