@@ -90,8 +90,6 @@ MPI_Comm sn_mpi_world(void) { return MPI_COMM_WORLD; }
 
 MPI_Comm sn_mpi_self(void) { return MPI_COMM_SELF; }
 
-void sn_mpi_bcast_int(int *v, int root) { SN_MPI(MPI_Bcast(v, 1, MPI_INT, root, MPI_COMM_WORLD)); }
-
 int sn_mpi_agree(int *code, char *err, size_t errlen)
 {
     int rank, size;

@@ -28,8 +28,6 @@ void sn_mpi_library_version(char *buf, size_t len);
 MPI_Comm sn_mpi_world(void);
 /* This rank alone, for files one rank reads or writes by itself. */
 MPI_Comm sn_mpi_self(void);
-/* Broadcasts *v from world rank root to every rank. */
-void sn_mpi_bcast_int(int *v, int root);
 /* Every rank passes its exit code so far (0: fine) and message.  Returns
  * SN_OK when all are 0; otherwise SN_ERR, with *code and err set on every
  * rank to those of the lowest failing rank, so that all ranks stop
