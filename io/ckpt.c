@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -528,6 +529,20 @@ static int read_config(hid_t g, const char *what, sn_file_info *info, char *err,
     if (sn_h5_get_f32(g, "norm_mean", &info->norm_mean, what, err, errlen) != SN_OK ||
         sn_h5_get_f32(g, "norm_std", &info->norm_std, what, err, errlen) != SN_OK)
         return SN_ERR;
+    /* the preprocessing must produce the space's tokens (readers cut images
+     * into patches by these numbers) */
+    const sn_space *s = &info->space;
+    const int p = info->patch, r = info->image_rows, c = info->image_cols;
+    if (s->task == SN_TASK_IMAGE &&
+        (p <= 0 || r <= 0 || c <= 0 || r % p != 0 || c % p != 0 ||
+         (r / p) * (c / p) != s->n_tokens || p * p != s->token_dim))
+        return sn_errf(err, errlen, "%s: patch %d of %dx%d images does not give the space's %d "
+                                    "tokens of %d values", what, p, r, c, s->n_tokens,
+                       s->token_dim);
+    if (!isfinite(info->norm_mean) || !isfinite(info->norm_std) || info->norm_std <= 0.0f)
+        return sn_errf(err, errlen, "%s: normalisation mean %g, std %g: not finite with a "
+                                    "positive std", what, (double)info->norm_mean,
+                       (double)info->norm_std);
     /* seed, val_size and options describe the run; a file without them
      * can still be described and evaluated on the test split */
     int64_t seed = 0;
@@ -705,6 +720,12 @@ int sn_ckpt_load(MPI_Comm comm, const char *path, sn_model *m, sn_adamw *opt,
             rc = SN_ERR;
         if (g >= 0) H5Gclose(g);
         ts->fixed = strcmp(sampler, "fixed") == 0;
+        if (rc == SN_OK && (ts->step < 0 || ts->epoch < 0 || ts->cursor < 0 ||
+                            (opt && opt->step < 0)))
+            rc = sn_errf(err, errlen, "%s: step %lld, epoch %lld, cursor %lld, optimizer step "
+                                      "%lld: not a position a run can continue from (a damaged "
+                                      "file)", what, (long long)ts->step, (long long)ts->epoch,
+                         (long long)ts->cursor, (long long)(opt ? opt->step : ts->step));
     }
     H5Fclose(f);
     return rc;

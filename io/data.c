@@ -103,6 +103,10 @@ int sn_images_load_dir(const char *dir, const char *split, sn_images *out, char 
     else
         return sn_errf(err, errlen, "unknown data split '%s', expected 'train' or 'test'", split);
 
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return sn_errf(err, errlen, "%s: not a directory (images are read from a directory of IDX "
+                                    "files; a text file is data for --task lm)", dir);
     char base[64], images_path[PATH_MAX], labels_path[PATH_MAX];
     snprintf(base, sizeof base, "%s-images-idx3-ubyte", prefix);
     if (find_file(dir, base, images_path, sizeof images_path, err, errlen) != SN_OK) return SN_ERR;
@@ -117,6 +121,17 @@ void sn_images_free(sn_images *x)
     sn_free(x->pixels);
     sn_free(x->labels);
     memset(x, 0, sizeof *x);
+}
+
+int sn_images_check_labels(const sn_images *x, int n_classes, const char *dir,
+                           const char *split, const char *file, char *err, size_t errlen)
+{
+    for (int64_t i = 0; i < x->n; i++)
+        if (x->labels[i] >= n_classes)
+            return sn_errf(err, errlen, "%s: %s label %d (image %lld) is not one of the %d classes "
+                           "(0..%d) of %s", dir ? dir : FASHION_MNIST_DIR, split, x->labels[i],
+                           (long long)i, n_classes, n_classes - 1, file);
+    return SN_OK;
 }
 
 /* idx NULL means all x->n images (n is then ignored).  The sums are

@@ -35,6 +35,10 @@ int sn_images_load(const char *images_path, const char *labels_path,
 int sn_images_load_dir(const char *dir, const char *split, sn_images *out,
                        char *err, size_t errlen);
 void sn_images_free(sn_images *x);
+/* SN_ERR naming the first label of x (the `split` images of directory dir)
+ * that is not one of the n_classes classes of the model in file. */
+int sn_images_check_labels(const sn_images *x, int n_classes, const char *dir,
+                           const char *split, const char *file, char *err, size_t errlen);
 
 /* Per-pixel normalisation constants computed over a set of images. */
 typedef struct sn_norm {

@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -84,6 +86,11 @@ hid_t sn_h5_open(MPI_Comm comm, const char *path, char *err, size_t errlen)
     if (fd >= 0) {
         posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
         close(fd);
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        sn_errf(err, errlen, "%s: is a directory, not an HDF5 file", path);
+        return H5I_INVALID_HID;
     }
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) {
@@ -426,6 +433,18 @@ int sn_h5_read_tensor(hid_t loc, const char *name, int ndim, const int64_t *dims
     int64_t rows, cols;
     as_matrix(ndim, dims, &rows, &cols);
     hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    /* the checksum is of float32 bytes: another type would only show as a
+     * checksum mismatch */
+    hid_t type = H5Dget_type(ds);
+    const bool f32 = H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
+    const size_t tsize = H5Tget_size(type);
+    H5Tclose(type);
+    if (!f32) {
+        H5Dclose(ds);
+        return sn_errf(err, errlen, "%s: dataset %s is not float32 (%zu-byte elements of another "
+                                    "type); supernest files hold float32 tensors", what, name,
+                       tsize);
+    }
     char stored[64];
     if (sn_h5_get_str(ds, "checksum", stored, sizeof stored, what, err, errlen) != SN_OK) {
         H5Dclose(ds);
@@ -443,5 +462,13 @@ int sn_h5_read_tensor(hid_t loc, const char *name, int ndim, const int64_t *dims
     if (strcmp(sum, stored) != 0)
         return sn_errf(err, errlen, "%s: dataset %s is damaged: checksum mismatch (stored %s, "
                                     "computed %s)", what, name, stored, sum);
+    /* no writer of supernest stores NaN or infinity: a file that holds one
+     * (checksum and all) would only give NaN losses later */
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            if (!isfinite(out[r * ld + c]))
+                return sn_errf(err, errlen, "%s: dataset %s holds a non-finite value (%g at "
+                                            "element %lld)", what, name, (double)out[r * ld + c],
+                               (long long)(r * cols + c));
     return SN_OK;
 }

@@ -85,7 +85,8 @@ int sn_latency_save(MPI_Comm comm, const char *path, const sn_latency_table *t,
         MPI_Comm_rank(comm, &rank);
         if (rank == 0) rc = sn_file_commit(tmp, path, err, errlen);
         MPI_Bcast(&rc, 1, MPI_INT, 0, comm);
-        if (rc != SN_OK) sn_errf(err, errlen, "%s: could not be put in place", path);
+        /* rank 0 has the reason */
+        if (rc != SN_OK && rank != 0) sn_errf(err, errlen, "%s: could not be put in place", path);
     }
     if (rc != SN_OK) unlink(tmp);
     return rc;

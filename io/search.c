@@ -128,6 +128,9 @@ int sn_search_load(const char *path, sn_search_state *st, char *err, size_t errl
     if (sn_h5_get_str(f, "format", fmt, sizeof fmt, path, err, errlen) != SN_OK) rc = SN_ERR;
     else if (strcmp(fmt, "supernest-search") != 0)
         rc = sn_errf(err, errlen, "%s: a %s file, not a supernest search file", path, fmt);
+    int major, minor;
+    if (rc == SN_OK && sn_h5_read_version(f, path, &major, &minor, err, errlen) != SN_OK)
+        rc = SN_ERR;
     hid_t g = rc == SN_OK ? H5Gopen2(f, "search", H5P_DEFAULT) : -1;
     if (rc == SN_OK && g < 0) rc = sn_errf(err, errlen, "%s: group /search is missing", path);
     int64_t it = 0, seed = 0;

@@ -150,12 +150,21 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
                 path, info->image_rows, info->image_cols);
         goto out;
     }
+    if (sn_images_check_labels(&x, m->space.n_classes, a->data, val ? "training" : "test", path,
+                               err, errlen) != SN_OK)
+        goto out;
     int64_t n = x.n, n_train = 0, n_val = 0;
     const int64_t *idx = NULL;
     if (val) {
         if (info->val_size <= 0) {
             sn_errf(err, errlen, "%s records no validation split (seed, val_size); use --split "
                                  "test", path);
+            goto out;
+        }
+        if (info->val_size >= x.n) {
+            sn_errf(err, errlen, "%s holds out %lld validation images, but %s has %lld training "
+                                 "images: not the data it was trained on", path,
+                    (long long)info->val_size, a->data, (long long)x.n);
             goto out;
         }
         if (sn_split_indices(x.n, info->val_size, info->seed, &train_idx, &n_train, &val_idx,

@@ -170,6 +170,10 @@ static int parse_objectives(search_ctx *c, char *err, size_t errlen)
     };
     char buf[256];
     snprintf(buf, sizeof buf, "%s", c->a->objectives);
+    const size_t len = strlen(buf);
+    if (buf[0] == ',' || buf[len - 1] == ',' || strstr(buf, ",,"))
+        return sn_errf(err, errlen, "--objectives '%s': an empty name (give names separated by "
+                                    "single commas, e.g. acc,latency)", c->a->objectives);
     c->n_obj = 0;
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         size_t i = 0;
@@ -233,6 +237,15 @@ static int setup_eval(search_ctx *c, char *err, size_t errlen)
         return sn_errf(err, errlen, "%s: images are %dx%d, %s expects %dx%d", data,
                        c->images.rows, c->images.cols, c->path, c->info->image_rows,
                        c->info->image_cols);
+    if (sn_images_check_labels(&c->images, s->n_classes, data, "training", c->path, err,
+                               errlen) != SN_OK ||
+        sn_images_check_labels(&c->test, s->n_classes, data, "test", c->path, err, errlen) !=
+            SN_OK)
+        return SN_ERR;
+    if (c->info->val_size >= c->images.n)
+        return sn_errf(err, errlen, "%s holds out %lld validation images, but %s has %lld "
+                                    "training images: not the data it was trained on", c->path,
+                       (long long)c->info->val_size, data, (long long)c->images.n);
     return sn_split_indices(c->images.n, c->info->val_size, c->info->seed, &c->train_idx,
                             &c->n_train, &c->val_idx, &c->n_val, err, errlen);
 }
@@ -767,15 +780,32 @@ static int write_outputs(search_ctx *c, const archive *ar, char *err, size_t err
             col[0], col[1]);
     if (sn_run_close(gp, "front.gp", err, errlen) != SN_OK) { gp = NULL; goto out; }
     gp = NULL;
-    char cmd[4600];
-    snprintf(cmd, sizeof cmd, "command -v gnuplot >/dev/null 2>&1 && cd '%s' && gnuplot front.gp",
-             a->out);
-    if (system(cmd) == 0)
-        printf("\nwrote %s/pareto.csv, archive.csv and front.png\n", a->out);
-    else
+    /* --out in single quotes for the shell (a ' in it as '\''); gnuplot's
+     * warnings (an empty front) are not supernest's errors */
+    char cmd[4 * 4096 + 128], *q = cmd + snprintf(cmd, 64, "cd '");
+    for (const char *p = a->out; *p && q < cmd + sizeof cmd - 96; p++)
+        q += *p == '\'' ? snprintf(q, 5, "'\\''") : snprintf(q, 2, "%c", *p);
+    snprintf(q, 96, "' && gnuplot front.gp 2>/dev/null");
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0)
         printf("\nwrote %s/pareto.csv and archive.csv; front.png needs gnuplot (Debian: "
                "gnuplot-nox), then: cd %s && gnuplot front.gp\n", a->out, a->out);
+    else if (system(cmd) == 0)
+        printf("\nwrote %s/pareto.csv, archive.csv and front.png\n", a->out);
+    else
+        printf("\nwrote %s/pareto.csv and archive.csv; gnuplot did not draw front.png (cd %s && "
+               "gnuplot front.gp says why)\n", a->out, a->out);
     rc = SN_OK;
+    if (nf == 0) {
+        /* only --max-latency-ms can leave it empty: the smallest sub-network,
+         * always evaluated, meets the others (checked at the start) */
+        double fastest = INFINITY;
+        for (int i = 0; i < n; i++)
+            if (ar->st.values[(size_t)i * N_VALUES + V_LATENCY] < fastest)
+                fastest = ar->st.values[(size_t)i * N_VALUES + V_LATENCY];
+        rc = sn_errf(err, errlen, "none of the %d sub-networks evaluated meets the constraints "
+                                  "(--max-latency-ms %g: the fastest took %.4g ms); %s/pareto.csv "
+                                  "is empty", n, a->max_latency, fastest, a->out);
+    }
 out:
     if (csv) fclose(csv);
     if (all) fclose(all);
@@ -967,8 +997,11 @@ static int open_state(search_ctx *c, char *err, size_t errlen)
                                  "are done (a damaged file)", path, i, it, st.iteration);
             code = SN_EXIT_FAILURE;
         } else if (sn_subnet_parse(&c->model->space, st.nets + (size_t)i * SN_SUBNET_STRLEN,
-                                   &net, err, errlen) != SN_OK ||
-                   archive_add(it <= st.iteration ? ar : part, &net,
+                                   &net, what, sizeof what) != SN_OK) {
+            sn_errf(err, errlen, "%s: sub-network %d is not of %s's space: %s", path, i, c->path,
+                    what);
+            code = SN_EXIT_FAILURE;
+        } else if (archive_add(it <= st.iteration ? ar : part, &net,
                                st.values + (size_t)i * N_VALUES, it, err, errlen) != SN_OK) {
             code = SN_EXIT_FAILURE;
         }
@@ -1169,6 +1202,11 @@ static int run(search_ctx *c, int *code, char *err, size_t errlen)
     if (c->nt > SN_MAX_THREADS) c->nt = SN_MAX_THREADS;
     if (parse_objectives(c, err, errlen) != SN_OK) return SN_ERR;
     if (a->init < 2) return sn_errf(err, errlen, "--init %lld: at least 2", (long long)a->init);
+    if (a->init < 3 && a->iterations > 0)
+        return sn_errf(err, errlen, "--init %lld: the predictors of --iterations %lld need at "
+                                    "least 3 evaluated sub-networks to fit (give --init 3 or more, "
+                                    "or --iterations 0)", (long long)a->init,
+                       (long long)a->iterations);
     const int64_t k_ranks = a->pp * a->sp;
     if (c->mpi->size == 1 && k_ranks > 1)
         return sn_errf(err, errlen, "evaluator groups of --pp %lld x --sp %lld ranks need 1 + a "
@@ -1194,6 +1232,20 @@ static int run(search_ctx *c, int *code, char *err, size_t errlen)
     c->model = sn_model_create(&c->info->space, 0);
     if (!c->model) return sn_errf(err, errlen, "out of memory creating the supernet");
     c->lm = c->model->space.task == SN_TASK_LM;
+    /* params and MACs grow with every choice: the smallest sub-network has
+     * the fewest, and a constraint below it leaves nothing to search */
+    sn_subnet small;
+    sn_subnet_min(&c->model->space, &small);
+    const double p0 = (double)sn_subnet_params(&c->model->space, &small);
+    const double m0 = (double)sn_subnet_macs(&c->model->space, &small);
+    if ((a->max_params > 0 && a->max_params < p0) || (a->max_macs > 0 && a->max_macs < m0)) {
+        const bool params = a->max_params > 0 && a->max_params < p0;
+        *code = SN_EXIT_USAGE;
+        return sn_errf(err, errlen, "--max-%s %.17g: no sub-network meets it, the smallest of %s "
+                                    "has %.0f %s", params ? "params" : "macs",
+                       params ? a->max_params : a->max_macs, c->path, params ? p0 : m0,
+                       params ? "parameters" : "MACs");
+    }
     if (k_ranks > 1) { /* the group layout against this supernet */
         const sn_space *s = &c->model->space;
         sn_layout gl = {.dp = 1, .pp = (int)a->pp, .sp = (int)a->sp};

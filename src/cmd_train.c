@@ -743,6 +743,12 @@ static int run(train_ctx *c, char *err, size_t errlen)
                     resume_path, ts.fixed ? "with --fixed-subnet" : "as a supernet");
             return SN_EXIT_USAGE;
         }
+        if (!c->lm && ts.cursor > c->loader.n) {
+            sn_errf(err, errlen, "%s: its data loader stands at image %lld of an epoch, but %s "
+                    "has %lld training images: other data than the run's", resume_path,
+                    (long long)ts.cursor, a->data, (long long)c->loader.n);
+            return SN_EXIT_USAGE;
+        }
         c->tr.step = ts.step;
         if (!c->lm) sn_loader_seek(&c->loader, ts.epoch, ts.cursor);
     }

@@ -1,5 +1,6 @@
 #include "src/latency.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +102,13 @@ int sn_latency_calibrate(sn_latency_table *t, const sn_attn_engine *attn, int k,
         /* identical predictions cannot fix a slope: keep the scale */
         t->scale = den > 1e-12 * sw * sxx ? (sw * sxy - sx * sy) / den : 1.0;
         t->offset_ms = (sy - t->scale * sx) / sw;
+        /* a slope that is not positive (timings too noisy: few --reps, few
+         * sub-networks) is no calibration, and no reader accepts it: keep
+         * the plain sum */
+        if (!(t->scale > 0.0) || !isfinite(t->offset_ms)) {
+            t->scale = 1.0;
+            t->offset_ms = 0.0;
+        }
     }
     free(nets);
     free(meas);
