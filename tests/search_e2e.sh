@@ -8,6 +8,8 @@
 #    with evaluator groups of P2, S2 and P2xS2 ranks; bad group layouts
 #    are refused with one line;
 #  - an evaluator that fails ends the job with its message on every rank;
+#  - one evaluator rank SIGKILLed mid-search: the job ends, the same command
+#    continues to the uninterrupted archive;
 #  - a search killed (SIGKILL) after its first iteration, resumed with
 #    --resume, ends with the archive of an uninterrupted search;
 #  - a finished search run again rewrites its outputs; one with other
@@ -178,6 +180,38 @@ else
     fail "resume after a kill"
     tail -3 "$tmp/k.out" "$tmp/k.err"
     diff "$tmp/kref/archive.csv" "$tmp/k/archive.csv" | head -5
+fi
+# 4c. one evaluator rank dies (SIGKILL) mid-search: the job ends within
+#     seconds (no rank waits forever), and the same command continues to
+#     the archive of an uninterrupted search
+mpirun --oversubscribe -np 3 "$sn" search $search --objectives acc,params --iterations 8 \
+    --out "$tmp/e" >"$tmp/e.out" 2>&1 &
+pid=$!
+for _ in $(seq 3000); do
+    grep -q '"iteration":1' "$tmp/e/search.jsonl" 2>/dev/null && break
+    sleep 0.02
+done
+victim=""
+for p in $(pgrep -f -- "search.*$tmp/e"); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=2 && victim=$p
+done
+[ -n "$victim" ] || fail "evaluator death: no rank 2 found"
+kill -KILL $victim 2>/dev/null
+ended=""
+for _ in $(seq 600); do
+    kill -0 $pid 2>/dev/null || { ended=1; break; }
+    sleep 0.1
+done
+[ -n "$ended" ] || { fail "evaluator death: the job still runs 60 s after rank 2 died"; kill -KILL $pid; }
+wait $pid 2>/dev/null
+rc=$?
+grep -q '"iteration":8' "$tmp/e/search.jsonl" && fail "evaluator death: the search finished before the kill"
+if [ $rc -ne 0 ] && run e 3 --objectives acc,params --iterations 8 && grep -q "resuming" "$tmp/e.out" &&
+    cmp -s "$tmp/kref/archive.csv" "$tmp/e/archive.csv"; then
+    echo "ok   an evaluator SIGKILLed: the job ended (status $rc), the same command continued to the uninterrupted archive"
+else
+    fail "evaluator death and continuing (status $rc)"
+    tail -3 "$tmp/e.out" "$tmp/e.err"
 fi
 # 4b. a finished search run again: its outputs rewritten, nothing evaluated
 if run s1 1 --objectives acc,params && grep -q "is complete" "$tmp/s1.out" &&
