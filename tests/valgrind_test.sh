@@ -10,7 +10,7 @@ sn=$1
 root=$2
 command -v valgrind >/dev/null || { echo "FAIL: valgrind missing (scripts/setup.sh --tests)"; exit 1; }
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+[ -n "${VALGRIND_KEEP:-}" ] && dir=$VALGRIND_KEEP && mkdir -p "$dir" || trap 'rm -rf "$dir"' EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
@@ -18,7 +18,7 @@ supp=(--suppressions="$root/tests/valgrind.supp")
 [ -f /usr/share/openmpi/openmpi-valgrind.supp ] &&
     supp+=(--suppressions=/usr/share/openmpi/openmpi-valgrind.supp)
 vg=(valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99
-    --num-callers=40 "${supp[@]}")
+    --num-callers=40 --gen-suppressions=all "${supp[@]}")
 
 tiny=(--embed-choices 32 --heads-choices 1,2 --head-dim 16 --mlp-choices 64
       --depths 1,1 --min-depths 1,1 --batch-size 4 --train-subset 32 --val-size 16
@@ -45,6 +45,8 @@ run() {
 }
 
 export OMPI_MCA_btl_vader_single_copy_mechanism=none   # no CMA syscalls to check
+# keep the stacks of Open MPI components' blocks named (no dlclose at finalize)
+export OMPI_MCA_mca_base_component_disable_dlclose=1
 run train "$sn" train --steps 2 "${tiny[@]}" --run-dir "$dir/run"
 ckpt=$dir/run/checkpoints/ckpt-00000002.h5
 [ -f "$ckpt" ] || fail "no checkpoint written: $(ls "$dir/run/checkpoints" 2>&1)"
