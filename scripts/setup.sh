@@ -2,7 +2,7 @@
 # Installs what supernest needs on Debian 12 (only the packages missing),
 # then configures and builds it in ./build (release).  Idempotent.
 #   scripts/setup.sh            build dependencies + Fashion-MNIST and fortunes (LM text)
-#   scripts/setup.sh --tests    also what the tests need (PyTorch, numpy, SLURM + munge;
+#   scripts/setup.sh --tests    also what the tests need (PyTorch, numpy, SLURM + munge, valgrind;
 #                               clang with libFuzzer, the sanitizers and OpenMP for scripts/fuzz.sh)
 set -eu
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ pkgs="gcc libc6-dev meson ninja-build pkg-config libblis-dev libopenmpi-dev open
       libhdf5-openmpi-dev hdf5-tools zlib1g-dev libxxhash-dev libinih-dev dataset-fashion-mnist fortunes gnuplot-nox"
 if [ "${1:-}" = "--tests" ]; then
     pkgs="$pkgs libcmocka-dev python3 python3-torch python3-numpy python3-h5py python3-xxhash
-          slurm-wlm munge clang libclang-rt-14-dev libomp-14-dev"
+          slurm-wlm munge valgrind clang libclang-rt-14-dev libomp-14-dev"
 fi
 
 missing=""

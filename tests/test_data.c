@@ -25,11 +25,19 @@
 typedef struct bytes {
     uint8_t *p;
     size_t len;
+    size_t cap;     /* bytes allocated by append (0: unknown, reallocate) */
 } bytes;
 
+/* Grows the buffer geometrically: make_idx appends a byte at a time, and a
+ * realloc per byte is quadratic under AddressSanitizer's quarantine (a
+ * minute for test_idx_valid alone). */
 static void append(bytes *b, const void *src, size_t n)
 {
-    b->p = realloc(b->p, b->len + n + 1);
+    size_t need = b->len + n + 1;
+    if (need > b->cap) {
+        b->cap = need > 2 * b->cap ? need : 2 * b->cap;
+        b->p = realloc(b->p, b->cap);
+    }
     assert_non_null(b->p);
     memcpy(b->p + b->len, src, n);
     b->len += n;
