@@ -157,7 +157,8 @@ static int gather(inspection *x, const inspect_args *a, char *err, size_t errlen
                 SN_OK)
                 return sn_errf(err, errlen, "%s: %s", x->path, msg);
     }
-    qsort(x->table.v, (size_t)x->table.n, sizeof *x->table.v, table_cmp);
+    /* qsort of an empty list may not take its NULL pointer (UBSan) */
+    if (x->table.n > 1) qsort(x->table.v, (size_t)x->table.n, sizeof *x->table.v, table_cmp);
     if ((x->table.n == 0 || strncmp(x->table.v[0], "/weights/", 9) != 0) && x->n_damaged == 0)
         return sn_errf(err, errlen, "%s: no tensors under /weights", x->path);
     x->stats = calloc((size_t)x->table.n + 1, sizeof *x->stats);
@@ -637,8 +638,8 @@ static int run_diff(const char *pa, const char *pb, const inspect_args *a,
             goto out;
         }
     }
-    qsort(la.v, (size_t)la.n, sizeof *la.v, table_cmp);
-    qsort(lb.v, (size_t)lb.n, sizeof *lb.v, table_cmp);
+    if (la.n > 1) qsort(la.v, (size_t)la.n, sizeof *la.v, table_cmp);
+    if (lb.n > 1) qsort(lb.v, (size_t)lb.n, sizeof *lb.v, table_cmp);
     rows = calloc((size_t)(la.n + lb.n) + 1, sizeof *rows);
     if (!rows) {
         sn_errf(err, errlen, "out of memory");

@@ -220,7 +220,7 @@ static void test_idx_bad_headers(void **state)
     bytes tm = make_idx(0, 0x08, 3, d3, 0);
     tm.len = 3;
     expect_rejected("truncmagic", tm, "truncated header");
-    expect_rejected("empty", (bytes){calloc(1, 1), 0}, "empty file");
+    expect_rejected("empty", (bytes){calloc(1, 1), 0, 0}, "empty file");
 }
 
 static void test_idx_bad_lengths(void **state)
