@@ -28,20 +28,8 @@ one=("$sn" train --steps $steps "${small[@]}" --checkpoint-every 10)
 two=("$mpiexec" --oversubscribe -q -np 2 "$sn" train --dp 2 --steps $steps "${small[@]}"
      --checkpoint-every 10)
 
-# Waits until run directory $1 has logged $2 steps (at most 120 s).
-wait_steps() {
-    for _ in $(seq 1200); do
-        [ -f "$1/metrics.jsonl" ] && [ "$(wc -l <"$1/metrics.jsonl")" -ge "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-# The supernest processes (not mpirun) whose command line holds $1.
-rank_pids() {
-    for p in $(pgrep -f -- "$1"); do
-        [ "$(cat /proc/"$p"/comm 2>/dev/null)" = supernest ] && echo "$p"
-    done
-}
+# wait_steps, rank_pids
+. "$(dirname "$0")/run_helpers.sh"
 # Waits at most $2 seconds for process $1 to end; its status in $rc.
 wait_for() {
     for _ in $(seq $(($2 * 10))); do

@@ -20,21 +20,9 @@ small=(--embed-choices 32,64 --heads-choices 1,2 --head-dim 16 --mlp-choices 64,
        --report-random 0 --log-every 1 --checkpoint-every 100000 --quiet --no-report)
 steps=60
 
-# Waits until run directory $1 has logged $2 steps (at most 120 s).
-wait_steps() {
-    for _ in $(seq 1200); do
-        [ -f "$1/metrics.jsonl" ] && [ "$(wc -l <"$1/metrics.jsonl")" -ge "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+# wait_steps, rank_pids
+. "$(dirname "$0")/run_helpers.sh"
 
-# The supernest processes (not mpirun) whose command line holds $1.
-rank_pids() {
-    for p in $(pgrep -f -- "$1"); do
-        [ "$(cat /proc/"$p"/comm 2>/dev/null)" = supernest ] && echo "$p"
-    done
-}
 
 # Checkpoints $1 and $2 hold identical weights and moments.
 same_ckpt() {
