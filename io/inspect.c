@@ -568,48 +568,113 @@ int sn_inspect_shape(hid_t file, const char *file_path, const char *path, sn_ds_
     return SN_OK;
 }
 
-/* Rows of a dataset for streaming: the leading dimension (1 for a scalar)
- * and the elements per row. */
-static void row_layout(const sn_ds_scan *d, int64_t *rows, int64_t *row_elems)
+/* A walk over a dataset in row-major blocks of at most BLOCK_BYTES: whole
+ * rows of the leading dimension where a row fits in a block, else pieces
+ * of the innermost dimensions (a row of a dataset may itself be larger
+ * than memory). */
+typedef struct block_walk {
+    int ndim;
+    int split;                          /* the dimension a block cuts */
+    int64_t inner;                      /* elements of the dimensions after split */
+    int64_t step;                       /* indices of split per block */
+    int64_t max_n;                      /* elements in the largest block */
+    hsize_t dims[SN_INSPECT_MAX_RANK];
+    hsize_t pos[SN_INSPECT_MAX_RANK];   /* the next block's first corner */
+    hsize_t start[SN_INSPECT_MAX_RANK]; /* the current block's first corner */
+    hsize_t count[SN_INSPECT_MAX_RANK]; /* the current block's extent */
+    int64_t first;                      /* flat index of the block's first element */
+    int64_t n;                          /* elements in the block */
+    bool done;
+} block_walk;
+
+static void walk_init(block_walk *w, const sn_ds_scan *d, size_t esize)
 {
-    *rows = d->ndim == 0 ? 1 : d->dims[0];
-    *row_elems = 1;
-    for (int i = 1; i < d->ndim; i++) *row_elems *= d->dims[i];
+    memset(w, 0, sizeof *w);
+    w->ndim = d->ndim;
+    for (int i = 0; i < d->ndim; i++) w->dims[i] = (hsize_t)d->dims[i];
+    w->done = d->count <= 0;
+    int64_t per_block = BLOCK_BYTES / (int64_t)(esize > 0 ? esize : 1);
+    if (per_block < 1) per_block = 1;
+    int k = d->ndim - 1;
+    int64_t inner = 1;
+    while (k > 0 && d->dims[k] <= per_block / inner) inner *= d->dims[k--];
+    w->split = k < 0 ? 0 : k;
+    w->inner = inner;
+    w->step = per_block / inner;
+    if (w->step < 1) w->step = 1;
+    int64_t split_dim = d->ndim == 0 ? 1 : d->dims[w->split];
+    w->max_n = (split_dim < w->step ? split_dim : w->step) * inner;
+    if (w->max_n < 1) w->max_n = 1;
 }
 
-static int64_t block_rows(int64_t row_elems, size_t esize)
+/* The next block into w->count (and w->first, w->n); false at the end. */
+static bool walk_next(block_walk *w)
 {
-    int64_t row_bytes = row_elems * (int64_t)esize;
-    int64_t k = row_bytes > 0 ? BLOCK_BYTES / row_bytes : 1;
-    return k < 1 ? 1 : k;
+    if (w->done) return false;
+    if (w->ndim == 0) {
+        w->first = 0;
+        w->n = 1;
+        w->done = true;
+        return true;
+    }
+    int s = w->split;
+    int64_t first = 0;
+    for (int j = 0; j < w->ndim; j++) {
+        first = first * (int64_t)w->dims[j] + (int64_t)w->pos[j];
+        w->start[j] = w->pos[j];
+        w->count[j] = j < s ? 1 : w->dims[j];
+    }
+    hsize_t left = w->dims[s] - w->pos[s];
+    w->count[s] = left < (hsize_t)w->step ? left : (hsize_t)w->step;
+    w->first = first;
+    w->n = (int64_t)w->count[s] * w->inner;
+    w->pos[s] += w->count[s];
+    for (int j = s; j > 0 && w->pos[j] >= w->dims[j]; j--) {
+        w->pos[j] = 0;
+        w->pos[j - 1]++;
+    }
+    if (w->pos[0] >= w->dims[0]) w->done = true;
+    return true;
 }
 
-/* Reads rows [r0, r0 + nr) of dataset ds (described by d) as mtype into
- * buf; on failure HDF5's reason goes to why (200 chars). */
-static herr_t read_rows(hid_t ds, const sn_ds_scan *d, hid_t mtype, int64_t r0, int64_t nr,
-                        int64_t row_elems, void *buf, char *why)
+/* Reads the current block of walk w over dataset ds as mtype into buf; on
+ * failure HDF5's reason goes to why (200 chars). */
+static herr_t read_block(hid_t ds, const block_walk *w, hid_t mtype, void *buf, char *why)
 {
     why[0] = '\0';
-    if (d->ndim == 0) {
+    if (w->ndim == 0) {
         herr_t r = H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
         if (r < 0) h5_reason(why, 200);
         return r;
     }
     hid_t fs = H5Dget_space(ds);
     if (fs < 0) return -1;
-    hsize_t start[SN_INSPECT_MAX_RANK] = {0}, count[SN_INSPECT_MAX_RANK];
-    start[0] = (hsize_t)r0;
-    count[0] = (hsize_t)nr;
-    for (int i = 1; i < d->ndim; i++) count[i] = (hsize_t)d->dims[i];
-    hsize_t mn = (hsize_t)(nr * row_elems);
+    hsize_t mn = (hsize_t)w->n;
     hid_t ms = H5Screate_simple(1, &mn, NULL);
     herr_t r = -1;
-    if (ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+    if (ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, w->start, NULL, w->count, NULL) >= 0)
         r = H5Dread(ds, mtype, ms, fs, H5P_DEFAULT, buf);
     if (r < 0) h5_reason(why, 200);
     if (ms >= 0) H5Sclose(ms);
     H5Sclose(fs);
     return r;
+}
+
+/* Deflate shrinks data at most about 1032 times; a dataset declaring more
+ * than that (with 1 MiB of slack for unwritten fill-value datasets) over
+ * the bytes the file holds for it is damage, and reading it would take
+ * hours.  Returns false with problem set. */
+static bool plausible_size(hid_t file, hid_t ds, const sn_ds_scan *d, size_t esize,
+                           char *problem, size_t len)
+{
+    hsize_t stored = H5Dget_storage_size(ds), fsize = 0;
+    if (H5Fget_filesize(file, &fsize) >= 0 && stored > fsize) stored = fsize;
+    double declared = (double)d->count * (double)esize;
+    double limit = 1100.0 * ((double)stored + (double)(1 << 20));
+    if (declared <= limit) return true;
+    snprintf(problem, len, "its shape declares %.3g bytes but the file holds %llu bytes of it",
+             declared, (unsigned long long)stored);
+    return false;
 }
 
 static bool fixed_size_data(hid_t t)
@@ -622,11 +687,13 @@ static bool fixed_size_data(hid_t t)
 static void scan_data(hid_t ds, hid_t ft, sn_ds_scan *out)
 {
     size_t es = H5Tget_size(ft);
-    int64_t rows, row_elems;
-    row_layout(out, &rows, &row_elems);
-    int64_t br = block_rows(row_elems, es);
-    if (br > rows) br = rows;
-    void *buf = malloc((size_t)((br > 0 ? br : 1) * row_elems) * es + 1);
+    if (es == 0 || es > BLOCK_BYTES) {
+        snprintf(out->problem, sizeof out->problem, "its elements are %zu bytes each", es);
+        return;
+    }
+    block_walk w;
+    walk_init(&w, out, es);
+    void *buf = malloc((size_t)w.max_n * es);
     XXH3_state_t *st = XXH3_createState();
     if (!buf || !st || XXH3_64bits_reset(st) != XXH_OK) {
         snprintf(out->problem, sizeof out->problem, "out of memory reading it");
@@ -636,20 +703,17 @@ static void scan_data(hid_t ds, hid_t ft, sn_ds_scan *out)
     }
     double mn = INFINITY, mx = -INFINITY, sum = 0.0, sumsq = 0.0;
     int64_t nf = 0;
-    for (int64_t r0 = 0; r0 < rows; r0 += br) {
-        int64_t nr = rows - r0 < br ? rows - r0 : br;
-        if (nr * row_elems == 0) break;
+    while (walk_next(&w)) {
         char why[200];
-        if (read_rows(ds, out, ft, r0, nr, row_elems, buf, why) < 0) {
+        if (read_block(ds, &w, ft, buf, why) < 0) {
             snprintf(out->problem, sizeof out->problem, "read error (%s)",
                      why[0] ? why : "file truncated or damaged");
             break;
         }
-        size_t nbytes = (size_t)(nr * row_elems) * es;
-        XXH3_64bits_update(st, buf, nbytes);
+        XXH3_64bits_update(st, buf, (size_t)w.n * es);
         if (!out->is_f32) continue;
         const float *v = buf;
-        for (int64_t i = 0; i < nr * row_elems; i++) {
+        for (int64_t i = 0; i < w.n; i++) {
             double x = (double)v[i];
             if (!isfinite(x)) {
                 nf++;
@@ -703,7 +767,11 @@ int sn_inspect_scan(hid_t file, const char *file_path, const char *path, bool ve
             snprintf(out->problem, sizeof out->problem,
                      "variable-length data cannot carry a byte checksum");
     }
-    if (readable) scan_data(ds, ft, out);
+    char too_big[256];
+    if (readable && plausible_size(file, ds, out, H5Tget_size(ft), too_big, sizeof too_big))
+        scan_data(ds, ft, out);
+    else if (readable && !out->problem[0])
+        snprintf(out->problem, sizeof out->problem, "%s", too_big);
     if (verify && !out->problem[0]) {
         out->checked = true;
         if (strncasecmp(out->stored, "xxh3-64:", 8) != 0 || strlen(out->stored) != 24)
@@ -732,11 +800,9 @@ int sn_inspect_diff(hid_t a, const char *a_path, hid_t b, const char *b_path, co
     if (sn_inspect_shape(a, a_path, path, &d, err, errlen) != SN_OK) return SN_ERR;
     SN_CHECK(d.is_f32);
     hid_t da = H5Dopen2(a, path, H5P_DEFAULT), db = H5Dopen2(b, path, H5P_DEFAULT);
-    int64_t rows, row_elems;
-    row_layout(&d, &rows, &row_elems);
-    int64_t br = block_rows(row_elems, sizeof(float));
-    if (br > rows) br = rows;
-    size_t n = (size_t)((br > 0 ? br : 1) * row_elems) + 1;
+    block_walk w;
+    walk_init(&w, &d, sizeof(float));
+    size_t n = (size_t)w.max_n;
     float *va = malloc(n * sizeof *va), *vb = malloc(n * sizeof *vb);
     int rc = SN_OK;
     if (da < 0 || db < 0) {
@@ -748,18 +814,23 @@ int sn_inspect_diff(hid_t a, const char *a_path, hid_t b, const char *b_path, co
         rc = sn_errf(err, errlen, "out of memory comparing %s", path);
         goto out;
     }
-    for (int64_t r0 = 0; r0 < rows; r0 += br) {
-        int64_t nr = rows - r0 < br ? rows - r0 : br;
-        if (nr * row_elems == 0) break;
+    char too_big[256];
+    bool a_ok = plausible_size(a, da, &d, sizeof(float), too_big, sizeof too_big);
+    if (!a_ok || !plausible_size(b, db, &d, sizeof(float), too_big, sizeof too_big)) {
+        rc = sn_errf(err, errlen, "%s: dataset %s is damaged: %s", a_ok ? b_path : a_path, path,
+                     too_big);
+        goto out;
+    }
+    while (walk_next(&w)) {
         char why[200];
-        bool bad_a = read_rows(da, &d, H5T_NATIVE_FLOAT, r0, nr, row_elems, va, why) < 0;
-        bool bad_b = !bad_a && read_rows(db, &d, H5T_NATIVE_FLOAT, r0, nr, row_elems, vb, why) < 0;
+        bool bad_a = read_block(da, &w, H5T_NATIVE_FLOAT, va, why) < 0;
+        bool bad_b = !bad_a && read_block(db, &w, H5T_NATIVE_FLOAT, vb, why) < 0;
         if (bad_a || bad_b) {
             rc = sn_errf(err, errlen, "%s: dataset %s cannot be read (%s)",
                          bad_a ? a_path : b_path, path, why[0] ? why : "truncated or damaged");
             goto out;
         }
-        for (int64_t i = 0; i < nr * row_elems; i++) {
+        for (int64_t i = 0; i < w.n; i++) {
             double x = va[i], y = vb[i], dd;
             if (x == y || (isnan(x) && isnan(y)))
                 dd = 0.0;
@@ -768,7 +839,7 @@ int sn_inspect_diff(hid_t a, const char *a_path, hid_t b, const char *b_path, co
             if (isnan(dd)) dd = INFINITY;
             if (dd > out->max_abs) {
                 out->max_abs = dd;
-                out->at = r0 * row_elems + i;
+                out->at = w.first + i;
                 out->a = x;
                 out->b = y;
             }

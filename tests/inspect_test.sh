@@ -395,5 +395,54 @@ EOF
     fi
 fi
 
+# ---- datasets larger than a block, and shapes the file cannot hold -----------
+# A row of 12 MiB is read in pieces (blocks are 8 MiB): its statistics,
+# checksum and --diff position must still be those of the whole.  A shape
+# of 2^42 values with no data behind it is damage, reported at once instead
+# of allocating or reading 16 TiB.
+cp "$tmp/ckpt.h5" "$tmp/bigrow.h5"
+cp "$tmp/ckpt.h5" "$tmp/bigrow2.h5"
+cp "$tmp/ckpt.h5" "$tmp/huge.h5"
+"$py" - "$tmp" <<'EOF' || { echo "FAIL: cannot write the large fixtures"; exit 1; }
+import sys
+import h5py
+import numpy as np
+import xxhash
+d = sys.argv[1]
+a = np.random.default_rng(3).standard_normal((3, 2, 1536 * 1024)).astype('<f4')
+for name, bump in (('bigrow', 0.0), ('bigrow2', 0.75)):
+    b = a.copy()
+    b[2, 1, 1234567] += bump
+    with h5py.File(d + '/' + name + '.h5', 'r+') as f:
+        ds = f['weights'].create_dataset('big', data=b)
+        ds.attrs['checksum'] = 'xxh3-64:' + xxhash.xxh3_64_hexdigest(b.tobytes())
+with h5py.File(d + '/huge.h5', 'r+') as f:
+    f['weights'].create_dataset('huge', shape=(1, 2 ** 42), dtype='<f4', chunks=(1, 1024))
+x = a.astype(np.float64)
+open(d + '/bigrow.want', 'w').write('%r %r %r\n' % (x.min(), x.max(), np.sqrt((x * x).sum())))
+EOF
+run "$tmp/bigrow.h5" --verify --json
+if [ "$got" -ne 0 ] || ! "$py" - "$tmp/out" "$tmp/bigrow.want" <<'EOF'; then
+import json
+import sys
+j = json.load(open(sys.argv[1]))
+mn, mx, l2 = (float(v) for v in open(sys.argv[2]).read().split())
+t = [t for t in j['tensors'] if t['name'] == 'big' and t['group'] == '/weights'][0]
+sys.exit(0 if t['min'] == mn and t['max'] == mx and abs(t['l2'] - l2) <= 1e-9 * l2 else 1)
+EOF
+    fail "inspect --verify --json of a dataset with 12 MiB rows: status $got"
+    head -c 600 "$tmp/out"
+    cat "$tmp/err"
+fi
+run --diff "$tmp/bigrow.h5" "$tmp/bigrow2.h5"
+if [ "$got" -ne 0 ] || ! grep -q "/weights/big .*\[2, 1, 1234567\]" "$tmp/out"; then
+    fail "inspect --diff of a dataset with 12 MiB rows: status $got"
+    cat "$tmp/out" "$tmp/err"
+fi
+expect 1 "dataset /weights/huge is damaged: its shape declares 1.76e+13 bytes but the file holds 0" \
+    "$tmp/huge.h5"
+expect 1 "dataset /weights/huge is damaged: its shape declares 1.76e+13 bytes" \
+    --diff "$tmp/huge.h5" "$tmp/huge.h5"
+
 echo "$((n - fails)) of $n inspect checks passed"
 [ "$fails" -eq 0 ]
