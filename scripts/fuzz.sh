@@ -11,6 +11,10 @@
 #                     tests/fuzz/corpus/TARGET (minimised; commit them by hand)
 #   FUZZ_STRICT=1     fail on crashes inside the HDF5 library, and on crash inputs
 #                     that do not crash again when run alone, too
+#   FUZZ_SEED=N       libFuzzer's random seed (default: a new one each run).  CI
+#                     sets it, so that every CI run explores the same way (the
+#                     number of executions in the time given still varies) and
+#                     a run here with the same seed shows what CI will find
 # Prints the executions and crashes of each target; every crash input is
 # re-run alone and classified: a crash in supernest's code (exit status 1),
 # or one inside HDF5 itself on a damaged file (HDF5 1.10's own bugs, listed
@@ -61,6 +65,7 @@ for t in "${targets[@]}"; do
     log=$dir/log
     opts=(-max_total_time="$seconds" -timeout=$timeout_s -rss_limit_mb=2048 -print_final_stats=1
           -artifact_prefix="$dir/artifacts/")
+    [ -n "${FUZZ_SEED:-}" ] && opts+=(-seed="$FUZZ_SEED")
     if [ "$t" = h5 ]; then
         # HDF5 1.10 itself crashes or hangs on many damaged files; fork mode
         # keeps fuzzing past those (each is saved and classified below).
