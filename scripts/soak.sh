@@ -29,8 +29,9 @@ if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 
-# enough steps never to finish before SECONDS
-mpirun -q --oversubscribe -np "$ranks" "$sn" train --steps 1000000000 --run-dir "$out/run" \
+# enough steps never to finish before SECONDS; a warm-up of 100 steps
+# (5% of 10^9 steps would keep the learning rate near 0 for the whole soak)
+mpirun -q --oversubscribe -np "$ranks" "$sn" train --steps 1000000000 --warmup 100 --run-dir "$out/run" \
     --checkpoint-every 100 --checkpoint-minutes 0 --keep 100000 --log-every 100 --no-report \
     "$@" >"$out/train.out" 2>&1 &
 pid=$!
