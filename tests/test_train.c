@@ -177,7 +177,7 @@ static void test_fixed_subnet_trains_only_its_slice(void **state)
     sn_space s;
     small_space(&s);
     sn_train_opts o = opts();
-    o.sampler = SN_SAMPLER_FIXED;
+    o.schedule = SN_SCHEDULE_FIXED;
     o.adamw.weight_decay = 0.0f;
     assert_int_equal(sn_subnet_parse(&s, "e32-d1.1-h1.1-f64.64", &o.fixed, err, sizeof err),
                      SN_OK);
