@@ -314,9 +314,11 @@ static void test_sandwich_unchanged(void **state)
         int64_t step;
         const char *net[3];
     } recorded[] = {
-        {0, {"e64-d1.1-h1.1-f64.64", "e64-d2.1-h1.1.1-f128.128.128", "e32-d1.2-h2.2.1-f128.128.64"}},
+        {0, {"e64-d1.1-h1.1-f64.64", "e64-d2.1-h1.1.1-f128.128.128",
+             "e32-d1.2-h2.2.1-f128.128.64"}},
         {1, {"e32-d2.1-h1.1.2-f64.128.64", "e32-d1.1-h1.2-f64.128", "e64-d2.1-h1.2.1-f128.64.64"}},
-        {7, {"e64-d1.1-h1.1-f64.64", "e64-d1.2-h2.1.2-f128.128.128", "e32-d2.1-h2.1.1-f128.128.64"}},
+        {7, {"e64-d1.1-h1.1-f64.64", "e64-d1.2-h2.1.2-f128.128.128",
+             "e32-d2.1-h2.1.1-f128.128.64"}},
         {1000, {"e64-d1.1-h1.1-f128.64", "e64-d2.1-h1.2.1-f64.64.64", "e64-d1.1-h2.2-f64.128"}},
         {123456789, {"e64-d2.1-h1.2.2-f128.128.128", "e64-d2.2-h2.1.2.1-f128.64.64.128",
                      "e32-d2.1-h1.2.2-f64.128.128"}},
@@ -485,7 +487,8 @@ static void test_progressive(void **state)
     /* default shares on 7 steps: boundaries 1, 3, 5 */
     o = sched_opts(SN_SCHEDULE_PROGRESSIVE, 7);
     const int p7[7] = {0, 1, 1, 2, 2, 3, 3};
-    for (int64_t step = 0; step < 7; step++) assert_int_equal(sn_schedule_phase(&o, step), p7[step]);
+    for (int64_t step = 0; step < 7; step++)
+        assert_int_equal(sn_schedule_phase(&o, step), p7[step]);
     /* an empty phase is skipped: 0.5,0,0.5,0 of 10 steps */
     const double s3[4] = {0.5, 0, 0.5, 0};
     memcpy(o.phases, s3, sizeof s3);
