@@ -261,12 +261,13 @@ static int write_train(hid_t file, const sn_train_state *ts, char *err, size_t e
 {
     hid_t g = sn_h5_group(file, "train", err, errlen);
     if (g < 0) return SN_ERR;
+    const bool fixed = ts->schedule == SN_SCHEDULE_FIXED;
     int rc = SN_OK;
     if (sn_h5_attr_i64(g, "step", ts->step, err, errlen) ||
         sn_h5_attr_i64(g, "epoch", ts->epoch, err, errlen) ||
         sn_h5_attr_i64(g, "cursor", ts->cursor, err, errlen) ||
-        sn_h5_attr_str(g, "sampler", ts->fixed ? "fixed" : "sandwich", err, errlen) ||
-        sn_h5_attr_str(g, "fixed_subnet", ts->fixed ? ts->fixed_subnet : "", err, errlen))
+        sn_h5_attr_str(g, "sampler", sn_schedule_name(ts->schedule), err, errlen) ||
+        sn_h5_attr_str(g, "fixed_subnet", fixed ? ts->fixed_subnet : "", err, errlen))
         rc = SN_ERR;
     H5Gclose(g);
     return rc;
@@ -719,7 +720,10 @@ int sn_ckpt_load(MPI_Comm comm, const char *path, sn_model *m, sn_adamw *opt,
                           errlen))
             rc = SN_ERR;
         if (g >= 0) H5Gclose(g);
-        ts->fixed = strcmp(sampler, "fixed") == 0;
+        if (rc == SN_OK && sn_schedule_parse(sampler, &ts->schedule) != SN_OK)
+            rc = sn_errf(err, errlen, "%s: sampler '%s' is not one of sandwich, sortednet, "
+                                      "progressive, deps, fixed (a damaged file, or one of a "
+                                      "newer supernest)", what, sampler);
         if (rc == SN_OK && (ts->step < 0 || ts->epoch < 0 || ts->cursor < 0 ||
                             (opt && opt->step < 0)))
             rc = sn_errf(err, errlen, "%s: step %lld, epoch %lld, cursor %lld, optimizer step "

@@ -17,6 +17,7 @@
 #include "src/arch.h"
 #include "src/model.h"
 #include "src/optim.h"
+#include "src/train.h"
 
 #define SN_OPTIONS_MAX 8192
 
@@ -40,8 +41,8 @@ typedef struct sn_file_info {
 typedef struct sn_train_state {
     int64_t step;                   /* optimizer steps done */
     int64_t epoch, cursor;          /* data loader position */
-    bool fixed;                     /* fixed-sub-network sampler */
-    char fixed_subnet[SN_SUBNET_STRLEN];
+    sn_schedule schedule;           /* /train sampler: the schedule's name */
+    char fixed_subnet[SN_SUBNET_STRLEN];    /* SN_SCHEDULE_FIXED's sub-network */
 } sn_train_state;
 
 /* Writes dir/ckpt-<step>.h5 atomically and points dir/latest at it, then

@@ -110,6 +110,7 @@ typedef struct member_run {
     sn_dist *d;
     const sn_subnet *net;
     int k, n;                   /* member k of n */
+    float weight;               /* its loss weight (sn_train_members) */
     const void *input;
     const int32_t *labels;
     double loss_sum;
@@ -161,7 +162,7 @@ static void forward(member_run *r, int j)
         send_to(d, out, act, d->g->next, tag_of(TAG_ACT, j), &d->send_req[slot][0]);
         return;
     }
-    const float scale = (float)d->rows_mb / (float)d->rows_global;
+    const float scale = r->weight * ((float)d->rows_mb / (float)d->rows_global);
     const float loss = sn_member_loss(&t->o, r->k, r->n, d->dlogits,
                                       d->teacher + j * d->rows_mb * C, out,
                                       r->labels + j * d->rows_mb, d->rows_mb, C, scale);
@@ -212,14 +213,14 @@ int sn_dist_step(sn_dist *d, const void *input, const int32_t *labels, sn_step_s
     const double t0 = MPI_Wtime();
     const uint64_t flops0 = sn_gemm_flops();
     memset(st, 0, sizeof *st);
-    st->n_members = sn_train_members(t, t->step, st->net, st->role);
+    st->n_members = sn_train_members(&m->space, &t->o, t->step, st->net, st->role, st->weight);
     memset(m->grads + d->p_lo, 0, (d->p_hi - d->p_lo) * sizeof(float));
 
     /* [losses of the members..., GEMM FLOPs, squared gradient norm] */
     double sums[SN_MAX_MEMBERS + 2] = {0};
     for (int k = 0; k < st->n_members; k++) {
         member_run r = {.d = d, .net = &st->net[k], .k = k, .n = st->n_members,
-                        .input = input, .labels = labels};
+                        .weight = st->weight[k], .input = input, .labels = labels};
         run_member(&r);
         sums[k] = r.loss_sum;
     }

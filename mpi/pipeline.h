@@ -3,10 +3,11 @@
  * and sequence parallel with ring attention — computing the same step as
  * one rank (up to the order of floating-point sums).
  *
- * Each step trains the members the sampler gives (src/train.h), derived
- * by every rank from the shared seed: no messages say which sub-networks
- * run.  Each member runs the 1F1B schedule over M micro-batches of each
- * data rank's B/D sequences: stage p does min(P-p-1, M) forwards, then
+ * Each step trains the members the schedule gives (sn_train_members in
+ * src/train.h), derived by every rank from the shared seed and the step:
+ * no messages say which sub-networks run or with which loss weights.
+ * Each member runs the 1F1B schedule over M micro-batches of each data
+ * rank's B/D sequences: stage p does min(P-p-1, M) forwards, then
  * alternates one forward and one backward, then finishes the backwards.
  * Activations go to the next stage and their gradients back with
  * MPI_Isend; receives block only for data the stage needs next, and every
@@ -16,8 +17,9 @@
  *
  * Losses are means over the whole step's rows (B for images, B*T tokens
  * for the language model): each rank scales its gradient by its share of
- * the rows, and gradient sums over the D x S replicas (mpi/reduce) make
- * the total.  The step's losses, FLOPs and the squared gradient norm are
+ * the rows times the member's loss weight, and gradient sums over the
+ * D x S replicas (mpi/reduce) make the total.  The step's losses (each
+ * member's, unweighted), FLOPs and the squared gradient norm are
  * summed over the world in one all-reduce, so every rank sees the same
  * non-finite loss and stops at the same step with the same message.
  */

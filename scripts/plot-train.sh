@@ -1,7 +1,9 @@
 #!/bin/sh
 # Training curves of a run directory, with gnuplot (no Python):
-#   OUT_DIR/loss.png  the loss of each sandwich member (max, min, rand 1..k;
-#                     or fixed) against the step
+#   OUT_DIR/loss.png  the loss of each member (max, min, rand 1..k; or fixed)
+#                     against the step; a step of the full network alone
+#                     (progressive, deps) is drawn as max, and a member a
+#                     step lacks as a gap
 #   OUT_DIR/lr.png    learning rate, gradient norm and throughput
 #                     (images or tokens per second) against the step
 # It reads RUN_DIR/metrics.jsonl (README: The run directory); steps logged
@@ -28,7 +30,8 @@ trap 'rm -rf "$tmp"' EXIT
 
 # metrics.jsonl -> $tmp/train.dat, one row per step, in columns
 #   step epoch lr grad_norm per_s gflops elapsed_s <loss of each role>
-# and $tmp/head: the rate's name, then the roles' names (from the first record).
+# and $tmp/head: the rate's name, then the roles' names (every role of any
+# record, in the order they first appear; a schedule's members change).
 awk -v head="$tmp/head" '
 function num(key,   re, n) {
     re = "\"" key "\":[^,}]+"
@@ -50,29 +53,39 @@ function num(key,   re, n) {
         loss = substr(loss, RSTART + RLENGTH)
         c = index(pair, ":")
         name = substr(pair, 2, c - 3)
-        v[name] = substr(pair, c + 1)
-        if (!nroles_set) role[++nroles] = name
+        if (name == "full") name = "max" # the largest, trained alone
+        keep(name, substr(pair, c + 1))
     }
-    for (i = 1; i <= k; i++) {
-        v["rand" i] = r[i]
-        if (!nroles_set) role[++nroles] = "rand" i
-    }
-    if (!nroles_set) {
-        unit = index($0, "\"tokens_per_s\":") ? "tokens" : "images"
-        printf "%s", unit > head
-        for (i = 1; i <= nroles; i++) printf " %s", role[i] > head
-        printf "\n" > head
-        close(head)
-        nroles_set = 1
-    }
+    for (i = 1; i <= k; i++) keep("rand" i, r[i])
+    if (!unit) unit = index($0, "\"tokens_per_s\":") ? "tokens" : "images"
     step = num("step")
     line = step " " num("epoch") " " num("lr") " " num("grad_norm") " " num(unit "_per_s") \
            " " num("gflops") " " num("elapsed_s")
-    for (i = 1; i <= nroles; i++) line = line " " ((role[i] in v) ? v[role[i]] : "NaN")
-    if (!(step in row)) steps[++nsteps] = step
-    row[step] = line
+    if (!(step in base)) steps[++nsteps] = step
+    base[step] = line
+    for (i = 1; i <= nroles; i++) loss_of[step, role[i]] = (role[i] in v) ? v[role[i]] : "NaN"
 }
-END { for (i = 1; i <= nsteps; i++) print row[steps[i]] }
+# A loss of this record; a role not seen before gets the next column.
+function keep(name, x) {
+    v[name] = x
+    if (!(name in known)) {
+        known[name] = 1
+        role[++nroles] = name
+    }
+}
+END {
+    if (!nsteps) exit
+    printf "%s", unit > head
+    for (i = 1; i <= nroles; i++) printf " %s", role[i] > head
+    printf "\n" > head
+    close(head)
+    for (j = 1; j <= nsteps; j++) {
+        line = base[steps[j]]
+        for (i = 1; i <= nroles; i++)
+            line = line " " (((steps[j], role[i]) in loss_of) ? loss_of[steps[j], role[i]] : "NaN")
+        print line
+    }
+}
 ' "$metrics" | sort -n -k1,1 >"$tmp/train.dat"
 rows=$(wc -l <"$tmp/train.dat")
 [ "$rows" -gt 0 ] || die "$metrics: no step records"
@@ -129,4 +142,4 @@ mkdir -p "$out" 2>/dev/null || die "$out: cannot create the directory"
 cp "$tmp/loss.png" "$tmp/lr.png" "$out/" 2>/dev/null || die "$out: cannot write the plots"
 s=s
 [ "$rows" -ne 1 ] || s=
-echo "wrote $out/loss.png and $out/lr.png ($rows logged step$s)"
+echo "wrote $out/loss.png and $out/lr.png ($rows logged step$s): $roles"

@@ -128,45 +128,61 @@ double sn_space_count(const sn_space *s)
  * Sub-networks
  * ------------------------------------------------------------------------ */
 
-static void subnet_fill(const sn_space *s, bool largest, sn_subnet *out)
+/* The smallest choice of the dimensions in `small` (SN_DIM_* bits), the
+ * largest of the others. */
+static void subnet_fill(const sn_space *s, unsigned small, sn_subnet *out)
 {
     memset(out, 0, sizeof *out);
-    out->embed = largest ? s->embed[s->n_embed - 1] : s->embed[0];
+    out->embed = small & SN_DIM_EMBED ? s->embed[0] : s->embed[s->n_embed - 1];
     out->n_stages = s->n_stages;
     for (int st = 0; st < s->n_stages; st++) {
-        out->depth[st] = largest ? s->max_depth[st] : s->min_depth[st];
+        out->depth[st] = small & SN_DIM_DEPTH ? s->min_depth[st] : s->max_depth[st];
         out->n_blocks += out->depth[st];
     }
     for (int i = 0; i < out->n_blocks; i++) {
-        out->heads[i] = largest ? s->heads[s->n_heads - 1] : s->heads[0];
-        out->mlp[i] = largest ? s->mlp[s->n_mlp - 1] : s->mlp[0];
+        out->heads[i] = small & SN_DIM_HEADS ? s->heads[0] : s->heads[s->n_heads - 1];
+        out->mlp[i] = small & SN_DIM_MLP ? s->mlp[0] : s->mlp[s->n_mlp - 1];
     }
 }
 
-void sn_subnet_max(const sn_space *s, sn_subnet *out) { subnet_fill(s, true, out); }
+void sn_subnet_max(const sn_space *s, sn_subnet *out) { subnet_fill(s, 0, out); }
 
-void sn_subnet_min(const sn_space *s, sn_subnet *out) { subnet_fill(s, false, out); }
+void sn_subnet_min(const sn_space *s, sn_subnet *out) { subnet_fill(s, SN_DIM_ALL, out); }
+
+void sn_subnet_min_dims(const sn_space *s, unsigned open, sn_subnet *out)
+{
+    subnet_fill(s, open & SN_DIM_ALL, out);
+}
 
 static int pick(sn_rng *r, int n, const int *v) { return v[sn_rng_below(r, (uint64_t)n)]; }
 
 /* Draw order, fixed so that a seed names the same sub-network forever:
  * the embed width; then each stage's depth, stage 0 first; then, for each
  * kept block in order, its heads and then its MLP width.  One
- * sn_rng_below call per draw. */
-void sn_subnet_sample(const sn_space *s, sn_rng *r, sn_subnet *out)
+ * sn_rng_below call per draw of an open dimension; a closed one draws
+ * nothing. */
+void sn_subnet_sample_dims(const sn_space *s, unsigned open, sn_rng *r, sn_subnet *out)
 {
     memset(out, 0, sizeof *out);
-    out->embed = pick(r, s->n_embed, s->embed);
+    out->embed = open & SN_DIM_EMBED ? pick(r, s->n_embed, s->embed) : s->embed[s->n_embed - 1];
     out->n_stages = s->n_stages;
     for (int st = 0; st < s->n_stages; st++) {
         int span = s->max_depth[st] - s->min_depth[st] + 1;
-        out->depth[st] = s->min_depth[st] + (int)sn_rng_below(r, (uint64_t)span);
+        out->depth[st] = open & SN_DIM_DEPTH
+                             ? s->min_depth[st] + (int)sn_rng_below(r, (uint64_t)span)
+                             : s->max_depth[st];
         out->n_blocks += out->depth[st];
     }
     for (int i = 0; i < out->n_blocks; i++) {
-        out->heads[i] = pick(r, s->n_heads, s->heads);
-        out->mlp[i] = pick(r, s->n_mlp, s->mlp);
+        out->heads[i] = open & SN_DIM_HEADS ? pick(r, s->n_heads, s->heads)
+                                            : s->heads[s->n_heads - 1];
+        out->mlp[i] = open & SN_DIM_MLP ? pick(r, s->n_mlp, s->mlp) : s->mlp[s->n_mlp - 1];
     }
+}
+
+void sn_subnet_sample(const sn_space *s, sn_rng *r, sn_subnet *out)
+{
+    sn_subnet_sample_dims(s, SN_DIM_ALL, r, out);
 }
 
 /* The first depth[st] blocks of every stage are kept, so the i-th kept

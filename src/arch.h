@@ -87,13 +87,30 @@ int sn_space_stage_offset(const sn_space *s, int stage);
 /* Number of distinct sub-networks (as a double: it can exceed 2^63). */
 double sn_space_count(const sn_space *s);
 
+/* The elastic dimensions, as bits of a mask. */
+enum {
+    SN_DIM_DEPTH = 1 << 0,  /* blocks per stage */
+    SN_DIM_HEADS = 1 << 1,  /* attention heads of each kept block */
+    SN_DIM_MLP = 1 << 2,    /* MLP hidden width of each kept block */
+    SN_DIM_EMBED = 1 << 3,  /* embedding width */
+    SN_DIM_ALL = (1 << 4) - 1,
+};
+
 /* Largest / smallest sub-network. */
 void sn_subnet_max(const sn_space *s, sn_subnet *out);
 void sn_subnet_min(const sn_space *s, sn_subnet *out);
+/* The smallest sub-network of the dimensions in `open` (SN_DIM_* bits),
+ * the others at their largest choice: SN_DIM_ALL gives sn_subnet_min, 0
+ * sn_subnet_max. */
+void sn_subnet_min_dims(const sn_space *s, unsigned open, sn_subnet *out);
 /* Uniform random sub-network: every dimension (embed, each stage's depth,
  * each kept block's heads and MLP width) drawn uniformly and independently
  * from its choices. */
 void sn_subnet_sample(const sn_space *s, sn_rng *r, sn_subnet *out);
+/* sn_subnet_sample over the dimensions in `open` only: the others take
+ * their largest choice and draw nothing from r, so SN_DIM_ALL draws
+ * exactly what sn_subnet_sample draws. */
+void sn_subnet_sample_dims(const sn_space *s, unsigned open, sn_rng *r, sn_subnet *out);
 
 /* Supernet block index of the i-th kept block of n. */
 int sn_subnet_block(const sn_space *s, const sn_subnet *n, int i);

@@ -2,6 +2,8 @@
  * (image task) or a byte text (language model) — on a D x P x S rank grid
  * (mpi/grid, mpi/pipeline), and reports the largest, smallest and a few
  * random sub-networks on the validation and test splits. */
+#include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,14 +35,15 @@ enum { STREAM_REPORT = 0x7e70 };
 typedef struct train_args {
     const char *task, *data, *run_dir, *fixed_subnet, *blis_arch;
     const char *checkpoint_dir, *resume, *ring;
+    const char *schedule, *phases, *sample_by, *sort_channels;
     int64_t steps, epochs, batch, seed, val_size, train_subset, patch, threads;
     int64_t seq_len, dp, pp, sp, micro, bucket_kb;
-    int64_t sandwich_random, warmup, log_every, report_random;
+    int64_t sandwich_random, subnets_per_step, macs_buckets, warmup, log_every, report_random;
     sn_space_flags space;
     int64_t checkpoint_every, checkpoint_minutes, keep, stop_after;
     int64_t skip_nonfinite, debug_nan_step, debug_nan_rank;
     double debug_ckpt_pause;
-    double lr, min_lr, weight_decay, clip, smoothing;
+    double lr, min_lr, weight_decay, clip, smoothing, deps_delay, deps_ramp;
     bool no_distill, quiet, no_report;
 } train_args;
 
@@ -112,9 +115,11 @@ typedef struct report_row {
 /* Everything a training run holds; released by ctx_free. */
 typedef struct train_ctx {
     train_args *a;
+    const train_args *defaults;     /* the options' values before parsing */
     sn_opt *opts;
     const sn_mpi_info *mpi;
     bool lm;                        /* the language model (else images) */
+    sn_train_opts sched;            /* the schedule's options (check_schedule) */
     bool root;                      /* world rank 0: prints and writes run files */
     int nt;
     sn_space space;
@@ -184,6 +189,94 @@ static bool ckpt_dir_has_latest(const char *dir)
     return access(path, F_OK) == 0;
 }
 
+/* Whether option name was given: on the command line, or in a --config
+ * file with a value other than its default (a run's resolved config names
+ * every option, most at their defaults). */
+static bool given(const train_ctx *c, const char *name, bool at_default)
+{
+    const sn_opt *o = sn_cli_find(c->opts, name);
+    return o->seen == SN_SEEN_ARGV || (o->seen == SN_SEEN_FILE && !at_default);
+}
+
+/* --phases "a,b,c,d" into out[SN_PHASES]. */
+static int parse_phases(const char *text, double *out, char *err, size_t errlen)
+{
+    const char *p = text;
+    for (int i = 0; i < SN_PHASES; i++) {
+        char *end;
+        errno = 0;
+        out[i] = strtod(p, &end);
+        const char want = i < SN_PHASES - 1 ? ',' : '\0';
+        if (end == p || *end != want || errno == ERANGE || !isfinite(out[i]))
+            return sn_errf(err, errlen, "--phases '%s': expected %d comma-separated shares of "
+                                        "the run (full network, depth, heads and MLP, "
+                                        "embedding), e.g. 0.25,0.25,0.25,0.25",
+                           text, SN_PHASES);
+        p = end + 1;
+    }
+    return SN_OK;
+}
+
+/* Checks the schedule's options and fills c->sched with them: the names,
+ * each schedule-specific option given only with its schedule, the
+ * ranges. */
+static int check_schedule(train_ctx *c, char *err, size_t errlen)
+{
+    const train_args *a = c->a, *d = c->defaults;
+    sn_train_opts *o = &c->sched;
+    sn_train_opts_default(o);
+    if (sn_schedule_parse(a->schedule, &o->schedule) != SN_OK ||
+        o->schedule == SN_SCHEDULE_FIXED)
+        return sn_errf(err, errlen, "--schedule '%s': expected sandwich, sortednet, progressive "
+                                    "or deps", a->schedule);
+    if (strcmp(a->sample_by, "uniform") == 0)
+        o->sample_by = SN_SAMPLE_UNIFORM;
+    else if (strcmp(a->sample_by, "macs") == 0)
+        o->sample_by = SN_SAMPLE_MACS;
+    else
+        return sn_errf(err, errlen, "--sample-by '%s': expected uniform (every sub-network "
+                                    "alike) or macs (every cost alike)", a->sample_by);
+    if (strcmp(a->sort_channels, "auto") != 0 && strcmp(a->sort_channels, "off") != 0)
+        return sn_errf(err, errlen, "--sort-channels '%s': expected auto or off",
+                       a->sort_channels);
+    if (parse_phases(a->phases, o->phases, err, errlen) != SN_OK) return SN_ERR;
+    const sn_schedule sc = o->schedule;
+    const bool sorted = sc == SN_SCHEDULE_SORTEDNET, macs = o->sample_by == SN_SAMPLE_MACS;
+    const char *sandwiches = "--schedule sandwich, progressive or deps";
+    const struct {
+        const char *name;
+        bool at_default, applies;
+        const char *what;
+    } rules[] = {
+        {"phases", strcmp(a->phases, d->phases) == 0, sc == SN_SCHEDULE_PROGRESSIVE,
+         "--schedule progressive"},
+        {"deps-delay", a->deps_delay == d->deps_delay, sc == SN_SCHEDULE_DEPS, "--schedule deps"},
+        {"deps-ramp", a->deps_ramp == d->deps_ramp, sc == SN_SCHEDULE_DEPS, "--schedule deps"},
+        {"subnets-per-step", a->subnets_per_step == d->subnets_per_step, sorted,
+         "--schedule sortednet"},
+        {"sandwich-random", a->sandwich_random == d->sandwich_random, !sorted, sandwiches},
+        {"no-distill", a->no_distill == d->no_distill, !sorted, sandwiches},
+        {"macs-buckets", a->macs_buckets == d->macs_buckets, macs, "--sample-by macs"},
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (!rules[i].applies && given(c, rules[i].name, rules[i].at_default))
+            return sn_errf(err, errlen, "--%s is for %s", rules[i].name, rules[i].what);
+    if (a->fixed_subnet && sc != SN_SCHEDULE_SANDWICH)
+        return sn_errf(err, errlen, "--fixed-subnet trains one sub-network alone; it does not "
+                                    "combine with --schedule %s", a->schedule);
+    if (a->fixed_subnet && macs)
+        return sn_errf(err, errlen, "--sample-by macs is for the schedules that draw "
+                                    "sub-networks, not --fixed-subnet");
+    o->n_random = (int)a->sandwich_random;
+    o->subnets_per_step = (int)a->subnets_per_step;
+    o->deps_delay = a->deps_delay;
+    o->deps_ramp = a->deps_ramp;
+    o->macs_buckets = (int)a->macs_buckets;
+    o->sort_channels = strcmp(a->sort_channels, "auto") == 0;
+    o->distill = !a->no_distill;
+    return sn_train_opts_check(o, err, errlen);
+}
+
 /* Checks the options that need no data; SN_ERR with a message. */
 static int check_options(train_ctx *c, char *err, size_t errlen)
 {
@@ -209,6 +302,7 @@ static int check_options(train_ctx *c, char *err, size_t errlen)
         return sn_errf(err, errlen, "--ring '%s': expected plain (key/value blocks travel the "
                                     "ring) or token (TokenRing: queries one way, outputs back)",
                        a->ring);
+    if (check_schedule(c, err, errlen) != SN_OK) return SN_ERR;
     if (sn_space_from_flags(&a->space, &c->space, err, errlen) != SN_OK) return SN_ERR;
     if (a->checkpoint_dir) {
         c->ckpt_dir = a->checkpoint_dir;
@@ -352,14 +446,12 @@ static int setup_layout(train_ctx *c, char *err, size_t errlen)
 static void fill_train_opts(train_ctx *c, sn_train_opts *to, const sn_subnet *fixed)
 {
     train_args *a = c->a;
-    sn_train_opts_default(to);
+    *to = c->sched;
     if (fixed) {
-        to->sampler = SN_SAMPLER_FIXED;
+        to->schedule = SN_SCHEDULE_FIXED;
         to->fixed = *fixed;
     }
     int64_t total = a->steps > 0 ? a->steps : a->epochs * c->steps_per_epoch;
-    to->n_random = (int)a->sandwich_random;
-    to->distill = !a->no_distill;
     to->label_smoothing = (float)a->smoothing;
     to->clip = (float)a->clip;
     to->seed = (uint64_t)a->seed;
@@ -374,9 +466,9 @@ static void fill_train_opts(train_ctx *c, sn_train_opts *to, const sn_subnet *fi
 static int save_checkpoint(train_ctx *c, char *err, size_t errlen)
 {
     sn_train_state ts = {.step = c->tr.step, .epoch = c->loader.epoch,
-                         .cursor = c->loader.cursor,
-                         .fixed = c->tr.o.sampler == SN_SAMPLER_FIXED};
-    if (ts.fixed) sn_subnet_format(&c->tr.o.fixed, ts.fixed_subnet, sizeof ts.fixed_subnet);
+                         .cursor = c->loader.cursor, .schedule = c->tr.o.schedule};
+    if (ts.schedule == SN_SCHEDULE_FIXED)
+        sn_subnet_format(&c->tr.o.fixed, ts.fixed_subnet, sizeof ts.fixed_subnet);
     char path[4096];
     double t0 = sn_now();
     int owner[SN_MAX_PARAM_TENSORS];
@@ -441,7 +533,7 @@ static int final_report(train_ctx *c, char *err, size_t errlen)
     train_args *a = c->a;
     int n_rows = 0;
     report_row rows[2 + 64];
-    if (c->tr.o.sampler == SN_SAMPLER_FIXED) {
+    if (c->tr.o.schedule == SN_SCHEDULE_FIXED) {
         rows[n_rows++] = (report_row){"fixed", c->tr.o.fixed};
     } else {
         rows[n_rows].role = "max";
@@ -576,7 +668,16 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
     *stop = STOP_NONE;
     *sig = 0;
     const int64_t per_step = c->lm ? a->batch * a->seq_len : a->batch;
+    const sn_schedule sc = c->tr.o.schedule;
+    const bool phased = sc == SN_SCHEDULE_PROGRESSIVE || sc == SN_SCHEDULE_DEPS;
     while (c->tr.step < total) {
+        /* where a phased schedule starts, and where its phase changes */
+        if (phased && (c->tr.step == first || sn_schedule_phase(&c->tr.o, c->tr.step) !=
+                                                  sn_schedule_phase(&c->tr.o, c->tr.step - 1))) {
+            char what[160];
+            say(c, "step %lld: %s", (long long)c->tr.step,
+                sn_schedule_describe(&c->tr.o, c->tr.step, what, sizeof what));
+        }
         next_batch(c);
         sn_step_stats st;
         if (sn_dist_step(&c->dist, c->input, c->labels, &st, err, errlen) != SN_OK)
@@ -672,6 +773,9 @@ static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size
 static void print_header(train_ctx *c, const sn_train_opts *to)
 {
     const train_args *a = c->a;
+    char schedule_text[48];
+    snprintf(schedule_text, sizeof schedule_text, "schedule %s%s", a->schedule,
+             to->sample_by == SN_SAMPLE_MACS ? " (by MACs)" : "");
     char maxs[SN_SUBNET_STRLEN], mins[SN_SUBNET_STRLEN];
     sn_subnet big, small;
     sn_subnet_max(&c->space, &big);
@@ -695,7 +799,7 @@ static void print_header(train_ctx *c, const sn_train_opts *to)
     say(c, "%lld steps of batch %lld, %s, %d ranks (data %d x pipeline %d x sequence %d%s%s), "
            "%lld micro-batches, %d threads per rank, BLIS kernels %s",
            (long long)to->adamw.total, (long long)a->batch,
-           a->fixed_subnet ? "fixed sub-network" : "sandwich rule", c->mpi->size, c->layout.dp,
+           a->fixed_subnet ? "fixed sub-network" : schedule_text, c->mpi->size, c->layout.dp,
            c->layout.pp, c->layout.sp, c->layout.sp > 1 ? ", ring " : "",
            c->layout.sp > 1 ? a->ring : "", (long long)a->micro, c->nt, sn_blas_arch_name());
 }
@@ -738,9 +842,17 @@ static int run(train_ctx *c, char *err, size_t errlen)
         sn_train_state ts;
         if (sn_ckpt_load(sn_mpi_world(), resume_path, c->model, &c->tr.opt, &ts, err, errlen))
             return code;
-        if (ts.fixed != (a->fixed_subnet != NULL)) {
+        /* the options' comparison (resolve_resume) has refused another
+         * schedule already, unless the file's options predate --schedule */
+        const bool was_fixed = ts.schedule == SN_SCHEDULE_FIXED;
+        if (was_fixed != (a->fixed_subnet != NULL)) {
             sn_errf(err, errlen, "%s was trained %s; give the same --fixed-subnet to resume",
-                    resume_path, ts.fixed ? "with --fixed-subnet" : "as a supernet");
+                    resume_path, was_fixed ? "with --fixed-subnet" : "as a supernet");
+            return SN_EXIT_USAGE;
+        }
+        if (ts.schedule != to.schedule) {
+            sn_errf(err, errlen, "%s was trained with --schedule %s; give the same --schedule "
+                    "to resume", resume_path, sn_schedule_name(ts.schedule));
             return SN_EXIT_USAGE;
         }
         if (!c->lm && ts.cursor > c->loader.n) {
@@ -804,6 +916,9 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         .ring = "plain", .seq_len = 256, .dp = 0, .pp = 1, .sp = 1, .micro = 1, .bucket_kb = 1024,
         .steps = 0, .epochs = 1, .batch = 128, .seed = 1, .val_size = 5000, .train_subset = 0,
         .patch = 4, .threads = 0, .sandwich_random = 2, .warmup = -1, .log_every = 50,
+        .schedule = "sandwich", .subnets_per_step = 4, .phases = "0.25,0.25,0.25,0.25",
+        .deps_delay = 0.5, .deps_ramp = 0.1, .sample_by = "uniform", .macs_buckets = 8,
+        .sort_channels = "auto",
         .report_random = 3, .lr = 1e-3, .min_lr = 1e-5, .weight_decay = 0.05, .clip = 1.0,
         .smoothing = 0.1, .checkpoint_every = 500, .checkpoint_minutes = 30, .keep = 3,
     };
@@ -826,6 +941,14 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"fixed-subnet", SN_OPT_STR, &a.fixed_subnet, "STRING", "train this one sub-network alone (max, min or a canonical string)", 0, 0, 0},
         {"sandwich-random", SN_OPT_INT, &a.sandwich_random, "N", "random sub-networks per step besides the largest and smallest", 0, SN_MAX_RANDOM, 0},
         {"no-distill", SN_OPT_FLAG, &a.no_distill, NULL, "train every sub-network on the labels (no in-place distillation)", 0, 0, 0},
+        {"schedule", SN_OPT_STR, &a.schedule, "NAME", "which sub-networks each step trains: sandwich (largest, smallest, random; distilled), sortednet (random, on the labels), progressive (Once-for-All progressive shrinking) or deps (full network first, then the sandwich ramped in)", 0, 0, 0},
+        {"subnets-per-step", SN_OPT_INT, &a.subnets_per_step, "N", "sortednet: random sub-networks per step, gradients summed", 1, SN_MAX_MEMBERS, 0},
+        {"phases", SN_OPT_STR, &a.phases, "A,B,C,D", "progressive: shares of the run for the full network, +depth, +heads and MLP, +embedding (sum 1)", 0, 0, 0},
+        {"deps-delay", SN_OPT_FLOAT, &a.deps_delay, "F", "deps: share of the run that trains the full network alone, in [0, 1)", -DBL_MAX, DBL_MAX, 0},
+        {"deps-ramp", SN_OPT_FLOAT, &a.deps_ramp, "F", "deps: share of the run over which the other members' loss weight ramps from 0 to 1", 0, 1, 0},
+        {"sample-by", SN_OPT_STR, &a.sample_by, "uniform|macs", "random sub-networks uniform over architectures, or over MACs (cost buckets)", 0, 0, 0},
+        {"macs-buckets", SN_OPT_INT, &a.macs_buckets, "B", "--sample-by macs: equal MAC intervals between the smallest and the largest", 1, SN_MAX_MACS_BUCKETS, 0},
+        {"sort-channels", SN_OPT_STR, &a.sort_channels, "auto|off", "auto: sort channels by importance where progressive or deps opens the widths (not implemented yet: recorded only); off: never", 0, 0, 0},
         {"lr", SN_OPT_FLOAT, &a.lr, "X", "peak learning rate (AdamW)", 1e-9, 10, 0},
         {"min-lr", SN_OPT_FLOAT, &a.min_lr, "X", "learning rate at the end of the cosine decay", 0, 10, 0},
         {"weight-decay", SN_OPT_FLOAT, &a.weight_decay, "X", "AdamW decoupled weight decay (matrices only)", 0, 10, 0},
@@ -854,6 +977,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"no-report", SN_OPT_FLAG, &a.no_report, NULL, "skip the final evaluation of the largest, smallest and random sub-networks", 0, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
     };
+    const train_args defaults = a;
     char err[1024] = "";
     int p = sn_cli_parse("supernest train", USAGE, opts, argc, argv, 2, NULL, 0, NULL, err,
                          sizeof err);
@@ -863,7 +987,8 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         return SN_EXIT_USAGE;
     }
     sn_ckpt_debug_pause(a.debug_ckpt_pause);
-    train_ctx c = {.a = &a, .opts = opts, .mpi = mpi, .root = mpi->rank == 0};
+    train_ctx c = {.a = &a, .defaults = &defaults, .opts = opts, .mpi = mpi,
+                   .root = mpi->rank == 0};
     sn_progress_init(&c.prog, stdout, NULL);
     int rc = run(&c, err, sizeof err);
     if (rc != SN_EXIT_OK && c.log) fprintf(c.log, "supernest train: %s\n", err);

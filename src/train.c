@@ -1,6 +1,7 @@
 #include "src/train.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "src/ops.h"
@@ -13,8 +14,15 @@ enum { STREAM_SAMPLER = 0x5a3d };
 void sn_train_opts_default(sn_train_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->sampler = SN_SAMPLER_SANDWICH;
+    o->schedule = SN_SCHEDULE_SANDWICH;
     o->n_random = 2;
+    o->subnets_per_step = 4;
+    for (int p = 0; p < SN_PHASES; p++) o->phases[p] = 1.0 / SN_PHASES;
+    o->deps_delay = 0.5;
+    o->deps_ramp = 0.1;
+    o->sample_by = SN_SAMPLE_UNIFORM;
+    o->macs_buckets = 8;
+    o->sort_channels = true;
     o->distill = true;
     o->label_smoothing = 0.1f;
     o->clip = 1.0f;
@@ -26,6 +34,35 @@ void sn_train_opts_default(sn_train_opts *o)
     o->threads = 1;
 }
 
+int sn_train_opts_check(const sn_train_opts *o, char *err, size_t errlen)
+{
+    if (o->n_random < 0 || o->n_random > SN_MAX_RANDOM)
+        return sn_errf(err, errlen, "--sandwich-random %d: must be 0..%d", o->n_random,
+                       SN_MAX_RANDOM);
+    if (o->subnets_per_step < 1 || o->subnets_per_step > SN_MAX_MEMBERS)
+        return sn_errf(err, errlen, "--subnets-per-step %d: must be in 1..%d",
+                       o->subnets_per_step, SN_MAX_MEMBERS);
+    const double *a = o->phases;
+    char shares[128];
+    snprintf(shares, sizeof shares, "%g,%g,%g,%g", a[0], a[1], a[2], a[3]);
+    double sum = 0;
+    for (int p = 0; p < SN_PHASES; p++) {
+        if (!(a[p] >= 0.0 && a[p] <= 1.0))
+            return sn_errf(err, errlen, "--phases %s: share %g is not in [0, 1]", shares, a[p]);
+        sum += a[p];
+    }
+    if (fabs(sum - 1.0) > 1e-6)
+        return sn_errf(err, errlen, "--phases %s: the shares sum to %g, not 1", shares, sum);
+    if (!(o->deps_delay >= 0.0 && o->deps_delay < 1.0))
+        return sn_errf(err, errlen, "--deps-delay %g: must be in [0, 1)", o->deps_delay);
+    if (!(o->deps_ramp >= 0.0 && o->deps_ramp <= 1.0))
+        return sn_errf(err, errlen, "--deps-ramp %g: must be in [0, 1]", o->deps_ramp);
+    if (o->macs_buckets < 1 || o->macs_buckets > SN_MAX_MACS_BUCKETS)
+        return sn_errf(err, errlen, "--macs-buckets %d: must be in 1..%d", o->macs_buckets,
+                       SN_MAX_MACS_BUCKETS);
+    return SN_OK;
+}
+
 int sn_trainer_init(sn_trainer *t, sn_model *m, int64_t max_batch,
                     const sn_train_opts *o, char *err, size_t errlen)
 {
@@ -33,9 +70,7 @@ int sn_trainer_init(sn_trainer *t, sn_model *m, int64_t max_batch,
     t->model = m;
     t->o = *o;
     t->max_batch = max_batch;
-    if (o->n_random < 0 || o->n_random > SN_MAX_RANDOM)
-        return sn_errf(err, errlen, "--sandwich-random %d: must be 0..%d", o->n_random,
-                       SN_MAX_RANDOM);
+    if (sn_train_opts_check(o, err, errlen) != SN_OK) return SN_ERR;
     if (max_batch == 0) { /* the caller brings its own workspaces */
         if (sn_adamw_init(&t->opt, m, &o->adamw) != SN_OK)
             return sn_errf(err, errlen, "out of memory allocating the optimizer's moments");
@@ -63,33 +98,219 @@ void sn_trainer_free(sn_trainer *t)
     t->teacher = t->dlogits = NULL;
 }
 
-int sn_train_members(const sn_trainer *t, int64_t step, sn_subnet *nets, const char **roles)
+static const char *const SCHEDULE_NAMES[] = {
+    [SN_SCHEDULE_SANDWICH] = "sandwich", [SN_SCHEDULE_SORTEDNET] = "sortednet",
+    [SN_SCHEDULE_PROGRESSIVE] = "progressive", [SN_SCHEDULE_DEPS] = "deps",
+    [SN_SCHEDULE_FIXED] = "fixed",
+};
+enum { N_SCHEDULES = sizeof SCHEDULE_NAMES / sizeof SCHEDULE_NAMES[0] };
+
+const char *sn_schedule_name(sn_schedule s)
 {
-    const sn_space *s = &t->model->space;
-    if (t->o.sampler == SN_SAMPLER_FIXED) {
-        nets[0] = t->o.fixed;
+    SN_CHECK((int)s >= 0 && (int)s < N_SCHEDULES);
+    return SCHEDULE_NAMES[s];
+}
+
+int sn_schedule_parse(const char *name, sn_schedule *out)
+{
+    for (int i = 0; i < N_SCHEDULES; i++)
+        if (strcmp(name, SCHEDULE_NAMES[i]) == 0) {
+            *out = (sn_schedule)i;
+            return SN_OK;
+        }
+    return SN_ERR;
+}
+
+/* floor(T * share + 1e-6): the step a share of the run ends at. */
+static int64_t steps_of(const sn_train_opts *o, double share)
+{
+    return (int64_t)floor((double)o->adamw.total * share + 1e-6);
+}
+
+/* progressive: b_p, the first step of phase p (sn_schedule_phase) */
+static int64_t phase_start(const sn_train_opts *o, int p)
+{
+    double share = 0;
+    for (int i = 0; i < p; i++) share += o->phases[i];
+    return steps_of(o, share);
+}
+
+/* deps: D, the first step after the delay, and R, the ramp's steps */
+static int64_t deps_start(const sn_train_opts *o) { return steps_of(o, o->deps_delay); }
+
+static int64_t deps_ramp_steps(const sn_train_opts *o)
+{
+    const int64_t r = steps_of(o, o->deps_ramp);
+    return r > 1 ? r : 1;
+}
+
+int sn_schedule_phase(const sn_train_opts *o, int64_t step)
+{
+    switch (o->schedule) {
+    case SN_SCHEDULE_PROGRESSIVE: {
+        int p = 0;
+        for (int q = 1; q < SN_PHASES; q++)
+            if (phase_start(o, q) <= step) p = q;
+        return p;
+    }
+    case SN_SCHEDULE_DEPS: {
+        const int64_t d = deps_start(o);
+        /* the ramp's last step already weighs 1 */
+        return step < d ? 0 : step < d + deps_ramp_steps(o) - 1 ? 1 : 2;
+    }
+    default: return 0;
+    }
+}
+
+unsigned sn_schedule_open_dims(const sn_train_opts *o, int64_t step)
+{
+    if (o->schedule != SN_SCHEDULE_PROGRESSIVE) return SN_DIM_ALL;
+    static const unsigned open[SN_PHASES] = {
+        0, SN_DIM_DEPTH, SN_DIM_DEPTH | SN_DIM_HEADS | SN_DIM_MLP, SN_DIM_ALL};
+    return open[sn_schedule_phase(o, step)];
+}
+
+float sn_schedule_weight(const sn_train_opts *o, int64_t step)
+{
+    if (o->schedule != SN_SCHEDULE_DEPS) return 1.0f;
+    const int64_t d = deps_start(o), r = deps_ramp_steps(o);
+    if (step < d || step - d + 1 >= r) return 1.0f;
+    return (float)((double)(step - d + 1) / (double)r);
+}
+
+bool sn_schedule_sorts_before(const sn_train_opts *o, int64_t step)
+{
+    if (!o->sort_channels || step <= 0) return false;
+    if (o->schedule == SN_SCHEDULE_PROGRESSIVE) return step == phase_start(o, 2);
+    if (o->schedule == SN_SCHEDULE_DEPS) return step == deps_start(o);
+    return false;
+}
+
+const char *sn_schedule_describe(const sn_train_opts *o, int64_t step, char *buf, size_t len)
+{
+    static const char *const opened[SN_PHASES] = {
+        "full network only", "elastic depth", "elastic depth, heads and MLP widths",
+        "every dimension elastic (depth, heads, MLP and embedding widths)"};
+    const char *by = o->sample_by == SN_SAMPLE_MACS ? ", drawn by MACs" : "";
+    const int phase = sn_schedule_phase(o, step);
+    switch (o->schedule) {
+    case SN_SCHEDULE_SANDWICH:
+        snprintf(buf, len, "sandwich: largest, smallest and %d random%s", o->n_random, by);
+        break;
+    case SN_SCHEDULE_SORTEDNET:
+        snprintf(buf, len, "sortednet: %d random on the labels%s", o->subnets_per_step, by);
+        break;
+    case SN_SCHEDULE_PROGRESSIVE:
+        snprintf(buf, len, "progressive phase %d/%d: %s%s", phase, SN_PHASES - 1, opened[phase],
+                 phase > 0 ? by : "");
+        break;
+    case SN_SCHEDULE_DEPS:
+        if (phase == 0)
+            snprintf(buf, len, "deps delay: full network only");
+        else if (phase == 1)
+            snprintf(buf, len, "deps ramp: loss weight %.2f for all but the largest%s",
+                     (double)sn_schedule_weight(o, step), by);
+        else
+            snprintf(buf, len, "deps: sandwich at full loss weight%s", by);
+        break;
+    case SN_SCHEDULE_FIXED: snprintf(buf, len, "fixed sub-network"); break;
+    }
+    return buf;
+}
+
+/* The bucket (of B) that m falls into on [lo, hi] (sn_sample_by). */
+static int macs_bucket(int64_t m, int64_t lo, int64_t hi, int B)
+{
+    if (hi <= lo) return 0;
+    const double x = floor((double)(m - lo) * B / (double)(hi - lo));
+    return x < 0 ? 0 : x >= B - 1 ? B - 1 : (int)x;
+}
+
+/* One random member of the open dimensions, drawn by o->sample_by. */
+static void draw_member(const sn_space *s, const sn_train_opts *o, unsigned open, sn_rng *r,
+                        sn_subnet *out)
+{
+    if (o->sample_by == SN_SAMPLE_UNIFORM) {
+        sn_subnet_sample_dims(s, open, r, out);
+        return;
+    }
+    sn_subnet small, big;
+    sn_subnet_min_dims(s, open, &small);
+    sn_subnet_min_dims(s, 0, &big);
+    const int64_t lo = sn_subnet_macs(s, &small), hi = sn_subnet_macs(s, &big);
+    const int B = o->macs_buckets;
+    const int want = (int)sn_rng_below(r, (uint64_t)B);
+    /* the bucket's interval, for the distance of a draw that misses it */
+    const double b_lo = (double)lo + (double)(hi - lo) * want / B;
+    const double b_hi = (double)lo + (double)(hi - lo) * (want + 1) / B;
+    double best = INFINITY;
+    for (int i = 0; i < SN_MACS_TRIES; i++) {
+        sn_subnet n;
+        sn_subnet_sample_dims(s, open, r, &n);
+        const int64_t m = sn_subnet_macs(s, &n);
+        if (macs_bucket(m, lo, hi, B) == want) {
+            *out = n;
+            return;
+        }
+        const double x = (double)m, dist = x < b_lo ? b_lo - x : x > b_hi ? x - b_hi : 0.0;
+        if (dist < best) {
+            best = dist;
+            *out = n;
+        }
+    }
+}
+
+int sn_train_members(const sn_space *s, const sn_train_opts *o, int64_t step, sn_subnet *nets,
+                     const char **roles, float *weights)
+{
+    if (o->schedule == SN_SCHEDULE_FIXED) {
+        nets[0] = o->fixed;
         roles[0] = "fixed";
+        weights[0] = 1.0f;
         return 1;
     }
     sn_rng r;
-    sn_rng_seed(&r, t->o.seed, STREAM_SAMPLER + (uint64_t)step * 16);
+    sn_rng_seed(&r, o->seed, STREAM_SAMPLER + (uint64_t)step * 16);
+    const unsigned open = sn_schedule_open_dims(o, step);
     int k = 0;
+    if (o->schedule == SN_SCHEDULE_SORTEDNET) {
+        for (; k < o->subnets_per_step; k++) {
+            draw_member(s, o, open, &r, &nets[k]);
+            roles[k] = "rand";
+            weights[k] = 1.0f;
+        }
+        return k;
+    }
     sn_subnet_max(s, &nets[k]);
+    weights[k] = 1.0f;
+    if (open == 0 || (o->schedule == SN_SCHEDULE_DEPS && sn_schedule_phase(o, step) == 0)) {
+        roles[k++] = "full";
+        return k;
+    }
     roles[k++] = "max";
-    sn_subnet_min(s, &nets[k]);
+    const float w = sn_schedule_weight(o, step);
+    sn_subnet_min_dims(s, open, &nets[k]);
+    weights[k] = w;
     roles[k++] = "min";
-    for (int i = 0; i < t->o.n_random; i++) {
-        sn_subnet_sample(s, &r, &nets[k]);
+    for (int i = 0; i < o->n_random; i++) {
+        draw_member(s, o, open, &r, &nets[k]);
+        weights[k] = w;
         roles[k++] = "rand";
     }
     return k;
+}
+
+/* Whether the members after the first learn from its predictions. */
+static bool distilling(const sn_train_opts *o, int n)
+{
+    return o->distill && n > 1 && o->schedule != SN_SCHEDULE_SORTEDNET;
 }
 
 float sn_member_loss(const sn_train_opts *o, int k, int n, float *dlogits, float *teacher,
                      const float *logits, const int32_t *labels, int64_t rows, int64_t C,
                      float scale)
 {
-    const bool distill = o->distill && n > 1;
+    const bool distill = distilling(o, n);
     float loss = k > 0 && distill
                      ? sn_xent_soft(dlogits, logits, teacher, rows, C, scale)
                      : sn_xent_hard(dlogits, NULL, logits, labels, rows, C, o->label_smoothing,
@@ -134,12 +355,12 @@ int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int
     uint64_t flops0 = sn_gemm_flops();
 
     memset(st, 0, sizeof *st);
-    st->n_members = sn_train_members(t, t->step, st->net, st->role);
+    st->n_members = sn_train_members(&m->space, &t->o, t->step, st->net, st->role, st->weight);
     sn_model_zero_grad(m);
     for (int k = 0; k < st->n_members; k++) {
         const float *logits = sn_model_forward(nt, m, t->acts, &st->net[k], tokens, b);
         st->loss[k] = sn_member_loss(&t->o, k, st->n_members, t->dlogits, t->teacher, logits,
-                                     labels, b, C, 1.0f);
+                                     labels, b, C, st->weight[k]);
         if (!isfinite(st->loss[k])) break;
         sn_model_backward(nt, m, t->acts, t->dlogits);
     }

@@ -189,6 +189,13 @@ edit(ck, "std", setattr_("config", "norm_std", np.float32(0)))
 edit(ck, "embed-text", setattr_("config", "embed_choices", "32,64"))
 edit(ck, "task", setattr_("config", "task", "video"))
 edit(ck, "step", setattr_("train", "step", np.int64(-5)))
+edit(ck, "sampler", setattr_("train", "sampler", "bogus"))
+def no_schedule(f):   # a checkpoint written before --schedule existed
+    opts = f["config"].attrs["options"]
+    opts = opts.decode() if isinstance(opts, bytes) else opts
+    f["config"].attrs["options"] = "".join(l for l in opts.splitlines(True)
+                                           if not l.startswith("schedule ="))
+edit(ck, "noschedule", no_schedule)
 edit(ck, "cursor", setattr_("train", "cursor", np.int64(10**9)))
 edit(ck, "valsize", setattr_("config", "val_size", np.int64(10**9)))
 edit(ck, "float64", lambda f: put(f, "weights/norm.weight", f["weights/norm.weight"][()].astype(np.float64)))
@@ -267,6 +274,8 @@ expect flag-train-run-dir-file 1 "plainfile: exists and is not a directory" \
     train --steps 1 "${space[@]}" "${img[@]}" --run-dir plainfile
 expect flag-train-resume-lr 2 "--lr was 0.001, now 0.002" \
     train --steps 3 "${space[@]}" "${img[@]}" --resume run --run-dir r1 --lr 0.002
+expect flag-train-resume-schedule 2 "--schedule was sandwich, now progressive" \
+    train --steps 3 "${space[@]}" "${img[@]}" --resume run --run-dir rs1 --schedule progressive
 expect flag-train-resume-seed 1 "was trained with --seed 1, not 5" \
     train --steps 3 "${space[@]}" "${img[@]}" --resume run --run-dir r2 --seed 5
 expect flag-eval-none 2 "give exactly one of --checkpoint and --model" eval
@@ -422,6 +431,10 @@ expect ckpt-resume-no-optimizer 1 "group /optimizer is missing" "${R[@]}" --run-
 expect ckpt-resume-nan 1 "holds a non-finite value" "${R[@]}" --run-dir r6 --resume h5/nan.h5
 expect ckpt-resume-space 2 "--embed-choices was 32,64, now 32" \
     train --steps 4 "${space[@]}" --embed-choices 32 "${img[@]}" --run-dir r7 --resume run
+expect ckpt-resume-sampler 1 "/train: sampler 'bogus' is not one of sandwich, sortednet" \
+    "${R[@]}" --run-dir rs2 --resume h5/sampler.h5
+expect ckpt-resume-old-schedule 2 "noschedule.h5 was trained with --schedule sandwich; give the same" \
+    "${R[@]}" --schedule progressive --run-dir rs3 --resume h5/noschedule.h5
 
 # ---- exported models, and each kind of file given where another is expected ----------
 expect model-subnet 1 "/config subnet does not fit the model's own space" eval --data d --model h5/m-subnet.h5

@@ -335,7 +335,7 @@ static int default_model_mode(const char *dir, int reps, int steps)
             o.threads = sn_cpu_count();
             o.adamw.total = 1000;
             if (mode == 1) {
-                o.sampler = SN_SAMPLER_FIXED;
+                o.schedule = SN_SCHEDULE_FIXED;
                 sn_subnet_max(&s, &o.fixed);
             }
             if (sn_trainer_init(&tr[mode], m, batch, &o, err, sizeof err) != SN_OK)

@@ -107,7 +107,7 @@ int main(int argc, char **argv)
     SN_CHECK(m != NULL);
     sn_train_opts o;
     sn_train_opts_default(&o);
-    o.sampler = SN_SAMPLER_FIXED;
+    o.schedule = SN_SCHEDULE_FIXED;
     o.fixed = big;
     o.threads = nt;
     o.adamw.total = 1000;

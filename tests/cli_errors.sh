@@ -48,6 +48,34 @@ expect 2 "comma-separated" train --mlp-choices 96,,192
 expect 2 "does not divide" train --patch 5
 expect 2 "validation split" train --val-size 60000
 expect 2 "unknown BLIS configuration" train --blis-arch pentium
+# the schedules' options (docs/BAD_INPUT.md, train)
+expect 2 "--schedule 'foo': expected sandwich, sortednet, progressive or deps" train --schedule foo
+expect 2 "--phases 0.5,0.6,0,0: the shares sum to 1.1, not 1" \
+    train --schedule progressive --phases 0.5,0.6,0,0
+expect 2 "--phases '0.5,0.5': expected 4 comma-separated shares" \
+    train --schedule progressive --phases 0.5,0.5
+expect 2 "share 1.5 is not in" train --schedule progressive --phases 1.5,-0.5,0,0
+expect 2 "--phases is for --schedule progressive" train --phases 0.1,0.2,0.3,0.4
+expect 2 "--subnets-per-step 0: must be in 1..10" train --schedule sortednet --subnets-per-step 0
+expect 2 "--subnets-per-step is for --schedule sortednet" train --subnets-per-step 2
+expect 2 "--deps-delay 1.5: must be in" train --schedule deps --deps-delay 1.5
+expect 2 "--deps-ramp 2: must be in" train --schedule deps --deps-ramp 2
+expect 2 "--deps-delay is for --schedule deps" train --schedule progressive --deps-delay 0.3
+expect 2 "--sandwich-random is for --schedule sandwich, progressive or deps" \
+    train --schedule sortednet --sandwich-random 3
+expect 2 "--no-distill is for --schedule sandwich, progressive or deps" \
+    train --schedule sortednet --no-distill
+expect 2 "--sample-by 'flops': expected uniform" train --sample-by flops
+expect 2 "--macs-buckets is for --sample-by macs" train --macs-buckets 4
+expect 2 "--macs-buckets 0: must be in 1..1000" train --sample-by macs --macs-buckets 0
+expect 2 "--sort-channels 'on': expected auto or off" train --sort-channels on
+expect 2 "it does not combine with --schedule progressive" \
+    train --fixed-subnet max --schedule progressive
+expect 2 "--sample-by macs is for the schedules that draw sub-networks" \
+    train --fixed-subnet max --sample-by macs
+# in a file, an option at another value than its default counts as given
+printf '[train]\nschedule = sandwich\ndeps-delay = 0.3\n' >"$tmp/deps.ini"
+expect 2 "--deps-delay is for --schedule deps" train --config "$tmp/deps.ini"
 expect 1 "not found" train --data "$tmp/nowhere"
 expect 1 "train-images-idx3-ubyte" train --data "$tmp"
 

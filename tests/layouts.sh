@@ -8,7 +8,8 @@
 # with both ring variants; with P4 each stage holds one block, so stages
 # whose block a sub-network drops pass activations through).  Each run's per-step losses (metrics.jsonl) and
 # final weights (its checkpoint, read with h5py) must equal the one-rank
-# run's within the tolerance layouts_compare.py states.  Then: a P2xS2
+# run's within the tolerance layouts_compare.py states.  Then: --schedule
+# deps (loss weights below 1) on D2 and P2xS2 against one rank; a P2xS2
 # checkpoint resumes on 1 rank and on D2 and continues the same training;
 # and every refused layout ends every rank with one line and a non-zero
 # exit status (no hang).
@@ -88,6 +89,25 @@ if [ -z "$only" ] || [ "$only" = image ]; then
         "$py" "$here/layouts_compare.py" "$tmp/image-1" "$tmp/image-lr" >/dev/null; then
         echo "FAIL the comparison did not notice --lr 0.00101"
         failed=1
+    fi
+
+    # the member loss weights of --schedule deps (a full-network step, then
+    # a ramp of 1/3, 2/3, 1) are the same on every layout
+    deps="--schedule deps --deps-delay 0.25 --deps-ramp 0.75"
+    if run image-deps-1 1 $image $deps; then
+        for layout in "2 --dp 2" "4 --pp 2 --sp 2 --micro-batches 2"; do
+            set -- $layout
+            np=$1
+            shift
+            name="image-deps-$np$(echo "$*" | tr -d ' -')"
+            if run "$name" "$np" $image $deps "$@" &&
+                "$py" "$here/layouts_compare.py" "$tmp/image-deps-1" "$tmp/$name"; then
+                echo "ok   image $np ranks $* --schedule deps"
+            else
+                echo "FAIL image $np ranks $* --schedule deps: differs from one rank"
+                failed=1
+            fi
+        done
     fi
 
     # reshard on load: P2xS2 stops after 2 steps; 1 rank and D2 resume

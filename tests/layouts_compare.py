@@ -32,7 +32,7 @@ def losses(run):
     with open(f"{run}/metrics.jsonl") as f:
         for line in f:
             rec = json.loads(line)
-            row = [rec["loss"][k] for k in ("max", "min", "fixed") if k in rec["loss"]]
+            row = [rec["loss"][k] for k in ("full", "max", "min", "fixed") if k in rec["loss"]]
             row += rec["loss"].get("rand", [])
             out.append((rec["step"], row))
     return out

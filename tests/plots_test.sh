@@ -1,7 +1,7 @@
 #!/bin/sh
 # scripts/plot-train.sh and scripts/plot-search.sh on the files supernest
 # writes: a tiny supernet run (roles max, min, rand 1..2), a fixed-subnet
-# run (role fixed) and a tiny search (a --max-params constraint, so some
+# run (role fixed), a progressive run (roles that change) and a tiny search (a --max-params constraint, so some
 # sub-networks break it) each give PNG files; bad inputs (missing or empty
 # files, unknown columns, no gnuplot) end with status 1 and one line on
 # stderr, a bad command line with status 2.
@@ -76,6 +76,16 @@ if "$pt" "$tmp/fixed" "$tmp/fixed-plots" >"$tmp/out" 2>"$tmp/err" &&
     echo "ok   plot-train.sh on a fixed-subnet run, to another directory"
 else
     fail "plot-train.sh on a fixed-subnet run"
+    cat "$tmp/out" "$tmp/err"
+fi
+# a schedule whose members change: the full network alone (drawn as max),
+# then max, min and 2 random; every role gets its curve
+train "$tmp/prog" 4 --schedule progressive --log-every 1
+if "$pt" "$tmp/prog" >"$tmp/out" 2>"$tmp/err" && is_png "$tmp/prog/plots/loss.png" &&
+    grep -q '(4 logged steps): max min rand1 rand2$' "$tmp/out"; then
+    echo "ok   plot-train.sh on a progressive run: $(cat "$tmp/out")"
+else
+    fail "plot-train.sh on a progressive run"
     cat "$tmp/out" "$tmp/err"
 fi
 # a run resumed from an earlier checkpoint logs steps again: drawn once
