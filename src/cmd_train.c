@@ -25,6 +25,7 @@
 #include "src/layout.h"
 #include "src/model.h"
 #include "src/progress.h"
+#include "src/sort.h"
 #include "src/stop.h"
 #include "src/tensor.h"
 #include "src/train.h"
@@ -646,6 +647,23 @@ static void next_batch(train_ctx *c)
     }
 }
 
+/* Importance sorting (src/sort.h) where the schedule opens the widths:
+ * each rank sorts the blocks of its own stage, weights and AdamW moments
+ * alike (replicas hold the same weights, so they sort alike). */
+static int sort_channels(train_ctx *c, char *err, size_t errlen)
+{
+    float *follow[2] = {c->tr.opt.m, c->tr.opt.v};
+    sn_sort_stats ss;
+    if (sn_sort_channels(c->model, follow, 2, c->dist.sh.block_lo, c->dist.sh.block_hi, &ss) !=
+        SN_OK)
+        return sn_errf(err, errlen, "out of memory sorting channels");
+    say(c, "step %lld: heads and MLP units sorted by importance (%d heads and %d units moved "
+           "in %d blocks%s)",
+        (long long)c->tr.step, ss.heads_moved, ss.units_moved, ss.blocks,
+        c->layout.pp > 1 ? " of the first stage" : "");
+    return SN_OK;
+}
+
 /* Why train_loop returned before the schedule's end (STOP_NONE: it ended). */
 enum { STOP_NONE = 0, STOP_AFTER, STOP_SIGNAL };
 
@@ -678,6 +696,9 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
             say(c, "step %lld: %s", (long long)c->tr.step,
                 sn_schedule_describe(&c->tr.o, c->tr.step, what, sizeof what));
         }
+        if (sn_schedule_sorts_before(&c->tr.o, c->tr.step) &&
+            sort_channels(c, err, errlen) != SN_OK)
+            return SN_ERR;
         next_batch(c);
         sn_step_stats st;
         if (sn_dist_step(&c->dist, c->input, c->labels, &st, err, errlen) != SN_OK)
@@ -948,7 +969,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"deps-ramp", SN_OPT_FLOAT, &a.deps_ramp, "F", "deps: share of the run over which the other members' loss weight ramps from 0 to 1", 0, 1, 0},
         {"sample-by", SN_OPT_STR, &a.sample_by, "uniform|macs", "random sub-networks uniform over architectures, or over MACs (cost buckets)", 0, 0, 0},
         {"macs-buckets", SN_OPT_INT, &a.macs_buckets, "B", "--sample-by macs: equal MAC intervals between the smallest and the largest", 1, SN_MAX_MACS_BUCKETS, 0},
-        {"sort-channels", SN_OPT_STR, &a.sort_channels, "auto|off", "auto: sort channels by importance where progressive or deps opens the widths (not implemented yet: recorded only); off: never", 0, 0, 0},
+        {"sort-channels", SN_OPT_STR, &a.sort_channels, "auto|off", "auto: sort heads and MLP units by importance where progressive or deps opens the widths; off: never", 0, 0, 0},
         {"lr", SN_OPT_FLOAT, &a.lr, "X", "peak learning rate (AdamW)", 1e-9, 10, 0},
         {"min-lr", SN_OPT_FLOAT, &a.min_lr, "X", "learning rate at the end of the cosine decay", 0, 10, 0},
         {"weight-decay", SN_OPT_FLOAT, &a.weight_decay, "X", "AdamW decoupled weight decay (matrices only)", 0, 10, 0},

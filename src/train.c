@@ -226,6 +226,74 @@ static int macs_bucket(int64_t m, int64_t lo, int64_t hi, int B)
     return x < 0 ? 0 : x >= B - 1 ? B - 1 : (int)x;
 }
 
+/* Index of choice v in c[0..n). */
+static int choice_index(const int *c, int n, int v)
+{
+    for (int i = 0; i < n; i++)
+        if (c[i] == v) return i;
+    return n - 1;
+}
+
+/* Moves one open dimension of n, picked at random among those that can,
+ * one choice up (dir > 0: more MACs) or down: the embedding, a block's
+ * heads or MLP width, or a stage's depth (a block added at the stage's
+ * end, at the smallest open or the largest closed choices; or its last
+ * block removed).  False when no open dimension can move that way. */
+static bool nudge(const sn_space *s, unsigned open, int dir, sn_rng *r, sn_subnet *n)
+{
+    const int ei = choice_index(s->embed, s->n_embed, n->embed);
+    const bool e_ok = (open & SN_DIM_EMBED) && (dir > 0 ? ei + 1 < s->n_embed : ei > 0);
+    int depth_ok = 0, head_ok = 0, mlp_ok = 0;
+    for (int st = 0; st < n->n_stages && (open & SN_DIM_DEPTH); st++)
+        depth_ok += dir > 0 ? n->depth[st] < s->max_depth[st] && n->n_blocks < SN_MAX_BLOCKS
+                            : n->depth[st] > s->min_depth[st];
+    for (int i = 0; i < n->n_blocks; i++) {
+        const int hi = choice_index(s->heads, s->n_heads, n->heads[i]);
+        const int fi = choice_index(s->mlp, s->n_mlp, n->mlp[i]);
+        head_ok += (open & SN_DIM_HEADS) && (dir > 0 ? hi + 1 < s->n_heads : hi > 0);
+        mlp_ok += (open & SN_DIM_MLP) && (dir > 0 ? fi + 1 < s->n_mlp : fi > 0);
+    }
+    const int total = e_ok + depth_ok + head_ok + mlp_ok;
+    if (total == 0) return false;
+    int k = (int)sn_rng_below(r, (uint64_t)total);
+    if (e_ok && k-- == 0) {
+        n->embed = s->embed[ei + dir];
+        return true;
+    }
+    for (int st = 0, end = 0; st < n->n_stages; st++) {
+        end += n->depth[st];
+        if (!(open & SN_DIM_DEPTH)) break;
+        const bool ok = dir > 0 ? n->depth[st] < s->max_depth[st] && n->n_blocks < SN_MAX_BLOCKS
+                                : n->depth[st] > s->min_depth[st];
+        if (!ok || k-- != 0) continue;
+        if (dir > 0) { /* a block after the stage's last */
+            memmove(n->heads + end + 1, n->heads + end, sizeof(int) * (size_t)(n->n_blocks - end));
+            memmove(n->mlp + end + 1, n->mlp + end, sizeof(int) * (size_t)(n->n_blocks - end));
+            n->heads[end] = open & SN_DIM_HEADS ? s->heads[0] : s->heads[s->n_heads - 1];
+            n->mlp[end] = open & SN_DIM_MLP ? s->mlp[0] : s->mlp[s->n_mlp - 1];
+        } else { /* the stage's last block removed */
+            memmove(n->heads + end - 1, n->heads + end, sizeof(int) * (size_t)(n->n_blocks - end));
+            memmove(n->mlp + end - 1, n->mlp + end, sizeof(int) * (size_t)(n->n_blocks - end));
+        }
+        n->depth[st] += dir;
+        n->n_blocks += dir;
+        return true;
+    }
+    for (int i = 0; i < n->n_blocks; i++) {
+        const int hi = choice_index(s->heads, s->n_heads, n->heads[i]);
+        if ((open & SN_DIM_HEADS) && (dir > 0 ? hi + 1 < s->n_heads : hi > 0) && k-- == 0) {
+            n->heads[i] = s->heads[hi + dir];
+            return true;
+        }
+        const int fi = choice_index(s->mlp, s->n_mlp, n->mlp[i]);
+        if ((open & SN_DIM_MLP) && (dir > 0 ? fi + 1 < s->n_mlp : fi > 0) && k-- == 0) {
+            n->mlp[i] = s->mlp[fi + dir];
+            return true;
+        }
+    }
+    return false;
+}
+
 /* One random member of the open dimensions, drawn by o->sample_by. */
 static void draw_member(const sn_space *s, const sn_train_opts *o, unsigned open, sn_rng *r,
                         sn_subnet *out)
@@ -257,6 +325,19 @@ static void draw_member(const sn_space *s, const sn_train_opts *o, unsigned open
             best = dist;
             *out = n;
         }
+    }
+    /* a bucket uniform draws hardly reach (the largest sizes): walk from
+     * the nearest draw towards it, one choice at a time */
+    sn_subnet n = *out;
+    for (int i = 0; i < SN_MACS_WALK; i++) {
+        const int64_t m = sn_subnet_macs(s, &n);
+        const int b = macs_bucket(m, lo, hi, B);
+        const double x = (double)m, dist = x < b_lo ? b_lo - x : x > b_hi ? x - b_hi : 0.0;
+        if (b == want || dist < best) {
+            best = dist;
+            *out = n;
+        }
+        if (b == want || !nudge(s, open, b < want ? 1 : -1, r, &n)) return;
     }
 }
 

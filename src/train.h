@@ -25,6 +25,7 @@
 #define SN_MAX_MEMBERS (2 + SN_MAX_RANDOM)
 #define SN_PHASES 4             /* progressive shrinking's phases */
 #define SN_MACS_TRIES 64        /* draws per member of --sample-by macs */
+#define SN_MACS_WALK 256        /* then moves of one choice towards the bucket */
 #define SN_MAX_MACS_BUCKETS 1000
 
 /* Which sub-networks each step trains.  "Largest" and "smallest" are
@@ -61,7 +62,13 @@ typedef enum sn_sample_by {
      * hi = lo); a bucket is picked uniformly, then uniform sub-networks
      * are drawn until one falls into it, at most SN_MACS_TRIES; if none
      * does, the draw whose MACs were nearest to the bucket's interval
-     * (the first of equals) is kept */
+     * (the first of equals) walks towards it: at most SN_MACS_WALK times
+     * one open dimension, picked at random among those that can move
+     * that way, goes one choice up (or down) — a stage one block deeper
+     * gets the smallest open (largest closed) choices — until the member
+     * falls into the bucket; else the nearest member seen is kept.  The
+     * largest sizes, which uniform draws hardly ever reach, are drawn as
+     * often as the others this way */
     SN_SAMPLE_MACS,
 } sn_sample_by;
 

@@ -608,6 +608,33 @@ static void test_sample_by_macs(void **state)
     assert_true(uniform_off > 400);
     assert_true(hist[0][B - 1] * 3 < hist[1][B - 1]);
 
+    /* the default space with 8 buckets: uniform draws almost never reach
+     * the largest sizes; the walk towards the bucket fills them too */
+    sn_space d;
+    sn_space_default(&d);
+    enum { DB = 8, DDRAWS = 4000 };
+    sn_subnet_min(&d, &lo_net);
+    sn_subnet_max(&d, &hi_net);
+    const int64_t dlo = sn_subnet_macs(&d, &lo_net), dhi = sn_subnet_macs(&d, &hi_net);
+    int dh[DB] = {0};
+    sn_train_opts od = sched_opts(SN_SCHEDULE_SORTEDNET, 1000);
+    od.subnets_per_step = PER_STEP;
+    od.sample_by = SN_SAMPLE_MACS;
+    od.macs_buckets = DB;
+    for (int64_t step = 0; step < DDRAWS / PER_STEP; step++) {
+        members m = members_at(&d, &od, step);
+        for (int k = 0; k < m.n; k++) {
+            char why[256];
+            assert_int_equal(sn_subnet_validate(&d, &m.net[k], why, sizeof why), SN_OK);
+            dh[bucket_of(sn_subnet_macs(&d, &m.net[k]), dlo, dhi, DB)]++;
+        }
+    }
+    printf("default space, 8 MAC buckets by MACs:");
+    for (int b = 0; b < DB; b++) printf(" %d", dh[b]);
+    printf("\n");
+    for (int b = 0; b < DB; b++) /* within 20% of 500 (the binomial's sd is 21) */
+        assert_true(dh[b] > 400 && dh[b] < 600);
+
     /* in progressive phase 1 only depth is open: the buckets span the
      * depths at full width, and a MACs draw changes nothing else */
     sn_train_opts o = sched_opts(SN_SCHEDULE_PROGRESSIVE, 100);

@@ -83,6 +83,22 @@ for s in "step 0: progressive phase 0/3" "step 3: progressive phase 1/3" \
          "step 6: progressive phase 2/3" "step 9: progressive phase 3/3"; do
     grep -q "^$s: " "$dir/progressive-ref/log" || { echo "FAIL: no '$s' in the log"; exit 1; }
 done
+# channels are sorted where the widths open (progressive phase 2, the end
+# of the deps delay), once, and it changes what is trained
+grep -q "^step 6: heads and MLP units sorted by importance (.* in 4 blocks)$" "$dir/progressive-ref/log" ||
+    { echo "FAIL: no channel sort at step 6 in the progressive log"; exit 1; }
+grep -q "^step 3: heads and MLP units sorted by importance" "$dir/deps-ref/log" ||
+    { echo "FAIL: no channel sort at step 3 in the deps log"; exit 1; }
+[ "$(grep -c "sorted by importance" "$dir/progressive-ref/log")" -eq 1 ] ||
+    { echo "FAIL: more than one channel sort in the progressive log"; exit 1; }
+# shellcheck disable=SC2086
+"$sn" train $small --schedule progressive --sample-by macs --sort-channels off \
+    --run-dir "$dir/progressive-nosort" >"$dir/progressive-nosort.out"
+if grep -q "sorted by importance" "$dir/progressive-nosort/log" ||
+    same "$dir/progressive-ref/checkpoints/ckpt-00000012.h5" \
+        "$dir/progressive-nosort/checkpoints/ckpt-00000012.h5" >/dev/null; then
+    echo "FAIL: --sort-channels off sorted, or trained what auto trains"; exit 1
+fi
 grep -q "^step 7: deps ramp: loss weight 0.83 for all but the largest$" "$dir/deps.resumed"
 grep -q "^step 8: deps: sandwich at full loss weight$" "$dir/deps-ref/log"
 "$py" - "$dir" <<'PY'
