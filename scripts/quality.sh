@@ -1,34 +1,205 @@
-#!/bin/sh
-# The quality bar: trains the supernet (sandwich rule) and, with the same
-# number of epochs and seed, the largest and the smallest architectures
-# alone (--fixed-subnet), then compares their test accuracy.
-#   scripts/quality.sh [EPOCHS] [extra train options...]
-set -eu
+#!/bin/bash
+# The quality report: is every sub-network cut from the supernet about as
+# good as the same architecture trained alone?
+#
+#   scripts/quality.sh [--epochs E] [--out DIR] [--schedules "S1 S2 ..."]
+#                      [--ranks N] [-- extra train options]
+#
+# On Fashion-MNIST (the default data), for the same budget of E epochs
+# (default 1) each:
+#   1. trains the supernet once per schedule (default: sandwich sortednet
+#      progressive deps, and sandwich with --sample-by macs as "sandwich-macs"),
+#      in DIR/<schedule>;
+#   2. trains each of five architectures of the default space, from the
+#      smallest to the largest, alone (--fixed-subnet), in DIR/alone-<i>;
+#   3. evaluates every architecture cut from every supernet, and each
+#      stand-alone twin, on the test split (10,000 images);
+#   4. writes DIR/quality.md (the table, the compute each way, the commands),
+#      DIR/quality.tsv and DIR/quality.png (test accuracy against MACs).
+# DIR defaults to runs/quality.  Run again, it continues: finished runs are
+# not trained again (each run directory resumes), evaluations are redone.
+# With --ranks N > 1 every training runs under `mpirun -np N` (data
+# parallel); the default is one process using every core.
+set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --tests >/dev/null
-epochs=${1:-1}
-[ $# -gt 0 ] && shift
-out=runs/quality-e$epochs
-for name in supernet max min; do
-    case $name in
-        supernet) extra="" ;;
-        *) extra="--fixed-subnet $name" ;;
+me=quality.sh
+die() { echo "$me: $*" >&2; exit 1; }
+usage() {
+    echo "usage: scripts/$me [--epochs E] [--out DIR] [--schedules \"S1 S2 ...\"] [--ranks N] [-- train options]" >&2
+    exit 2
+}
+epochs=1 out=runs/quality ranks=1
+schedules="sandwich sortednet progressive deps sandwich-macs"
+while [ $# -gt 0 ]; do
+    case $1 in
+        --epochs) [ $# -ge 2 ] || usage; epochs=$2; shift 2 ;;
+        --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
+        --schedules) [ $# -ge 2 ] || usage; schedules=$2; shift 2 ;;
+        --ranks) [ $# -ge 2 ] || usage; ranks=$2; shift 2 ;;
+        --) shift; break ;;
+        *) usage ;;
     esac
-    echo "== $name ($epochs epochs)"
-    start=$(date +%s)
-    ./build/supernest train --epochs "$epochs" --run-dir "$out/$name" --quiet \
-        --report-random 0 $extra "$@" | tail -n 4
-    echo "wall time $(( $(date +%s) - start )) s"
 done
-/usr/bin/python3 - "$out" <<'PY'
-import json, sys
-out = sys.argv[1]
-def rows(name):
-    return {r["role"]: r for r in map(json.loads, open(f"{out}/{name}/eval.jsonl"))}
-sup = rows("supernet")
-print(f"\n{'architecture':<12} {'supernet test acc':>18} {'alone test acc':>15} {'gap (points)':>13}")
-for role in ("max", "min"):
-    alone = rows(role)["fixed"]
-    gap = 100 * (sup[role]["test_acc"] - alone["test_acc"])
-    print(f"{role:<12} {sup[role]['test_acc']:>18.4f} {alone['test_acc']:>15.4f} {gap:>+13.2f}")
-PY
+extra=("$@")
+[[ $epochs =~ ^[1-9][0-9]*$ ]] || die "--epochs '$epochs': expected a positive whole number"
+[[ $ranks =~ ^[1-9][0-9]*$ ]] || die "--ranks '$ranks': expected a positive whole number"
+sn=build/supernest
+[ -x "$sn" ] || die "$sn not built (run scripts/setup.sh)"
+command -v gnuplot >/dev/null 2>&1 || die "gnuplot not found (Debian: apt-get install gnuplot-nox)"
+mkdir -p "$out"
+if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+
+# Five architectures of the default space, spread from the smallest to the
+# largest (every elastic dimension at its 1st, 2nd, 3rd, 4th and last choice).
+archs=(e64-d1.1-h1.1-f96.96
+       e96-d2.1-h1.1.1-f192.192.192
+       e128-d2.2-h2.2.2.2-f384.384.384.384
+       e160-d3.2-h2.2.2.2.2-f576.576.576.576.576
+       e192-d3.3-h3.3.3.3.3.3-f768.768.768.768.768.768)
+
+launch() {
+    if [ "$ranks" -gt 1 ]; then
+        mpirun -q --oversubscribe -np "$ranks" "$sn" "$@"
+    else
+        "$sn" "$@"
+    fi
+}
+# train NAME OPTIONS...: trains into $out/NAME (continuing a run there),
+# output in $out/NAME.out
+train() {
+    local name=$1
+    shift
+    echo "$me: training $name ($*)"
+    if ! launch train --epochs "$epochs" --run-dir "$out/$name" --no-report --log-every 100 \
+        "$@" "${extra[@]}" >"$out/$name.out" 2>&1; then
+        tail -3 "$out/$name.out" >&2
+        die "training $name failed (see $out/$name.out)"
+    fi
+}
+# field JSON KEY: a number of a one-line JSON object
+field() { sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p" <<<"$1"; }
+# eval_acc RUN SUBNET: "accuracy macs params" on the test split
+eval_of() {
+    local j
+    j=$("$sn" eval --checkpoint "$out/$1" --subnet "$2" --split test --json 2>"$out/eval.err") ||
+        die "eval of $2 in $out/$1 failed: $(cat "$out/eval.err")"
+    echo "$(field "$j" accuracy) $(field "$j" macs) $(field "$j" params)"
+}
+# compute RUN: "seconds GFLOP" of the training in $out/RUN (from its
+# metrics: elapsed time, and GEMM GFLOP/s integrated over each interval)
+compute_of() {
+    awk '{
+        el = $0; sub(/.*"elapsed_s":/, "", el); el += 0
+        g = $0; sub(/.*"gflops":/, "", g); g += 0
+        if (el > last) { tot += g * (el - last); last = el }
+    } END { printf "%.0f %.0f\n", last, tot }' "$out/$1/metrics.jsonl"
+}
+
+schedule_opts() {
+    case $1 in
+        sandwich-macs) echo "--schedule sandwich --sample-by macs" ;;
+        *) echo "--schedule $1" ;;
+    esac
+}
+
+start=$SECONDS
+for s in $schedules; do
+    # shellcheck disable=SC2046
+    train "$s" $(schedule_opts "$s")
+done
+for i in "${!archs[@]}"; do
+    train "alone-$((i + 1))" --fixed-subnet "${archs[$i]}"
+done
+
+echo "$me: evaluating"
+tsv=$out/quality.tsv
+{
+    printf 'arch\tsubnet\tmacs\tparams\talone'
+    for s in $schedules; do printf '\t%s' "$s"; done
+    printf '\n'
+    for i in "${!archs[@]}"; do
+        a=${archs[$i]}
+        read -r acc macs params < <(eval_of "alone-$((i + 1))" "$a")
+        printf '%d\t%s\t%s\t%s\t%s' "$((i + 1))" "$a" "$macs" "$params" "$acc"
+        for s in $schedules; do
+            read -r acc _ _ < <(eval_of "$s" "$a")
+            printf '\t%s' "$acc"
+        done
+        printf '\n'
+    done
+} >"$tsv"
+
+# the report
+md=$out/quality.md
+cols=$(( 5 + $(wc -w <<<"$schedules") ))
+{
+    echo "# Quality report"
+    echo
+    echo "Fashion-MNIST, $epochs epoch(s) for every training, test accuracy (10,000 images) in %."
+    echo "*alone*: the architecture trained by itself (\`--fixed-subnet\`); each other column: cut"
+    echo "from the supernet trained with that schedule; in brackets the difference to *alone*."
+    echo
+    printf '| # | sub-network | MMACs | params | alone |'
+    for s in $schedules; do printf ' %s |' "$s"; done
+    printf '\n|'
+    for ((k = 0; k < cols; k++)); do printf -- '---|'; done
+    printf '\n'
+    awk -F'\t' -v n="$(wc -w <<<"$schedules")" 'NR > 1 {
+        printf "| %s | `%s` | %.1f | %.2fM | %.2f |", $1, $2, $3 / 1e6, $4 / 1e6, $5 * 100
+        for (k = 6; k < 6 + n; k++) printf " %.2f (%+.2f) |", $k * 100, ($k - $5) * 100
+        printf "\n"
+    }' "$tsv"
+    echo
+    echo "## Compute"
+    echo
+    echo "| training | wall time | GEMM TFLOP |"
+    echo "|---|---|---|"
+    tot_s=0 tot_g=0
+    for s in $schedules; do
+        read -r sec g < <(compute_of "$s")
+        printf '| supernet, %s | %d min %02d s | %.1f |\n' "$s" $((sec / 60)) $((sec % 60)) "$(awk -v g="$g" 'BEGIN { print g / 1000 }')"
+    done
+    for i in "${!archs[@]}"; do
+        read -r sec g < <(compute_of "alone-$((i + 1))")
+        tot_s=$((tot_s + sec)) tot_g=$((tot_g + g))
+        printf '| alone, #%d | %d min %02d s | %.1f |\n' $((i + 1)) $((sec / 60)) $((sec % 60)) "$(awk -v g="$g" 'BEGIN { print g / 1000 }')"
+    done
+    printf '| **the five alone** | **%d min %02d s** | **%.1f** |\n' $((tot_s / 60)) $((tot_s % 60)) "$(awk -v g="$tot_g" 'BEGIN { print g / 1000 }')"
+    echo
+    echo "One supernet training replaces the five stand-alone trainings above (and any other of"
+    echo "the space's sub-networks one would train alone)."
+    echo
+    echo "## Commands"
+    echo
+    echo '```'
+    echo "scripts/quality.sh --epochs $epochs --out $out --ranks $ranks --schedules \"$schedules\"${extra[*]:+ -- ${extra[*]}}"
+    for s in $schedules; do
+        echo "supernest train --epochs $epochs --run-dir $out/$s --no-report --log-every 100 $(schedule_opts "$s")${extra[*]:+ ${extra[*]}}"
+    done
+    for i in "${!archs[@]}"; do
+        echo "supernest train --epochs $epochs --run-dir $out/alone-$((i + 1)) --no-report --log-every 100 --fixed-subnet ${archs[$i]}${extra[*]:+ ${extra[*]}}"
+    done
+    echo "supernest eval --checkpoint $out/RUN --subnet SUBNET --split test --json"
+    echo '```'
+} >"$md"
+
+# the plot: accuracy against MACs, one line per supernet, points alone
+gp=$out/quality.gp
+{
+    echo "set terminal pngcairo size 900,600"
+    echo "set output '$out/quality.png'"
+    echo "set logscale x"
+    echo "set xlabel 'MACs per image'"
+    echo "set ylabel 'test accuracy (%)'"
+    echo "set key bottom right"
+    echo "set grid"
+    printf "plot '%s' using 3:(\$5*100) with points pt 7 ps 1.6 lc rgb 'black' title 'alone'" "$tsv"
+    k=6
+    for s in $schedules; do
+        printf ", '' using 3:(\$%d*100) with linespoints title '%s'" "$k" "$s"
+        k=$((k + 1))
+    done
+    echo
+} >"$gp"
+gnuplot "$gp" 2>"$out/gnuplot.err" || die "gnuplot failed: $(head -3 "$out/gnuplot.err")"
+echo "$me: $md, $tsv, $out/quality.png ($((SECONDS - start)) s)"
