@@ -11,6 +11,8 @@
 #                     tests/fuzz/corpus/TARGET (minimised; commit them by hand)
 #   FUZZ_STRICT=1     fail on crashes inside the HDF5 library, and on crash inputs
 #                     that do not crash again when run alone, too
+#   FUZZ_JOBS=N       targets fuzzed at a time (default: the cores; each is one
+#                     process on one core)
 #   FUZZ_SEED=N       libFuzzer's random seed (default: a new one each run).  CI
 #                     sets it, so that every CI run explores the same way (the
 #                     number of executions in the time given still varies) and
@@ -57,24 +59,45 @@ bad=0
 hdf5=0
 unrepro=0
 for t in "${targets[@]}"; do
-    exe=build-fuzz/tests/fuzz/fuzz_$t
-    [ -x "$exe" ] || { echo "fuzz.sh: no target '$t' (built: $(ls build-fuzz/tests/fuzz | grep -E '^fuzz_[a-z0-9]+$' | tr '\n' ' '))" >&2; exit 2; }
-    dir=$out/$t
+    [ -x "build-fuzz/tests/fuzz/fuzz_$t" ] || { echo "fuzz.sh: no target '$t' (built: $(ls build-fuzz/tests/fuzz | grep -E '^fuzz_[a-z0-9]+$' | tr '\n' ' '))" >&2; exit 2; }
+done
+
+# run_target T: fuzzes target T for $seconds into $out/T (its log, its
+# exit status in $out/T/rc, its wall time in $out/T/took)
+run_target() {
+    local t=$1 exe=build-fuzz/tests/fuzz/fuzz_$1 dir=$out/$1
     mkdir -p "$dir/corpus" "$dir/artifacts"
     rm -f "$dir"/artifacts/*
-    log=$dir/log
-    opts=(-max_total_time="$seconds" -timeout=$timeout_s -rss_limit_mb=2048 -print_final_stats=1
-          -artifact_prefix="$dir/artifacts/")
+    local opts=(-max_total_time="$seconds" -timeout=$timeout_s -rss_limit_mb=2048
+                -print_final_stats=1 -artifact_prefix="$dir/artifacts/")
     [ -n "${FUZZ_SEED:-}" ] && opts+=(-seed="$FUZZ_SEED")
     if [ "$t" = h5 ]; then
         # HDF5 1.10 itself crashes or hangs on many damaged files; fork mode
         # keeps fuzzing past those (each is saved and classified below).
         opts+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
     fi
-    start=$SECONDS
-    rc=0
-    "$exe" "${opts[@]}" "$dir/corpus" "tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
-    took=$((SECONDS - start))
+    local start=$SECONDS rc=0
+    "$exe" "${opts[@]}" "$dir/corpus" "tests/fuzz/corpus/$t" >"$dir/log" 2>&1 || rc=$?
+    echo "$rc" >"$dir/rc"
+    echo $((SECONDS - start)) >"$dir/took"
+}
+
+# Each fuzzer is one process on one core: FUZZ_JOBS of them (default: the
+# cores) run at a time, so a CI run of the four takes as long as two.
+jobs_max=${FUZZ_JOBS:-$(nproc)}
+for t in "${targets[@]}"; do
+    rm -f "$out/$t/rc"
+    run_target "$t" &
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+done
+wait
+
+for t in "${targets[@]}"; do
+    exe=build-fuzz/tests/fuzz/fuzz_$t
+    dir=$out/$t
+    log=$dir/log
+    rc=$(cat "$dir/rc" 2>/dev/null || echo 1)
+    took=$(cat "$dir/took" 2>/dev/null || echo "?")
     execs=$(grep -oP 'stat::number_of_executed_units: *\K[0-9]+' "$log" | tail -1 || true)
     [ -n "$execs" ] || execs=$(grep -oP '^#\K[0-9]+(?=: cov:)' "$log" | tail -1 || true)
     [ -n "$execs" ] || execs=$(grep -oP '^#\K[0-9]+(?=\s)' "$log" | tail -1 || true)
