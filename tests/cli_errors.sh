@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Bad command lines and configurations: each must exit with the documented
 # status and one line on stderr that names the problem.
 # usage: cli_errors.sh SUPERNEST
@@ -9,17 +9,28 @@ trap 'rm -rf "$tmp"' EXIT
 fails=0
 n=0
 
-# expect STATUS KEYWORD ARGS...
+# expect STATUS KEYWORD ARGS...: supernest ARGS must exit with STATUS and
+# one stderr line holding KEYWORD.  Cases run in the background, 4 at a
+# time (most of a case is process start-up), each in $tmp/case-N, and are
+# judged in order at the end.
 expect() {
-    want=$1 key=$2
-    shift 2
+    local d=$tmp/case-$n
     n=$((n + 1))
-    timeout 60 "$sn" "$@" >"$tmp/out" 2>"$tmp/err"
-    got=$?
-    lines=$(wc -l <"$tmp/err")
-    if [ "$got" -ne "$want" ] || ! grep -q -- "$key" "$tmp/err" || [ "$lines" -ne 1 ]; then
-        echo "FAIL: supernest $*: status $got (want $want), stderr ($lines lines):"
-        cat "$tmp/err"
+    mkdir -p "$d"
+    printf '%s\n' "$1" >"$d/want"
+    printf '%s\n' "$2" >"$d/key"
+    shift 2
+    printf '%s ' "$@" >"$d/args"
+    ( timeout 60 "$sn" "$@" >"$d/out" 2>"$d/err"; echo $? >"$d/rc" ) &
+    while [ "$(jobs -rp | wc -l)" -ge 4 ]; do wait -n; done
+}
+judge() {
+    local d=$1 want key got lines
+    want=$(cat "$d/want") key=$(cat "$d/key") got=$(cat "$d/rc")
+    lines=$(wc -l <"$d/err")
+    if [ "$got" -ne "$want" ] || ! grep -q -- "$key" "$d/err" || [ "$lines" -ne 1 ]; then
+        echo "FAIL: supernest $(cat "$d/args"): status $got (want $want), stderr ($lines lines):"
+        cat "$d/err"
         fails=$((fails + 1))
     fi
 }
@@ -94,5 +105,7 @@ expect 2 "given twice" export --config "$tmp/lr.ini" --config "$tmp/lr.ini"
 printf '[train]\nfixed-subnet = e100-d1.1-h1.1-f96.96\n' >"$tmp/subnet.ini"
 expect 2 "embed 100 is not one of" train --config "$tmp/subnet.ini"
 
+wait
+for ((i = 0; i < n; i++)); do judge "$tmp/case-$i"; done
 echo "$((n - fails)) of $n bad inputs refused correctly"
 [ "$fails" -eq 0 ]
