@@ -8,6 +8,21 @@
 
 #include "src/util.h"
 
+/* Open MPI hands every rank a pseudo-terminal as its stdout, even when
+ * mpirun's own output goes to a file or a pipe.  Under Open MPI a terminal
+ * therefore counts only if the parent process (mpirun on a single node,
+ * else the node's daemon) writes to a terminal as well. */
+static bool launcher_writes_to_tty(FILE *out)
+{
+    if (!getenv("OMPI_COMM_WORLD_SIZE") || fileno(out) != STDOUT_FILENO) return true;
+    char link[64], target[256];
+    snprintf(link, sizeof link, "/proc/%ld/fd/1", (long)getppid());
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0) return false;
+    target[n] = '\0';
+    return strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0;
+}
+
 void sn_progress_init(sn_progress *p, FILE *out, FILE *log)
 {
     memset(p, 0, sizeof *p);
@@ -22,7 +37,8 @@ void sn_progress_init(sn_progress *p, FILE *out, FILE *log)
     else if (mode && strcmp(mode, "tty") == 0)
         p->tty = true;
     else
-        p->tty = isatty(fileno(out)) && term && *term && strcmp(term, "dumb") != 0;
+        p->tty = isatty(fileno(out)) && term && *term && strcmp(term, "dumb") != 0 &&
+                 launcher_writes_to_tty(out);
 }
 
 static int term_width(FILE *out)

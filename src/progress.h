@@ -9,7 +9,9 @@
  * permanent lines are plain lines, so the output holds no escape codes.
  * Permanent lines also go to an optional log file, always plain.
  *
- * Mode: tty when `out` is a terminal and TERM is set and not "dumb";
+ * Mode: tty when `out` is a terminal and TERM is set and not "dumb"
+ * (under Open MPI, whose ranks always write to a pseudo-terminal, only if
+ * mpirun's own output is a terminal too);
  * SN_PROGRESS=plain or SN_PROGRESS=tty in the environment overrides.
  * Width: the terminal's columns (TIOCGWINSZ on `out`), else COLUMNS,
  * else 80; asked at every redraw, so a resized window is followed.

@@ -89,6 +89,9 @@ rc=$?
 [ "$(grep -c "stopped by SIGUSR1" "$dir/b.err")" -eq 1 ] || { fail "two ranks: stop message"; cat "$dir/b.err"; }
 "${mpi[@]}" --run-dir "$dir/b" >"$dir/b2.out" 2>&1 || { fail "two ranks: resumed run failed"; cat "$dir/b2.out"; }
 grep -q "resuming from" "$dir/b2.out" || fail "two ranks: did not resume"
+# mpirun's output in a file: plain lines, no status line redrawn in place
+# (Open MPI gives the ranks a pseudo-terminal even then)
+if grep -q $'\r' "$dir/b2.out"; then fail "mpirun's output to a file holds status-line redraws"; fi
 same_ckpt "$dir/ref2/checkpoints/ckpt-000000$steps.h5" "$dir/b/checkpoints/ckpt-000000$steps.h5" ||
     fail "two ranks: stopped + resumed differs from the uninterrupted two-rank run"
 
