@@ -241,57 +241,54 @@ static int choice_index(const int *c, int n, int v)
  * block removed).  False when no open dimension can move that way. */
 static bool nudge(const sn_space *s, unsigned open, int dir, sn_rng *r, sn_subnet *n)
 {
+    /* the moves possible, in a fixed order: the embedding, each stage's
+     * depth, then each block's heads and MLP width */
+    enum { EMBED, DEPTH, HEADS, MLP };
+    typedef struct move { int kind, at; } move;
+    move moves[1 + SN_MAX_STAGES + 2 * SN_MAX_BLOCKS];
+    int nm = 0;
     const int ei = choice_index(s->embed, s->n_embed, n->embed);
-    const bool e_ok = (open & SN_DIM_EMBED) && (dir > 0 ? ei + 1 < s->n_embed : ei > 0);
-    int depth_ok = 0, head_ok = 0, mlp_ok = 0;
+    if ((open & SN_DIM_EMBED) && (dir > 0 ? ei + 1 < s->n_embed : ei > 0))
+        moves[nm++] = (move){EMBED, 0};
     for (int st = 0; st < n->n_stages && (open & SN_DIM_DEPTH); st++)
-        depth_ok += dir > 0 ? n->depth[st] < s->max_depth[st] && n->n_blocks < SN_MAX_BLOCKS
-                            : n->depth[st] > s->min_depth[st];
+        if (dir > 0 ? n->depth[st] < s->max_depth[st] && n->n_blocks < SN_MAX_BLOCKS
+                    : n->depth[st] > s->min_depth[st])
+            moves[nm++] = (move){DEPTH, st};
     for (int i = 0; i < n->n_blocks; i++) {
         const int hi = choice_index(s->heads, s->n_heads, n->heads[i]);
         const int fi = choice_index(s->mlp, s->n_mlp, n->mlp[i]);
-        head_ok += (open & SN_DIM_HEADS) && (dir > 0 ? hi + 1 < s->n_heads : hi > 0);
-        mlp_ok += (open & SN_DIM_MLP) && (dir > 0 ? fi + 1 < s->n_mlp : fi > 0);
+        if ((open & SN_DIM_HEADS) && (dir > 0 ? hi + 1 < s->n_heads : hi > 0))
+            moves[nm++] = (move){HEADS, i};
+        if ((open & SN_DIM_MLP) && (dir > 0 ? fi + 1 < s->n_mlp : fi > 0))
+            moves[nm++] = (move){MLP, i};
     }
-    const int total = e_ok + depth_ok + head_ok + mlp_ok;
-    if (total == 0) return false;
-    int k = (int)sn_rng_below(r, (uint64_t)total);
-    if (e_ok && k-- == 0) {
-        n->embed = s->embed[ei + dir];
-        return true;
-    }
-    for (int st = 0, end = 0; st < n->n_stages; st++) {
-        end += n->depth[st];
-        if (!(open & SN_DIM_DEPTH)) break;
-        const bool ok = dir > 0 ? n->depth[st] < s->max_depth[st] && n->n_blocks < SN_MAX_BLOCKS
-                                : n->depth[st] > s->min_depth[st];
-        if (!ok || k-- != 0) continue;
+    if (nm == 0) return false;
+    const int k = (int)sn_rng_below(r, (uint64_t)nm), at = moves[k].at;
+    switch (moves[k].kind) {
+    case EMBED: n->embed = s->embed[ei + dir]; break;
+    case HEADS:
+        n->heads[at] = s->heads[choice_index(s->heads, s->n_heads, n->heads[at]) + dir];
+        break;
+    case MLP: n->mlp[at] = s->mlp[choice_index(s->mlp, s->n_mlp, n->mlp[at]) + dir]; break;
+    case DEPTH: {
+        int end = 0; /* one past the stage's last kept block */
+        for (int st = 0; st <= at; st++) end += n->depth[st];
+        const size_t tail = sizeof(int) * (size_t)(n->n_blocks - end);
         if (dir > 0) { /* a block after the stage's last */
-            memmove(n->heads + end + 1, n->heads + end, sizeof(int) * (size_t)(n->n_blocks - end));
-            memmove(n->mlp + end + 1, n->mlp + end, sizeof(int) * (size_t)(n->n_blocks - end));
+            memmove(n->heads + end + 1, n->heads + end, tail);
+            memmove(n->mlp + end + 1, n->mlp + end, tail);
             n->heads[end] = open & SN_DIM_HEADS ? s->heads[0] : s->heads[s->n_heads - 1];
             n->mlp[end] = open & SN_DIM_MLP ? s->mlp[0] : s->mlp[s->n_mlp - 1];
         } else { /* the stage's last block removed */
-            memmove(n->heads + end - 1, n->heads + end, sizeof(int) * (size_t)(n->n_blocks - end));
-            memmove(n->mlp + end - 1, n->mlp + end, sizeof(int) * (size_t)(n->n_blocks - end));
+            memmove(n->heads + end - 1, n->heads + end, tail);
+            memmove(n->mlp + end - 1, n->mlp + end, tail);
         }
-        n->depth[st] += dir;
+        n->depth[at] += dir;
         n->n_blocks += dir;
-        return true;
+        break;
     }
-    for (int i = 0; i < n->n_blocks; i++) {
-        const int hi = choice_index(s->heads, s->n_heads, n->heads[i]);
-        if ((open & SN_DIM_HEADS) && (dir > 0 ? hi + 1 < s->n_heads : hi > 0) && k-- == 0) {
-            n->heads[i] = s->heads[hi + dir];
-            return true;
-        }
-        const int fi = choice_index(s->mlp, s->n_mlp, n->mlp[i]);
-        if ((open & SN_DIM_MLP) && (dir > 0 ? fi + 1 < s->n_mlp : fi > 0) && k-- == 0) {
-            n->mlp[i] = s->mlp[fi + dir];
-            return true;
-        }
     }
-    return false;
+    return true;
 }
 
 /* One random member of the open dimensions, drawn by o->sample_by. */
