@@ -2,6 +2,7 @@
  * (image task) or a byte text (language model) — on a D x P x S rank grid
  * (mpi/grid, mpi/pipeline), and reports the largest, smallest and a few
  * random sub-networks on the validation and test splits. */
+#include <ctype.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -218,6 +219,32 @@ static int parse_phases(const char *text, double *out, char *err, size_t errlen)
     return SN_OK;
 }
 
+/* --sort-channels: "auto", "off", or the steps after which to sort,
+ * "S1,S2,..." (increasing, from 1), into o->sort_at. */
+static int parse_sort_steps(const char *text, sn_train_opts *o, char *err, size_t errlen)
+{
+    o->n_sort_at = 0;
+    if (strcmp(text, "auto") == 0 || strcmp(text, "off") == 0) return SN_OK;
+    const char *p = text;
+    for (;;) {
+        char *end;
+        errno = 0;
+        const long long v = isdigit((unsigned char)*p) ? strtoll(p, &end, 10) : -1;
+        if (v < 1 || errno == ERANGE || (*end != ',' && *end != '\0'))
+            return sn_errf(err, errlen, "--sort-channels '%s': expected auto, off, or the steps "
+                                        "after which to sort, e.g. 1000 or 500,1500",
+                           text);
+        if (o->n_sort_at == SN_MAX_SORT_STEPS)
+            return sn_errf(err, errlen, "--sort-channels '%s': at most %d steps", text,
+                           SN_MAX_SORT_STEPS);
+        if (o->n_sort_at > 0 && v <= o->sort_at[o->n_sort_at - 1])
+            return sn_errf(err, errlen, "--sort-channels '%s': the steps must increase", text);
+        o->sort_at[o->n_sort_at++] = v;
+        if (*end == '\0') return SN_OK;
+        p = end + 1;
+    }
+}
+
 /* Checks the schedule's options and fills c->sched with them: the names,
  * each schedule-specific option given only with its schedule, the
  * ranges. */
@@ -237,9 +264,7 @@ static int check_schedule(train_ctx *c, char *err, size_t errlen)
     else
         return sn_errf(err, errlen, "--sample-by '%s': expected uniform (every sub-network "
                                     "alike) or macs (every cost alike)", a->sample_by);
-    if (strcmp(a->sort_channels, "auto") != 0 && strcmp(a->sort_channels, "off") != 0)
-        return sn_errf(err, errlen, "--sort-channels '%s': expected auto or off",
-                       a->sort_channels);
+    if (parse_sort_steps(a->sort_channels, o, err, errlen) != SN_OK) return SN_ERR;
     if (parse_phases(a->phases, o->phases, err, errlen) != SN_OK) return SN_ERR;
     const sn_schedule sc = o->schedule;
     const bool sorted = sc == SN_SCHEDULE_SORTEDNET, macs = o->sample_by == SN_SAMPLE_MACS;
@@ -273,7 +298,11 @@ static int check_schedule(train_ctx *c, char *err, size_t errlen)
     o->deps_delay = a->deps_delay;
     o->deps_ramp = a->deps_ramp;
     o->macs_buckets = (int)a->macs_buckets;
-    o->sort_channels = strcmp(a->sort_channels, "auto") == 0;
+    o->sort_channels = strcmp(a->sort_channels, "off") != 0;
+    if (o->n_sort_at > 0 && a->fixed_subnet)
+        return sn_errf(err, errlen, "--sort-channels %s: sorting would change the sub-network "
+                                    "--fixed-subnet trains; it is for the schedules that "
+                                    "share weights", a->sort_channels);
     o->distill = !a->no_distill;
     return sn_train_opts_check(o, err, errlen);
 }
@@ -849,6 +878,12 @@ static int run(train_ctx *c, char *err, size_t errlen)
         return SN_EXIT_USAGE;
     sn_train_opts to;
     fill_train_opts(c, &to, a->fixed_subnet ? &fixed : NULL);
+    if (to.n_sort_at > 0 && to.sort_at[to.n_sort_at - 1] >= to.adamw.total) {
+        sn_errf(err, errlen, "--sort-channels %s: step %lld is not before the run's end (%lld "
+                             "steps)", a->sort_channels, (long long)to.sort_at[to.n_sort_at - 1],
+                (long long)to.adamw.total);
+        return code;
+    }
     c->info = (sn_file_info){.patch = c->lm ? 0 : (int)a->patch, .image_rows = c->train.rows,
                              .image_cols = c->train.cols, .norm_mean = c->norm.mean,
                              .norm_std = c->norm.std, .seed = (uint64_t)a->seed,
@@ -969,7 +1004,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"deps-ramp", SN_OPT_FLOAT, &a.deps_ramp, "F", "deps: share of the run over which the other members' loss weight ramps from 0 to 1", 0, 1, 0},
         {"sample-by", SN_OPT_STR, &a.sample_by, "uniform|macs", "random sub-networks uniform over architectures, or over MACs (cost buckets)", 0, 0, 0},
         {"macs-buckets", SN_OPT_INT, &a.macs_buckets, "B", "--sample-by macs: equal MAC intervals between the smallest and the largest", 1, SN_MAX_MACS_BUCKETS, 0},
-        {"sort-channels", SN_OPT_STR, &a.sort_channels, "auto|off", "auto: sort heads and MLP units by importance where progressive or deps opens the widths; off: never", 0, 0, 0},
+        {"sort-channels", SN_OPT_STR, &a.sort_channels, "auto|off|STEPS", "auto: sort heads and MLP units by importance where progressive or deps opens the widths; off: never; STEPS (e.g. 1000 or 500,1500): after exactly these steps, any schedule", 0, 0, 0},
         {"lr", SN_OPT_FLOAT, &a.lr, "X", "peak learning rate (AdamW)", 1e-9, 10, 0},
         {"min-lr", SN_OPT_FLOAT, &a.min_lr, "X", "learning rate at the end of the cosine decay", 0, 10, 0},
         {"weight-decay", SN_OPT_FLOAT, &a.weight_decay, "X", "AdamW decoupled weight decay (matrices only)", 0, 10, 0},

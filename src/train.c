@@ -60,6 +60,12 @@ int sn_train_opts_check(const sn_train_opts *o, char *err, size_t errlen)
     if (o->macs_buckets < 1 || o->macs_buckets > SN_MAX_MACS_BUCKETS)
         return sn_errf(err, errlen, "--macs-buckets %d: must be in 1..%d", o->macs_buckets,
                        SN_MAX_MACS_BUCKETS);
+    if (o->n_sort_at < 0 || o->n_sort_at > SN_MAX_SORT_STEPS)
+        return sn_errf(err, errlen, "--sort-channels: at most %d steps", SN_MAX_SORT_STEPS);
+    for (int i = 0; i < o->n_sort_at; i++)
+        if (o->sort_at[i] < 1 || (i > 0 && o->sort_at[i] <= o->sort_at[i - 1]))
+            return sn_errf(err, errlen, "--sort-channels: the steps must be increasing whole "
+                                        "numbers from 1");
     return SN_OK;
 }
 
@@ -180,6 +186,11 @@ float sn_schedule_weight(const sn_train_opts *o, int64_t step)
 
 bool sn_schedule_sorts_before(const sn_train_opts *o, int64_t step)
 {
+    if (o->n_sort_at > 0) {
+        for (int i = 0; i < o->n_sort_at; i++)
+            if (o->sort_at[i] == step) return step > 0;
+        return false;
+    }
     if (!o->sort_channels || step <= 0) return false;
     if (o->schedule == SN_SCHEDULE_PROGRESSIVE) return step == phase_start(o, 2);
     if (o->schedule == SN_SCHEDULE_DEPS) return step == deps_start(o);

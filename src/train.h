@@ -27,6 +27,7 @@
 #define SN_MACS_TRIES 64        /* draws per member of --sample-by macs */
 #define SN_MACS_WALK 256        /* then moves of one choice towards the bucket */
 #define SN_MAX_MACS_BUCKETS 1000
+#define SN_MAX_SORT_STEPS 16     /* --sort-channels STEPS */
 
 /* Which sub-networks each step trains.  "Largest" and "smallest" are
  * sn_subnet_max and sn_subnet_min_dims of the dimensions open at the step;
@@ -82,6 +83,8 @@ typedef struct sn_train_opts {
     sn_sample_by sample_by;
     int macs_buckets;       /* SN_SAMPLE_MACS: 1..SN_MAX_MACS_BUCKETS */
     bool sort_channels;     /* sn_schedule_sorts_before may say true (--sort-channels auto) */
+    int n_sort_at;          /* > 0: sort after exactly these steps instead (--sort-channels STEPS) */
+    int64_t sort_at[SN_MAX_SORT_STEPS]; /* strictly increasing, >= 1 */
     bool distill;           /* the largest's soft predictions teach the others */
     float label_smoothing;  /* for hard-label losses */
     float clip;             /* max global gradient norm; 0 disables clipping */
@@ -137,11 +140,13 @@ unsigned sn_schedule_open_dims(const sn_train_opts *o, int64_t step);
  * ramp is this weight on the member's loss (and so on its gradient). */
 float sn_schedule_weight(const sn_train_opts *o, int64_t step);
 
-/* Whether the trainer sorts channels by importance before step: at the
- * first step of progressive phase 2 (when the widths open: b_2 above),
- * and at the first step after the deps delay (D above); never at step 0
- * (nothing has been trained to sort by) and never with sort_channels
- * off. */
+/* Whether the trainer sorts channels by importance before step (that
+ * is, once step steps are done): with n_sort_at > 0 exactly before the
+ * steps in sort_at, whatever the schedule (sorting on demand); otherwise
+ * at the first step of progressive phase 2 (when the widths open: b_2
+ * above), and at the first step after the deps delay (D above); never at
+ * step 0 (nothing has been trained to sort by) and never with
+ * sort_channels off. */
 bool sn_schedule_sorts_before(const sn_train_opts *o, int64_t step);
 
 /* One line for logs on the schedule at step, e.g. "progressive phase 2/3:

@@ -79,7 +79,17 @@ expect 2 "--no-distill is for --schedule sandwich, progressive or deps" \
 expect 2 "--sample-by 'flops': expected uniform" train --sample-by flops
 expect 2 "--macs-buckets is for --sample-by macs" train --macs-buckets 4
 expect 2 "--macs-buckets 0: must be in 1..1000" train --sample-by macs --macs-buckets 0
-expect 2 "--sort-channels 'on': expected auto or off" train --sort-channels on
+expect 2 "--sort-channels 'on': expected auto, off, or the steps after which to sort" \
+    train --sort-channels on
+expect 2 "--sort-channels '0': expected auto, off, or the steps" train --sort-channels 0
+expect 2 "--sort-channels '5,x': expected auto, off, or the steps" train --sort-channels 5,x
+expect 2 "--sort-channels '5,3': the steps must increase" train --sort-channels 5,3
+expect 2 "--sort-channels '1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17': at most 16 steps" \
+    train --sort-channels 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17
+expect 2 "--sort-channels 5: sorting would change the sub-network --fixed-subnet trains" \
+    train --fixed-subnet max --sort-channels 5
+expect 2 "--sort-channels 3,10: step 10 is not before the run's end (10 steps)" \
+    train --steps 10 --sort-channels 3,10
 expect 2 "it does not combine with --schedule progressive" \
     train --fixed-subnet max --schedule progressive
 expect 2 "--sample-by macs is for the schedules that draw sub-networks" \

@@ -698,6 +698,26 @@ static void test_sorts_before(void **state)
     d.sort_channels = true;
     d.deps_delay = 0.0;
     for (int64_t step = 0; step < 100; step++) assert_false(sn_schedule_sorts_before(&d, step));
+    /* on demand (--sort-channels 7,40): exactly there, whatever the
+     * schedule, instead of where the widths open */
+    sn_train_opts all[5] = {p, d, others[0], others[1], others[2]};
+    for (int i = 0; i < 5; i++) {
+        all[i].sort_channels = true;
+        all[i].n_sort_at = 2;
+        all[i].sort_at[0] = 7;
+        all[i].sort_at[1] = 40;
+        assert_int_equal(sn_train_opts_check(&all[i], NULL, 0), SN_OK);
+        for (int64_t step = 0; step < 100; step++)
+            assert_int_equal(sn_schedule_sorts_before(&all[i], step), step == 7 || step == 40);
+    }
+    /* the steps must increase from 1 */
+    char err[160];
+    all[0].sort_at[1] = 7;
+    assert_int_equal(sn_train_opts_check(&all[0], err, sizeof err), SN_ERR);
+    assert_string_equal(err, "--sort-channels: the steps must be increasing whole numbers from 1");
+    all[0].sort_at[0] = 0;
+    all[0].n_sort_at = 1;
+    assert_int_equal(sn_train_opts_check(&all[0], err, sizeof err), SN_ERR);
 }
 
 static void test_schedule_describe(void **state)

@@ -99,6 +99,22 @@ if grep -q "sorted by importance" "$dir/progressive-nosort/log" ||
         "$dir/progressive-nosort/checkpoints/ckpt-00000012.h5" >/dev/null; then
     echo "FAIL: --sort-channels off sorted, or trained what auto trains"; exit 1
 fi
+# on demand: the sandwich sorts after exactly the steps given; stopped at
+# one of them and continued, the sort happens in the continued run and the
+# result is the uninterrupted one's
+# shellcheck disable=SC2086
+"$sn" train $small --sort-channels 5,9 --run-dir "$dir/sort-ref" >"$dir/sort-ref.out"
+[ "$(grep -c "^step [59]: heads and MLP units sorted by importance" "$dir/sort-ref/log")" -eq 2 ] ||
+    { echo "FAIL: --sort-channels 5,9 did not sort after steps 5 and 9"; cat "$dir/sort-ref/log"; exit 1; }
+# shellcheck disable=SC2086
+"$sn" train $small --sort-channels 5,9 --run-dir "$dir/sort" --stop-after 5 >"$dir/sort.out"
+# shellcheck disable=SC2086
+"$sn" train $small --sort-channels 5,9 --run-dir "$dir/sort" >"$dir/sort.resumed"
+grep -q "^step 5: heads and MLP units sorted by importance" "$dir/sort.resumed" ||
+    { echo "FAIL: the run continued at step 5 did not sort there"; exit 1; }
+same "$dir/sort-ref/checkpoints/ckpt-00000012.h5" "$dir/sort/checkpoints/ckpt-00000012.h5" ||
+    { echo "FAIL: --sort-channels 5,9 stopped at step 5 and continued differs"; exit 1; }
+echo "sandwich --sort-channels 5,9: continued from step 5 = uninterrupted"
 grep -q "^step 7: deps ramp: loss weight 0.83 for all but the largest$" "$dir/deps.resumed"
 grep -q "^step 8: deps: sandwich at full loss weight$" "$dir/deps-ref/log"
 "$py" - "$dir" <<'PY'
