@@ -83,7 +83,7 @@ typedef struct sn_train_opts {
     sn_sample_by sample_by;
     int macs_buckets;       /* SN_SAMPLE_MACS: 1..SN_MAX_MACS_BUCKETS */
     bool sort_channels;     /* sn_schedule_sorts_before may say true (--sort-channels auto) */
-    int n_sort_at;          /* > 0: sort after exactly these steps instead (--sort-channels STEPS) */
+    int n_sort_at;          /* > 0: sort after exactly these steps (--sort-channels STEPS) */
     int64_t sort_at[SN_MAX_SORT_STEPS]; /* strictly increasing, >= 1 */
     bool distill;           /* the largest's soft predictions teach the others */
     float label_smoothing;  /* for hard-label losses */
