@@ -64,7 +64,9 @@ same() { # two checkpoints: every tensor identical (inspect --diff --all)
     out=$("$sn" inspect --diff "$1" "$2" --json --all 2>&1)
     echo "$out" | grep -q '"differ":0,' || { echo "$out" | head -c 400; return 1; }
 }
-for sched in "progressive --sample-by macs" "deps --deps-delay 0.25 --deps-ramp 0.5"; do
+# deps sorts on demand (--sort-channels 3,7): at step 3, where it would by
+# itself, and at step 7, where the stopped run is continued
+for sched in "progressive --sample-by macs" "deps --deps-delay 0.25 --deps-ramp 0.5 --sort-channels 3,7"; do
     name=${sched%% *}
     # shellcheck disable=SC2086
     "$sn" train $small --schedule $sched --run-dir "$dir/$name-ref" >"$dir/$name-ref.out"
@@ -83,12 +85,14 @@ for s in "step 0: progressive phase 0/3" "step 3: progressive phase 1/3" \
          "step 6: progressive phase 2/3" "step 9: progressive phase 3/3"; do
     grep -q "^$s: " "$dir/progressive-ref/log" || { echo "FAIL: no '$s' in the log"; exit 1; }
 done
-# channels are sorted where the widths open (progressive phase 2, the end
-# of the deps delay), once, and it changes what is trained
+# channels are sorted where the widths open (progressive phase 2), once,
+# and it changes what is trained; deps sorts at the steps it was given
 grep -q "^step 6: heads and MLP units sorted by importance (.* in 4 blocks)$" "$dir/progressive-ref/log" ||
     { echo "FAIL: no channel sort at step 6 in the progressive log"; exit 1; }
-grep -q "^step 3: heads and MLP units sorted by importance" "$dir/deps-ref/log" ||
-    { echo "FAIL: no channel sort at step 3 in the deps log"; exit 1; }
+[ "$(grep -c "^step [37]: heads and MLP units sorted by importance" "$dir/deps-ref/log")" -eq 2 ] ||
+    { echo "FAIL: deps --sort-channels 3,7 did not sort after steps 3 and 7"; exit 1; }
+grep -q "^step 7: heads and MLP units sorted by importance" "$dir/deps.resumed" ||
+    { echo "FAIL: the deps run continued at step 7 did not sort there"; exit 1; }
 [ "$(grep -c "sorted by importance" "$dir/progressive-ref/log")" -eq 1 ] ||
     { echo "FAIL: more than one channel sort in the progressive log"; exit 1; }
 # shellcheck disable=SC2086
@@ -99,22 +103,6 @@ if grep -q "sorted by importance" "$dir/progressive-nosort/log" ||
         "$dir/progressive-nosort/checkpoints/ckpt-00000012.h5" >/dev/null; then
     echo "FAIL: --sort-channels off sorted, or trained what auto trains"; exit 1
 fi
-# on demand: the sandwich sorts after exactly the steps given; stopped at
-# one of them and continued, the sort happens in the continued run and the
-# result is the uninterrupted one's
-# shellcheck disable=SC2086
-"$sn" train $small --sort-channels 5,9 --run-dir "$dir/sort-ref" >"$dir/sort-ref.out"
-[ "$(grep -c "^step [59]: heads and MLP units sorted by importance" "$dir/sort-ref/log")" -eq 2 ] ||
-    { echo "FAIL: --sort-channels 5,9 did not sort after steps 5 and 9"; cat "$dir/sort-ref/log"; exit 1; }
-# shellcheck disable=SC2086
-"$sn" train $small --sort-channels 5,9 --run-dir "$dir/sort" --stop-after 5 >"$dir/sort.out"
-# shellcheck disable=SC2086
-"$sn" train $small --sort-channels 5,9 --run-dir "$dir/sort" >"$dir/sort.resumed"
-grep -q "^step 5: heads and MLP units sorted by importance" "$dir/sort.resumed" ||
-    { echo "FAIL: the run continued at step 5 did not sort there"; exit 1; }
-same "$dir/sort-ref/checkpoints/ckpt-00000012.h5" "$dir/sort/checkpoints/ckpt-00000012.h5" ||
-    { echo "FAIL: --sort-channels 5,9 stopped at step 5 and continued differs"; exit 1; }
-echo "sandwich --sort-channels 5,9: continued from step 5 = uninterrupted"
 grep -q "^step 7: deps ramp: loss weight 0.83 for all but the largest$" "$dir/deps.resumed"
 grep -q "^step 8: deps: sandwich at full loss weight$" "$dir/deps-ref/log"
 "$py" - "$dir" <<'PY'
@@ -133,7 +121,8 @@ PY
 # mpi/pipeline puts the ramp's weights on the gradients: another ramp trains
 # other weights (the members are the same)
 # shellcheck disable=SC2086
-"$sn" train $small --schedule deps --deps-delay 0.25 --deps-ramp 0.25 --run-dir "$dir/deps-r2" \
+"$sn" train $small --schedule deps --deps-delay 0.25 --deps-ramp 0.25 --sort-channels 3,7 \
+    --run-dir "$dir/deps-r2" \
     >"$dir/deps-r2.out"
 if same "$dir/deps-ref/checkpoints/ckpt-00000012.h5" "$dir/deps-r2/checkpoints/ckpt-00000012.h5" \
         >/dev/null; then
