@@ -9,7 +9,9 @@
 # (default 1) each:
 #   1. trains the supernet once per schedule (default: sandwich sortednet
 #      progressive deps, and sandwich with --sample-by macs as "sandwich-macs"),
-#      in DIR/<schedule>;
+#      in DIR/<schedule>; a schedule may carry train options after a colon,
+#      "deps:deps-delay=0.25,deps-ramp=0.2", "sandwich:no-distill" or
+#      "progressive:phases=0.4+0.2+0.2+0.2" ("+" for the value's commas);
 #   2. trains each of five architectures of the default space, from the
 #      smallest to the largest, alone (--fixed-subnet), in DIR/alone-<i>;
 #   3. evaluates every architecture cut from every supernet, and each
@@ -43,6 +45,10 @@ done
 extra=("$@")
 [[ $epochs =~ ^[1-9][0-9]*$ ]] || die "--epochs '$epochs': expected a positive whole number"
 [[ $ranks =~ ^[1-9][0-9]*$ ]] || die "--ranks '$ranks': expected a positive whole number"
+for s in $schedules; do
+    [[ $s =~ ^[a-z-]+(:[a-z-]+(=[A-Za-z0-9.+-]+)?(,[a-z-]+(=[A-Za-z0-9.+-]+)?)*)?$ ]] ||
+        die "--schedules: '$s' is not NAME or NAME:OPTION[=VALUE],... with + for a comma in a VALUE (e.g. deps:deps-delay=0.25)"
+done
 sn=build/supernest
 [ -x "$sn" ] || die "$sn not built (run scripts/setup.sh)"
 command -v gnuplot >/dev/null 2>&1 || die "gnuplot not found (Debian: apt-get install gnuplot-nox)"
@@ -95,11 +101,23 @@ compute_of() {
     } END { printf "%.0f %.0f\n", last, tot }' "$out/$1/metrics.jsonl"
 }
 
+# schedule_opts ENTRY: train's options for an entry of --schedules:
+# NAME[:OPT[=VALUE],...], e.g. deps:deps-delay=0.25 -> --schedule deps --deps-delay 0.25;
+# "+" in a VALUE stands for a comma (progressive:phases=0.4+0.2+0.2+0.2)
 schedule_opts() {
-    case $1 in
-        sandwich-macs) echo "--schedule sandwich --sample-by macs" ;;
-        *) echo "--schedule $1" ;;
+    local opts o v kv
+    case ${1%%:*} in
+        sandwich-macs) opts="--schedule sandwich --sample-by macs" ;;
+        *) opts="--schedule ${1%%:*}" ;;
     esac
+    if [[ $1 == *:* ]]; then
+        IFS=, read -ra kv <<<"${1#*:}"
+        for o in "${kv[@]}"; do
+            opts+=" --${o%%=*}"
+            if [[ $o == *=* ]]; then v=${o#*=} opts+=" ${v//+/,}"; fi
+        done
+    fi
+    echo "$opts"
 }
 
 start=$SECONDS
