@@ -219,7 +219,7 @@ const char *sn_schedule_describe(const sn_train_opts *o, int64_t step, char *buf
         if (phase == 0)
             snprintf(buf, len, "deps delay: full network only");
         else if (phase == 1)
-            snprintf(buf, len, "deps ramp: loss weight %.2f for all but the largest%s",
+            snprintf(buf, len, "deps ramp: loss weight %.2g for all but the largest%s",
                      (double)sn_schedule_weight(o, step), by);
         else
             snprintf(buf, len, "deps: sandwich at full loss weight%s", by);
