@@ -44,6 +44,34 @@ static hid_t mpio_fapl(MPI_Comm comm)
     return fapl;
 }
 
+/* Creates (truncating) or opens read-only the HDF5 file at path through
+ * MPI-IO; collective over comm.  ROMIO, the MPI-IO this program selects,
+ * reads "NAME:" at the start of a path as a file-system prefix, so a path
+ * with a colon in it ("runs/deps:x/...") fails, or names another file,
+ * unless it carries a prefix: with "ufs:" (plain POSIX) ROMIO takes the
+ * rest as the path.  OMPIO takes paths as they are and refuses the prefix,
+ * hence the second try. */
+static hid_t mpio_file(MPI_Comm comm, const char *path, bool create)
+{
+    hid_t fapl = mpio_fapl(comm);
+    if (fapl < 0) return H5I_INVALID_HID;
+    hid_t f = H5I_INVALID_HID;
+    const size_t len = strlen(path) + sizeof "ufs:";
+    char *prefixed = strchr(path, ':') ? malloc(len) : NULL;
+    for (int attempt = prefixed ? 0 : 1; attempt < 2 && f < 0; attempt++) {
+        const char *name = path;
+        if (attempt == 0) {
+            snprintf(prefixed, len, "ufs:%s", path);
+            name = prefixed;
+        }
+        f = create ? H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
+                   : H5Fopen(name, H5F_ACC_RDONLY, fapl);
+    }
+    free(prefixed);
+    H5Pclose(fapl);
+    return f;
+}
+
 /* Rank 0 tries to create the file with plain POSIX calls so that a
  * failure gets the system's reason; every rank learns the errno. */
 static int probe_create(MPI_Comm comm, const char *path)
@@ -66,9 +94,7 @@ hid_t sn_h5_create(MPI_Comm comm, const char *path, char *err, size_t errlen)
         sn_errf(err, errlen, "%s: cannot create: %s", path, strerror(e));
         return H5I_INVALID_HID;
     }
-    hid_t fapl = mpio_fapl(comm);
-    hid_t f = fapl < 0 ? H5I_INVALID_HID : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (fapl >= 0) H5Pclose(fapl);
+    hid_t f = mpio_file(comm, path, true);
     if (f < 0) sn_errf(err, errlen, "%s: cannot create an HDF5 file there", path);
     return f;
 }
@@ -97,9 +123,7 @@ hid_t sn_h5_open(MPI_Comm comm, const char *path, char *err, size_t errlen)
         sn_errf(err, errlen, "%s: not an HDF5 file", path);
         return H5I_INVALID_HID;
     }
-    hid_t fapl = mpio_fapl(comm);
-    hid_t f = fapl < 0 ? H5I_INVALID_HID : H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    if (fapl >= 0) H5Pclose(fapl);
+    hid_t f = mpio_file(comm, path, false);
     if (f < 0) sn_errf(err, errlen, "%s: cannot be opened as HDF5 (truncated or damaged)", path);
     return f;
 }

@@ -16,15 +16,17 @@ small=(--embed-choices 32,64 --heads-choices 1,2 --head-dim 16 --mlp-choices 64,
        --report-random 0 --log-every 1 --threads 2 --quiet)
 
 # 1. 8 steps in one go == 3 steps, stop, resume, 5 more: same losses, weights, moments.
+# Run b's directory has a colon, which MPI-IO (ROMIO) would read as a file
+# system prefix ("nfs:"): its checkpoints are written and resumed all the same.
 "$sn" train --steps 8 "${small[@]}" --run-dir "$dir/a" >/dev/null || fail "run a"
-"$sn" train --steps 8 "${small[@]}" --run-dir "$dir/b" --stop-after 3 >/dev/null || fail "run b1"
-[ "$(cat "$dir/b/checkpoints/latest")" = "ckpt-00000003.h5" ] || fail "latest after stop"
-"$sn" train --steps 8 "${small[@]}" --run-dir "$dir/b" --resume >/dev/null || fail "run b2"
+"$sn" train --steps 8 "${small[@]}" --run-dir "$dir/nfs:b" --stop-after 3 >/dev/null || fail "run b1"
+[ "$(cat "$dir/nfs:b/checkpoints/latest")" = "ckpt-00000003.h5" ] || fail "latest after stop"
+"$sn" train --steps 8 "${small[@]}" --run-dir "$dir/nfs:b" --resume >/dev/null || fail "run b2"
 "$py" - "$dir" <<'PY' || fail "resume is not bit for bit / h5py reading"
 import json, sys, h5py, numpy as np, xxhash
 d = sys.argv[1]
 a = h5py.File(f"{d}/a/checkpoints/ckpt-00000008.h5", "r")
-b = h5py.File(f"{d}/b/checkpoints/ckpt-00000008.h5", "r")
+b = h5py.File(f"{d}/nfs:b/checkpoints/ckpt-00000008.h5", "r")
 assert a.attrs["format"] == "supernest-checkpoint" and a.attrs["format_version"] == "1.0"
 for group in ("weights", "optimizer/m", "optimizer/v"):
     assert sorted(a[group]) == sorted(b[group]) and len(a[group]) > 0
@@ -36,7 +38,7 @@ for group in ("weights", "optimizer/m", "optimizer/v"):
         assert x.attrs["checksum"] == "xxh3-64:" + xxhash.xxh3_64_hexdigest(x[()].tobytes()), name
 assert a["weights/blocks.0.attn.qkv.weight"].shape == (2 * 3 * 16, 64)
 la = [json.loads(l) for l in open(f"{d}/a/metrics.jsonl")]
-lb = [json.loads(l) for l in open(f"{d}/b/metrics.jsonl")]
+lb = [json.loads(l) for l in open(f"{d}/nfs:b/metrics.jsonl")]
 assert [m["step"] for m in lb] == list(range(1, 9)), lb
 assert [m["loss"] for m in la] == [m["loss"] for m in lb]
 assert a["train"].attrs["step"] == 8 and a["optimizer"].attrs["step"] == 8
