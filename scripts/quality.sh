@@ -9,9 +9,10 @@
 # (default 1) each:
 #   1. trains the supernet once per schedule (default: sandwich sortednet
 #      progressive deps, and sandwich with --sample-by macs as "sandwich-macs"),
-#      in DIR/<schedule>; a schedule may carry train options after a colon,
+#      in DIR/<schedule>.  A schedule may carry train options after a colon:
 #      "deps:deps-delay=0.25,deps-ramp=0.2", "sandwich:no-distill" or
-#      "progressive:phases=0.4+0.2+0.2+0.2" ("+" for the value's commas);
+#      "progressive:phases=0.4+0.2+0.2+0.2" (+ for a comma in a value); its
+#      directory is then DIR/deps_deps-delay-0.25_deps-ramp-0.2 and so on;
 #   2. trains each of five architectures of the default space, from the
 #      smallest to the largest, alone (--fixed-subnet), in DIR/alone-<i>;
 #   3. evaluates every architecture cut from every supernet, and each
@@ -120,10 +121,17 @@ schedule_opts() {
     echo "$opts"
 }
 
+# run_of ENTRY: its run directory's name (deps:deps-delay=0.25 -> deps_deps-delay-0.25)
+run_of() {
+    local d=${1//:/_}
+    d=${d//=/-}
+    echo "${d//,/_}"
+}
+
 start=$SECONDS
 for s in $schedules; do
     # shellcheck disable=SC2046
-    train "$s" $(schedule_opts "$s")
+    train "$(run_of "$s")" $(schedule_opts "$s")
 done
 for i in "${!archs[@]}"; do
     train "alone-$((i + 1))" --fixed-subnet "${archs[$i]}"
@@ -140,7 +148,7 @@ tsv=$out/quality.tsv
         read -r acc macs params < <(eval_of "alone-$((i + 1))" "$a")
         printf '%d\t%s\t%s\t%s\t%s' "$((i + 1))" "$a" "$macs" "$params" "$acc"
         for s in $schedules; do
-            read -r acc _ _ < <(eval_of "$s" "$a")
+            read -r acc _ _ < <(eval_of "$(run_of "$s")" "$a")
             printf '\t%s' "$acc"
         done
         printf '\n'
@@ -174,7 +182,7 @@ cols=$(( 5 + $(wc -w <<<"$schedules") ))
     echo "|---|---|---|"
     tot_s=0 tot_g=0
     for s in $schedules; do
-        read -r sec g < <(compute_of "$s")
+        read -r sec g < <(compute_of "$(run_of "$s")")
         printf '| supernet, %s | %d min %02d s | %.1f |\n' "$s" $((sec / 60)) $((sec % 60)) "$(awk -v g="$g" 'BEGIN { print g / 1000 }')"
     done
     for i in "${!archs[@]}"; do
@@ -192,7 +200,7 @@ cols=$(( 5 + $(wc -w <<<"$schedules") ))
     echo '```'
     echo "scripts/quality.sh --epochs $epochs --out $out --ranks $ranks --schedules \"$schedules\"${extra[*]:+ -- ${extra[*]}}"
     for s in $schedules; do
-        echo "supernest train --epochs $epochs --run-dir $out/$s --no-report --log-every 100 $(schedule_opts "$s")${extra[*]:+ ${extra[*]}}"
+        echo "supernest train --epochs $epochs --run-dir $out/$(run_of "$s") --no-report --log-every 100 $(schedule_opts "$s")${extra[*]:+ ${extra[*]}}"
     done
     for i in "${!archs[@]}"; do
         echo "supernest train --epochs $epochs --run-dir $out/alone-$((i + 1)) --no-report --log-every 100 --fixed-subnet ${archs[$i]}${extra[*]:+ ${extra[*]}}"
