@@ -45,28 +45,27 @@ static hid_t mpio_fapl(MPI_Comm comm)
 }
 
 /* Creates (truncating) or opens read-only the HDF5 file at path through
- * MPI-IO; collective over comm.  ROMIO, the MPI-IO this program selects,
- * reads "NAME:" at the start of a path as a file-system prefix, so a path
- * with a colon in it ("runs/deps:x/...") fails, or names another file,
- * unless it carries a prefix: with "ufs:" (plain POSIX) ROMIO takes the
- * rest as the path.  OMPIO takes paths as they are and refuses the prefix,
- * hence the second try. */
+ * MPI-IO; collective over comm.  ROMIO (the MPI-IO mpi/runtime.c selects,
+ * and MPICH's) reads "NAME:" at the start of a path as a file-system
+ * prefix, so a path with a colon in it ("runs/deps:x/...") fails, or names
+ * another file ("nfs:x" is x), unless it carries a prefix: with "ufs:"
+ * (plain POSIX) ROMIO takes the rest as the path.  OMPIO, when a user
+ * chooses it (OMPI_MCA_io), takes paths as they are and refuses prefixes. */
 static hid_t mpio_file(MPI_Comm comm, const char *path, bool create)
 {
     hid_t fapl = mpio_fapl(comm);
     if (fapl < 0) return H5I_INVALID_HID;
-    hid_t f = H5I_INVALID_HID;
-    const size_t len = strlen(path) + sizeof "ufs:";
-    char *prefixed = strchr(path, ':') ? malloc(len) : NULL;
-    for (int attempt = prefixed ? 0 : 1; attempt < 2 && f < 0; attempt++) {
-        const char *name = path;
-        if (attempt == 0) {
-            snprintf(prefixed, len, "ufs:%s", path);
-            name = prefixed;
-        }
-        f = create ? H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
-                   : H5Fopen(name, H5F_ACC_RDONLY, fapl);
+    const char *io = getenv("OMPI_MCA_io");
+    const bool romio = io == NULL || strstr(io, "romio") != NULL;
+    char *prefixed = NULL;
+    if (romio && strchr(path, ':')) {
+        const size_t len = strlen(path) + sizeof "ufs:";
+        prefixed = malloc(len);
+        if (prefixed) snprintf(prefixed, len, "ufs:%s", path);
     }
+    const char *name = prefixed ? prefixed : path;
+    hid_t f = create ? H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
+                     : H5Fopen(name, H5F_ACC_RDONLY, fapl);
     free(prefixed);
     H5Pclose(fapl);
     return f;
