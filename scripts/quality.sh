@@ -46,9 +46,18 @@ done
 extra=("$@")
 [[ $epochs =~ ^[1-9][0-9]*$ ]] || die "--epochs '$epochs': expected a positive whole number"
 [[ $ranks =~ ^[1-9][0-9]*$ ]] || die "--ranks '$ranks': expected a positive whole number"
+# run_of ENTRY: its run directory's name (deps:deps-delay=0.25 -> deps_deps-delay-0.25)
+run_of() {
+    local d=${1//:/_}
+    d=${d//=/-}
+    echo "${d//,/_}"
+}
+seen=" "
 for s in $schedules; do
     [[ $s =~ ^[a-z-]+(:[a-z-]+(=[A-Za-z0-9.+-]+)?(,[a-z-]+(=[A-Za-z0-9.+-]+)?)*)?$ ]] ||
         die "--schedules: '$s' is not NAME or NAME:OPTION[=VALUE],... with + for a comma in a VALUE (e.g. deps:deps-delay=0.25)"
+    [[ $seen != *" $(run_of "$s") "* ]] || die "--schedules: '$s' would share its run directory $(run_of "$s") with another entry"
+    seen+="$(run_of "$s") "
 done
 sn=build/supernest
 [ -x "$sn" ] || die "$sn not built (run scripts/setup.sh)"
@@ -119,13 +128,6 @@ schedule_opts() {
         done
     fi
     echo "$opts"
-}
-
-# run_of ENTRY: its run directory's name (deps:deps-delay=0.25 -> deps_deps-delay-0.25)
-run_of() {
-    local d=${1//:/_}
-    d=${d//=/-}
-    echo "${d//,/_}"
 }
 
 start=$SECONDS
