@@ -50,13 +50,15 @@ static hid_t mpio_fapl(MPI_Comm comm)
  * prefix, so a path with a colon in it ("runs/deps:x/...") fails, or names
  * another file ("nfs:x" is x), unless it carries a prefix: with "ufs:"
  * (plain POSIX) ROMIO takes the rest as the path.  OMPIO, when a user
- * chooses it (OMPI_MCA_io), takes paths as they are and refuses prefixes. */
+ * chooses it (OMPI_MCA_io=ompio or ^romio...), takes paths as they are and
+ * refuses prefixes. */
 static hid_t mpio_file(MPI_Comm comm, const char *path, bool create)
 {
     hid_t fapl = mpio_fapl(comm);
     if (fapl < 0) return H5I_INVALID_HID;
+    /* a list of components, or with ^ the ones excluded */
     const char *io = getenv("OMPI_MCA_io");
-    const bool romio = io == NULL || strstr(io, "romio") != NULL;
+    const bool romio = io == NULL || (io[0] == '^') != (strstr(io, "romio") != NULL);
     char *prefixed = NULL;
     if (romio && strchr(path, ':')) {
         const size_t len = strlen(path) + sizeof "ufs:";
