@@ -56,8 +56,9 @@ seen=" "
 for s in $schedules; do
     [[ $s =~ ^[a-z-]+(:[a-z-]+(=[A-Za-z0-9.+-]+)?(,[a-z-]+(=[A-Za-z0-9.+-]+)?)*)?$ ]] ||
         die "--schedules: '$s' is not NAME or NAME:OPTION[=VALUE],... with + for a comma in a VALUE (e.g. deps:deps-delay=0.25)"
-    [[ $seen != *" $(run_of "$s") "* ]] || die "--schedules: '$s' would share its run directory $(run_of "$s") with another entry"
-    seen+="$(run_of "$s") "
+    run=$(run_of "$s")
+    [[ $seen != *" $run "* ]] || die "--schedules: '$s' would share its run directory $run with another entry"
+    seen+="$run "
 done
 sn=build/supernest
 [ -x "$sn" ] || die "$sn not built (run scripts/setup.sh)"
