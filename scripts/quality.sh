@@ -3,7 +3,8 @@
 # good as the same architecture trained alone?
 #
 #   scripts/quality.sh [--epochs E] [--out DIR] [--schedules "S1 S2 ..."]
-#                      [--ranks N] [-- extra train options]
+#                      [--ranks N] [--test-limit N] [--supernest FILE]
+#                      [-- extra train options]
 #
 # On Fashion-MNIST (the default data), for the same budget of E epochs
 # (default 1) each:
@@ -16,22 +17,25 @@
 #   2. trains each of five architectures of the default space, from the
 #      smallest to the largest, alone (--fixed-subnet), in DIR/alone-<i>;
 #   3. evaluates every architecture cut from every supernet, and each
-#      stand-alone twin, on the test split (10,000 images);
+#      stand-alone twin, on the test split (10,000 images, or the first N
+#      with --test-limit N);
 #   4. writes DIR/quality.md (the table, the compute each way, the commands),
 #      DIR/quality.tsv and DIR/quality.png (test accuracy against MACs).
 # DIR defaults to runs/quality.  Run again, it continues: finished runs are
 # not trained again (each run directory resumes), evaluations are redone.
 # With --ranks N > 1 every training runs under `mpirun -np N` (data
-# parallel); the default is one process using every core.
+# parallel); the default is one process using every core.  --supernest
+# names the binary (default build/supernest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 me=quality.sh
 die() { echo "$me: $*" >&2; exit 1; }
 usage() {
-    echo "usage: scripts/$me [--epochs E] [--out DIR] [--schedules \"S1 S2 ...\"] [--ranks N] [-- train options]" >&2
+    echo "usage: scripts/$me [--epochs E] [--out DIR] [--schedules \"S1 S2 ...\"] [--ranks N]" \
+         "[--test-limit N] [--supernest FILE] [-- train options]" >&2
     exit 2
 }
-epochs=1 out=runs/quality ranks=1
+epochs=1 out=runs/quality ranks=1 limit=0 sn=build/supernest
 schedules="sandwich sortednet progressive deps sandwich-macs"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -39,6 +43,8 @@ while [ $# -gt 0 ]; do
         --out) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
         --schedules) [ $# -ge 2 ] || usage; schedules=$2; shift 2 ;;
         --ranks) [ $# -ge 2 ] || usage; ranks=$2; shift 2 ;;
+        --test-limit) [ $# -ge 2 ] || usage; limit=$2; shift 2 ;;
+        --supernest) [ $# -ge 2 ] || usage; sn=$2; shift 2 ;;
         --) shift; break ;;
         *) usage ;;
     esac
@@ -46,6 +52,7 @@ done
 extra=("$@")
 [[ $epochs =~ ^[1-9][0-9]*$ ]] || die "--epochs '$epochs': expected a positive whole number"
 [[ $ranks =~ ^[1-9][0-9]*$ ]] || die "--ranks '$ranks': expected a positive whole number"
+[[ $limit =~ ^(0|[1-9][0-9]*)$ ]] || die "--test-limit '$limit': expected a whole number (0: all test images)"
 # run_of ENTRY: its run directory's name (deps:deps-delay=0.25 -> deps_deps-delay-0.25)
 run_of() {
     local d=${1//:/_}
@@ -60,7 +67,8 @@ for s in $schedules; do
     [[ $seen != *" $run "* ]] || die "--schedules: '$s' would share its run directory $run with another entry"
     seen+="$run "
 done
-sn=build/supernest
+limit_opt=
+[ "$limit" -eq 0 ] || limit_opt=yes
 [ -x "$sn" ] || die "$sn not built (run scripts/setup.sh)"
 command -v gnuplot >/dev/null 2>&1 || die "gnuplot not found (Debian: apt-get install gnuplot-nox)"
 mkdir -p "$out"
@@ -89,18 +97,18 @@ train() {
     echo "$me: training $name ($*)"
     if ! launch train --epochs "$epochs" --run-dir "$out/$name" --no-report --log-every 100 \
         "$@" "${extra[@]}" >"$out/$name.out" 2>&1; then
-        tail -3 "$out/$name.out" >&2
-        die "training $name failed (see $out/$name.out)"
+        die "training $name failed: $(tail -1 "$out/$name.out") (see $out/$name.out)"
     fi
 }
 # field JSON KEY: a number of a one-line JSON object
 field() { sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p" <<<"$1"; }
-# eval_acc RUN SUBNET: "accuracy macs params" on the test split
+# eval_of RUN SUBNET: "accuracy macs params images" on the test split
 eval_of() {
     local j
-    j=$("$sn" eval --checkpoint "$out/$1" --subnet "$2" --split test --json 2>"$out/eval.err") ||
+    j=$("$sn" eval --checkpoint "$out/$1" --subnet "$2" --split test --limit "$limit" --json \
+        2>"$out/eval.err") ||
         die "eval of $2 in $out/$1 failed: $(cat "$out/eval.err")"
-    echo "$(field "$j" accuracy) $(field "$j" macs) $(field "$j" params)"
+    echo "$(field "$j" accuracy) $(field "$j" macs) $(field "$j" params) $(field "$j" images)"
 }
 # compute RUN: "seconds GFLOP" of the training in $out/RUN (from its
 # metrics: elapsed time, and GEMM GFLOP/s integrated over each interval)
@@ -148,10 +156,10 @@ tsv=$out/quality.tsv
     printf '\n'
     for i in "${!archs[@]}"; do
         a=${archs[$i]}
-        read -r acc macs params < <(eval_of "alone-$((i + 1))" "$a")
+        read -r acc macs params images < <(eval_of "alone-$((i + 1))" "$a")
         printf '%d\t%s\t%s\t%s\t%s' "$((i + 1))" "$a" "$macs" "$params" "$acc"
         for s in $schedules; do
-            read -r acc _ _ < <(eval_of "$(run_of "$s")" "$a")
+            read -r acc _ _ _ < <(eval_of "$(run_of "$s")" "$a")
             printf '\t%s' "$acc"
         done
         printf '\n'
@@ -164,7 +172,7 @@ cols=$(( 5 + $(wc -w <<<"$schedules") ))
 {
     echo "# Quality report"
     echo
-    echo "Fashion-MNIST, $epochs epoch(s) for every training, test accuracy (10,000 images) in %."
+    echo "Fashion-MNIST, $epochs epoch(s) for every training, test accuracy ($(sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$images") images) in %."
     echo "*alone*: the architecture trained by itself (\`--fixed-subnet\`); each other column: cut"
     echo "from the supernet trained with that schedule; in brackets the difference to *alone*."
     echo
@@ -201,14 +209,14 @@ cols=$(( 5 + $(wc -w <<<"$schedules") ))
     echo "## Commands"
     echo
     echo '```'
-    echo "scripts/quality.sh --epochs $epochs --out $out --ranks $ranks --schedules \"$schedules\"${extra[*]:+ -- ${extra[*]}}"
+    echo "scripts/quality.sh --epochs $epochs --out $out --ranks $ranks --schedules \"$schedules\"${limit_opt:+ --test-limit $limit}${extra[*]:+ -- ${extra[*]}}"
     for s in $schedules; do
         echo "supernest train --epochs $epochs --run-dir $out/$(run_of "$s") --no-report --log-every 100 $(schedule_opts "$s")${extra[*]:+ ${extra[*]}}"
     done
     for i in "${!archs[@]}"; do
         echo "supernest train --epochs $epochs --run-dir $out/alone-$((i + 1)) --no-report --log-every 100 --fixed-subnet ${archs[$i]}${extra[*]:+ ${extra[*]}}"
     done
-    echo "supernest eval --checkpoint $out/RUN --subnet SUBNET --split test --json"
+    echo "supernest eval --checkpoint $out/RUN --subnet SUBNET --split test${limit_opt:+ --limit $limit} --json"
     echo '```'
 } >"$md"
 

@@ -1,0 +1,108 @@
+#!/bin/bash
+# scripts/quality.sh end to end, at a tiny budget (3 steps of 64 images
+# for every training, 200 test images):
+#  - two schedule entries (one with options) and the five architectures
+#    alone are trained; quality.tsv has a row per architecture, MACs
+#    increasing, accuracies what `supernest eval` gives for that run
+#    and sub-network; quality.md has the table with the differences,
+#    the compute of every training and the commands; quality.png is a PNG;
+#  - run again, nothing is trained again and the table is the same;
+#  - bad arguments are refused with one line and a non-zero exit, and
+#    a training that fails ends the report with its one-line error.
+#   usage: quality_test.sh SUPERNEST
+set -u
+sn=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+q=$here/../scripts/quality.sh
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+fail() { echo "FAIL $*"; failed=1; }
+
+out=$tmp/q
+args=(--supernest "$sn" --epochs 1 --out "$out" --test-limit 200
+      --schedules "sortednet deps:deps-delay=0.5,deps-ramp=0.5"
+      -- --train-subset 192 --batch-size 64 --val-size 100 --threads 1)
+if ! "$q" "${args[@]}" >"$tmp/first.out" 2>&1; then
+    cat "$tmp/first.out"
+    echo "FAIL the report did not run"
+    exit 1
+fi
+
+# the table: header, five architectures, MACs increasing, accuracies in [0, 1]
+tsv=$out/quality.tsv
+if [ "$(head -1 "$tsv")" != "$(printf 'arch\tsubnet\tmacs\tparams\talone\tsortednet\tdeps:deps-delay=0.5,deps-ramp=0.5')" ]; then
+    fail "quality.tsv header: $(head -1 "$tsv")"
+fi
+awk -F'\t' 'NR > 1 {
+    if (NF != 7 || $1 != NR - 1 || $3 <= prev) exit 1
+    for (k = 5; k <= 7; k++) if ($k !~ /^[0-9.]+$/ || $k > 1) exit 1
+    prev = $3; n++
+} END { exit n == 5 ? 0 : 1 }' "$tsv" || { fail "quality.tsv rows:"; cat "$tsv"; }
+
+# a cell of each column is what supernest eval gives on the first 200 test
+# images for that run and sub-network: #1 alone, #3 sortednet, #5 deps
+check_cell() { # row column run
+    local subnet acc j want
+    subnet=$(awk -F'\t' -v r="$1" 'NR == r + 1 { print $2 }' "$tsv")
+    acc=$(awk -F'\t' -v r="$1" -v c="$2" 'NR == r + 1 { print $c }' "$tsv")
+    j=$("$sn" eval --checkpoint "$out/$3" --subnet "$subnet" --split test --limit 200 --json 2>&1)
+    want=$(sed -n 's/.*"accuracy":\([0-9.]*\).*/\1/p' <<<"$j")
+    [ -n "$want" ] && [ "$want" = "$acc" ] || fail "$3 $subnet: table $acc, eval $want ($j)"
+    grep -q '"images":200,' <<<"$j" || fail "$3 $subnet: eval of other than 200 images: $j"
+}
+check_cell 1 5 alone-1
+check_cell 3 6 sortednet
+check_cell 5 7 deps_deps-delay-0.5_deps-ramp-0.5
+
+md=$out/quality.md
+grep -q "test accuracy (200 images)" "$md" || fail "quality.md does not say 200 test images"
+[ "$(grep -c '^| [1-5] | `e' "$md")" -eq 5 ] || fail "quality.md: not five table rows"
+grep -q '^| 5 | `e192-d3.3-h3.3.3.3.3.3-f768.768.768.768.768.768` | 135.7 | 2.68M | [0-9.]* | [0-9.]* ([-+][0-9.]*) | [0-9.]* ([-+][0-9.]*) |$' "$md" ||
+    fail "quality.md: the largest's row: $(grep '^| 5 |' "$md")"
+for t in "supernet, sortednet" "supernet, deps:deps-delay=0.5,deps-ramp=0.5" "alone, #1" "alone, #5" \
+         "\*\*the five alone\*\*"; do
+    grep -q "^| $t | [0-9]* min [0-9][0-9] s | [0-9.]* |" "$md" ||
+        grep -q "^| $t | \*\*[0-9]* min [0-9][0-9] s\*\* | \*\*[0-9.]*\*\* |" "$md" || fail "quality.md: no compute row '$t'"
+done
+grep -qF -- "supernest train --epochs 1 --run-dir $out/deps_deps-delay-0.5_deps-ramp-0.5 --no-report --log-every 100 --schedule deps --deps-delay 0.5 --deps-ramp 0.5 --train-subset 192" "$md" ||
+    fail "quality.md: the deps entry's command"
+grep -qF -- "--test-limit 200 -- --train-subset 192" "$md" || fail "quality.md: the report's own command"
+[ "$(head -c 4 "$out/quality.png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "quality.png is not a PNG"
+for r in sortednet deps_deps-delay-0.5_deps-ramp-0.5 alone-1 alone-5; do
+    grep -q '"step":3,' "$out/$r/metrics.jsonl" || fail "$r did not train 3 steps"
+done
+
+# run again: continues (nothing trained again), the same table
+cp "$tsv" "$tmp/first.tsv"
+cp "$out/alone-5/metrics.jsonl" "$tmp/metrics5"
+if ! "$q" "${args[@]}" >"$tmp/second.out" 2>&1; then
+    fail "the report run again:"; cat "$tmp/second.out"
+fi
+cmp -s "$tmp/first.tsv" "$tsv" || fail "the table changed when run again"
+cmp -s "$tmp/metrics5" "$out/alone-5/metrics.jsonl" || fail "alone-5 trained again"
+grep -q "^trained 0 steps" "$out/alone-5.out" || fail "alone-5's second run: $(tail -2 "$out/alone-5.out")"
+
+# bad arguments: one line on stderr, non-zero exit
+refuse() { # expected-text args...
+    local want=$1
+    shift
+    "$q" --supernest "$sn" --out "$tmp/bad" "$@" >/dev/null 2>"$tmp/bad.err"
+    local rc=$?
+    if [ "$rc" -eq 0 ] || [ "$(wc -l <"$tmp/bad.err")" -ne 1 ] || ! grep -qF -- "$want" "$tmp/bad.err"; then
+        fail "quality.sh $*: status $rc, error output:"
+        cat "$tmp/bad.err"
+    fi
+}
+refuse "--epochs '0'" --epochs 0
+refuse "--test-limit 'x'" --test-limit x
+refuse "--ranks '-1'" --ranks -1
+refuse "'deps:' is not NAME" --schedules "deps:"
+refuse "would share its run directory" --schedules "deps deps"
+refuse "not built" --supernest "$tmp/none"
+refuse "usage:" --frobnicate
+refuse "training nosuch failed" --schedules nosuch -- --train-subset 64 --batch-size 64 --val-size 100
+[ -z "$(ls "$tmp/bad" 2>/dev/null | grep -v '^nosuch')" ] || fail "a refused run left $(ls "$tmp/bad")"
+
+[ "$failed" -eq 0 ] && echo "ok   quality.sh: the table, the compute, the commands, a continued run and 8 refusals"
+exit $failed
