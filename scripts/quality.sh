@@ -111,13 +111,19 @@ eval_of() {
     echo "$(field "$j" accuracy) $(field "$j" macs) $(field "$j" params) $(field "$j" images)"
 }
 # compute RUN: "seconds GFLOP" of the training in $out/RUN (from its
-# metrics: elapsed time, and GEMM GFLOP/s integrated over each interval)
+# metrics: elapsed time, and GEMM GFLOP/s integrated over each interval).
+# A continued run (stopped and run again) appends the records of another
+# process, whose elapsed time starts again: each process's part counts.  A
+# process is known by start_step and by its clock going back (two processes
+# may continue from the same checkpoint).
 compute_of() {
     awk '{
         el = $0; sub(/.*"elapsed_s":/, "", el); el += 0
         g = $0; sub(/.*"gflops":/, "", g); g += 0
-        if (el > last) { tot += g * (el - last); last = el }
-    } END { printf "%.0f %.0f\n", last, tot }' "$out/$1/metrics.jsonl"
+        from = $0; if (!sub(/.*"start_step":/, "", from)) from = 0; from += 0
+        if (NR > 1 && (from != prev || el < last)) { done += last; last = 0 }
+        tot += g * (el - last); last = el; prev = from
+    } END { printf "%.0f %.0f\n", done + last, tot }' "$out/$1/metrics.jsonl"
 }
 
 # schedule_opts ENTRY: train's options for an entry of --schedules:

@@ -633,8 +633,11 @@ static void show_status(train_ctx *c, const sn_step_stats *st, double per_s, con
                        per_s, c->lm ? "tok" : "img", losses);
 }
 
+/* One logged step: the log line, and the metrics record; elapsed counts
+ * from the start of this process's training, which started (or continued
+ * the run) at step first. */
 static void log_step(train_ctx *c, const sn_step_stats *st, double ips, double gf,
-                     double elapsed, const char *eta)
+                     double elapsed, int64_t first, const char *eta)
 {
     if (!c->root) return;
     double ep = epoch_of(c);
@@ -651,8 +654,8 @@ static void log_step(train_ctx *c, const sn_step_stats *st, double ips, double g
                 ep, st->lr);
         print_losses(c->metrics, st, true);
         fprintf(c->metrics, ",\"grad_norm\":%.9g,\"%s_per_s\":%.2f,\"gflops\":%.2f,"
-                            "\"elapsed_s\":%.3f}\n",
-                st->grad_norm, unit, ips, gf, elapsed);
+                            "\"elapsed_s\":%.3f,\"start_step\":%lld}\n",
+                st->grad_norm, unit, ips, gf, elapsed, (long long)first);
         fflush(c->metrics);
     }
 }
@@ -744,7 +747,7 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
         if ((step % a->log_every == 0 || last) && !st.skipped) {
             double dt = now - tlog;
             log_step(c, &st, (double)items_since / dt, (double)flops_since / dt / 1e9, now - t0,
-                     eta);
+                     first, eta);
             tlog = now;
             items_since = 0;
             flops_since = 0;

@@ -20,8 +20,10 @@ run = sys.argv[1]
 metrics = [json.loads(l) for l in open(f"{run}/metrics.jsonl")]
 assert [m["step"] for m in metrics] == [2, 4, 6], metrics
 for m in metrics:
-    for key in ("step", "epoch", "lr", "loss", "grad_norm", "images_per_s", "elapsed_s"):
+    for key in ("step", "epoch", "lr", "loss", "grad_norm", "images_per_s", "elapsed_s",
+                "start_step"):
         assert key in m, (key, m)
+    assert m["start_step"] == 0, m
     assert set(m["loss"]) == {"max", "min", "rand"} and len(m["loss"]["rand"]) == 2, m
 rows = [json.loads(l) for l in open(f"{run}/eval.jsonl")]
 assert [r["role"] for r in rows] == ["max", "min", "rand", "rand"], rows
@@ -114,6 +116,10 @@ assert [set(r["loss"]) for r in m[:3]] == [{"full"}] * 3, m[:3]
 assert all(set(r["loss"]) == {"max", "min", "rand"} for r in m[3:]), m[3:]
 m = [json.loads(l) for l in open(f"{d}/deps-ref/metrics.jsonl")]
 assert [set(r["loss"]) for r in m[:3]] == [{"full"}] * 3, m[:3]
+# the continued run appended its records, each saying where its process started
+m = [json.loads(l) for l in open(f"{d}/deps/metrics.jsonl")]
+assert [(r["step"], r["start_step"]) for r in m] == \
+    [(s, 0) for s in range(1, 8)] + [(s, 7) for s in range(8, 13)], m
 PY
 # the checkpoint records the schedule
 "$sn" inspect "$dir/deps/checkpoints/ckpt-00000012.h5" --json |
