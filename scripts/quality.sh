@@ -68,7 +68,7 @@ for s in $schedules; do
     seen+="$run "
 done
 limit_opt=
-[ "$limit" -eq 0 ] || limit_opt=yes
+[ "$limit" = 0 ] || limit_opt=yes
 [ -x "$sn" ] || die "$sn not built (run scripts/setup.sh)"
 command -v gnuplot >/dev/null 2>&1 || die "gnuplot not found (Debian: apt-get install gnuplot-nox)"
 mkdir -p "$out"
