@@ -744,14 +744,6 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
         char eta[32];
         format_eta(eta, sizeof eta, (now - t0) / (double)done * (double)(total - step));
         show_status(c, &st, (double)(done * per_step) / (now - t0), eta, last);
-        if ((step % a->log_every == 0 || last) && !st.skipped) {
-            double dt = now - tlog;
-            log_step(c, &st, (double)items_since / dt, (double)flops_since / dt / 1e9, now - t0,
-                     first, eta);
-            tlog = now;
-            items_since = 0;
-            flops_since = 0;
-        }
         /* rank 0's clock decides a timed checkpoint, so every rank
          * checkpoints at the same step; a signal on any rank stops all */
         int agree = sn_stop_signal() << AGREE_SIGNAL_SHIFT;
@@ -765,6 +757,16 @@ static int train_loop(train_ctx *c, int *stop, int *sig, char *err, size_t errle
             *sig = agree >> AGREE_SIGNAL_SHIFT; /* maybe caught by another rank */
         } else if (a->stop_after > 0 && done >= a->stop_after && !last) {
             *stop = STOP_AFTER;
+        }
+        /* a run that stops logs its last step too: its metrics then hold
+         * every step's time and work */
+        if ((step % a->log_every == 0 || last || *stop) && !st.skipped) {
+            double dt = now - tlog;
+            log_step(c, &st, (double)items_since / dt, (double)flops_since / dt / 1e9, now - t0,
+                     first, eta);
+            tlog = now;
+            items_since = 0;
+            flops_since = 0;
         }
         if (c->ckpt_dir && ((agree & AGREE_CKPT_DUE) || last || *stop)) {
             if (save_checkpoint(c, err, errlen) != SN_OK) return SN_ERR;

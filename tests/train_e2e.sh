@@ -121,6 +121,16 @@ m = [json.loads(l) for l in open(f"{d}/deps/metrics.jsonl")]
 assert [(r["step"], r["start_step"]) for r in m] == \
     [(s, 0) for s in range(1, 8)] + [(s, 7) for s in range(8, 13)], m
 PY
+# a run that stops logs its last step, between --log-every's steps too
+# shellcheck disable=SC2086
+"$sn" train $small --steps 6 --log-every 4 --stop-after 3 --run-dir "$dir/logstop" >"$dir/logstop.out"
+# shellcheck disable=SC2086
+"$sn" train $small --steps 6 --log-every 4 --run-dir "$dir/logstop" >>"$dir/logstop.out"
+"$py" - "$dir/logstop/metrics.jsonl" <<'PY'
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1])]
+assert [(r["step"], r["start_step"]) for r in m] == [(3, 0), (4, 3), (6, 3)], m
+PY
 # the checkpoint records the schedule
 "$sn" inspect "$dir/deps/checkpoints/ckpt-00000012.h5" --json |
     "$py" -c 'import json, sys; t = json.load(sys.stdin)["train"]; assert t["sampler"] == "deps", t'
