@@ -67,8 +67,7 @@ for s in $schedules; do
     [[ $seen != *" $run "* ]] || die "--schedules: '$s' would share its run directory $run with another entry"
     seen+="$run "
 done
-limit_opt=
-[ "$limit" = 0 ] || limit_opt=yes
+[ "$limit" != 0 ] || limit=   # empty: all test images
 [ -x "$sn" ] || die "$sn not built (run scripts/setup.sh)"
 command -v gnuplot >/dev/null 2>&1 || die "gnuplot not found (Debian: apt-get install gnuplot-nox)"
 mkdir -p "$out"
@@ -105,7 +104,7 @@ field() { sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p" <<<"$1"; }
 # eval_of RUN SUBNET: "accuracy macs params images" on the test split
 eval_of() {
     local j
-    j=$("$sn" eval --checkpoint "$out/$1" --subnet "$2" --split test --limit "$limit" --json \
+    j=$("$sn" eval --checkpoint "$out/$1" --subnet "$2" --split test ${limit:+--limit "$limit"} --json \
         2>"$out/eval.err") ||
         die "eval of $2 in $out/$1 failed: $(cat "$out/eval.err")"
     echo "$(field "$j" accuracy) $(field "$j" macs) $(field "$j" params) $(field "$j" images)"
@@ -215,14 +214,14 @@ cols=$(( 5 + $(wc -w <<<"$schedules") ))
     echo "## Commands"
     echo
     echo '```'
-    echo "scripts/quality.sh --epochs $epochs --out $out --ranks $ranks --schedules \"$schedules\"${limit_opt:+ --test-limit $limit}${extra[*]:+ -- ${extra[*]}}"
+    echo "scripts/quality.sh --epochs $epochs --out $out --ranks $ranks --schedules \"$schedules\"${limit:+ --test-limit $limit}${extra[*]:+ -- ${extra[*]}}"
     for s in $schedules; do
         echo "supernest train --epochs $epochs --run-dir $out/$(run_of "$s") --no-report --log-every 100 $(schedule_opts "$s")${extra[*]:+ ${extra[*]}}"
     done
     for i in "${!archs[@]}"; do
         echo "supernest train --epochs $epochs --run-dir $out/alone-$((i + 1)) --no-report --log-every 100 --fixed-subnet ${archs[$i]}${extra[*]:+ ${extra[*]}}"
     done
-    echo "supernest eval --checkpoint $out/RUN --subnet SUBNET --split test${limit_opt:+ --limit $limit} --json"
+    echo "supernest eval --checkpoint $out/RUN --subnet SUBNET --split test${limit:+ --limit $limit} --json"
     echo '```'
 } >"$md"
 
