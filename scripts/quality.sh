@@ -186,10 +186,24 @@ cols=$(( 5 + $(wc -w <<<"$schedules") ))
     printf '\n|'
     for ((k = 0; k < cols; k++)); do printf -- '---|'; done
     printf '\n'
-    awk -F'\t' -v n="$(wc -w <<<"$schedules")" 'NR > 1 {
+    awk -F'\t' -v n="$(wc -w <<<"$schedules")" -v names="$schedules" '
+    BEGIN { split(names, name, " ") }
+    NR > 1 {
         printf "| %s | `%s` | %.1f | %.2fM | %.2f |", $1, $2, $3 / 1e6, $4 / 1e6, $5 * 100
-        for (k = 6; k < 6 + n; k++) printf " %.2f (%+.2f) |", $k * 100, ($k - $5) * 100
+        for (k = 6; k < 6 + n; k++) {
+            d = ($k - $5) * 100
+            printf " %.2f (%+.2f) |", $k * 100, d
+            if (NR == 2 || d < worst[k]) { worst[k] = d; at[k] = $1 }
+        }
         printf "\n"
+    }
+    END {   # the target: every architecture within 0.5 points of its twin
+        printf "| | worst difference to *alone* | | | |"
+        for (k = 6; k < 6 + n; k++) printf " %+.2f (#%s) |", worst[k], at[k]
+        printf "\n\nEvery architecture within 0.5 points of its twin:"
+        for (k = 6; k < 6 + n; k++)
+            if (sprintf("%.2f", worst[k]) + 0 >= -0.5) printf "%s `%s`", met++ ? "," : "", name[k - 5]
+        print met ? "." : " none of the schedules."
     }' "$tsv"
     echo
     echo "## Compute"

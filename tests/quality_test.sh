@@ -4,7 +4,8 @@
 #  - two schedule entries (one with options) and the five architectures
 #    alone are trained; quality.tsv has a row per architecture, MACs
 #    increasing, accuracies what `supernest eval` gives for that run
-#    and sub-network; quality.md has the table with the differences,
+#    and sub-network; quality.md has the table with the differences and
+#    each column's worst one,
 #    the compute of every training and the commands; quality.png is a PNG;
 #  - run again, nothing is trained again and the table is the same;
 #  - bad arguments are refused with one line and a non-zero exit, and
@@ -60,6 +61,21 @@ grep -q "test accuracy (200 images)" "$md" || fail "quality.md does not say 200 
 [ "$(grep -c '^| [1-5] | `e' "$md")" -eq 5 ] || fail "quality.md: not five table rows"
 grep -q '^| 5 | `e192-d3.3-h3.3.3.3.3.3-f768.768.768.768.768.768` | 135.7 | 2.68M | [0-9.]* | [0-9.]* ([-+][0-9.]*) | [0-9.]* ([-+][0-9.]*) |$' "$md" ||
     fail "quality.md: the largest's row: $(grep '^| 5 |' "$md")"
+# the summary row: per column the worst difference to alone and where,
+# and the line naming the columns with every architecture within 0.5 points
+want=$(awk -F'\t' 'NR > 1 { for (k = 6; k <= 7; k++) { d = ($k - $5) * 100
+           if (NR == 2 || d < w[k]) { w[k] = d; a[k] = $1 } } }
+       END { printf "| | worst difference to *alone* | | | | %+.2f (#%s) | %+.2f (#%s) |", w[6], a[6], w[7], a[7]
+             for (k = 6; k <= 7; k++) if (sprintf("%.2f", w[k]) + 0 >= -0.5) m = m " " k
+             printf "\n%s", m }' "$tsv")
+grep -qxF -- "$(head -1 <<<"$want")" "$md" || fail "quality.md: the worst row: $(grep 'worst difference' "$md"), want $(head -1 <<<"$want")"
+line=$(grep '^Every architecture within 0.5 points of its twin:' "$md")
+case "$(tail -1 <<<"$want")" in
+    "") [ "$line" = "Every architecture within 0.5 points of its twin: none of the schedules." ] ;;
+    " 6") [ "$line" = 'Every architecture within 0.5 points of its twin: `sortednet`.' ] ;;
+    " 7") [ "$line" = 'Every architecture within 0.5 points of its twin: `deps:deps-delay=0.5,deps-ramp=0.5`.' ] ;;
+    *) [ "$line" = 'Every architecture within 0.5 points of its twin: `sortednet`, `deps:deps-delay=0.5,deps-ramp=0.5`.' ] ;;
+esac || fail "quality.md: '$line' for the worst row $(head -1 <<<"$want")"
 for t in "supernet, sortednet" "supernet, deps:deps-delay=0.5,deps-ramp=0.5" "alone, #1" "alone, #5" \
          "\*\*the five alone\*\*"; do
     b='\(\*\*\)\?'   # the total's row is bold
