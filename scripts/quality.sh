@@ -186,8 +186,8 @@ cols=$(( 5 + $(wc -w <<<"$schedules") ))
     printf '\n|'
     for ((k = 0; k < cols; k++)); do printf -- '---|'; done
     printf '\n'
-    awk -F'\t' -v n="$(wc -w <<<"$schedules")" -v names="$schedules" '
-    BEGIN { split(names, name, " ") }
+    awk -F'\t' -v names="$schedules" '
+    BEGIN { n = split(names, name, " ") }
     NR > 1 {
         printf "| %s | `%s` | %.1f | %.2fM | %.2f |", $1, $2, $3 / 1e6, $4 / 1e6, $5 * 100
         for (k = 6; k < 6 + n; k++) {
