@@ -27,7 +27,14 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
+# the tests need CMocka: without --tests they are built if it is installed;
+# --tests requires them (a build the demo set up without them gains them)
+tests=auto
+[ "${1:-}" = "--tests" ] && tests=enabled
 if [ ! -f build/build.ninja ]; then
-    meson setup build --buildtype=release
+    meson setup build --buildtype=release -Dtests=$tests
+elif [ "$tests" = enabled ] &&
+     ! grep -q '"name": "tests", "value": "enabled"' build/meson-info/intro-buildoptions.json; then
+    meson configure build -Dtests=enabled
 fi
 ninja -C build
