@@ -22,7 +22,9 @@
 #   4. writes DIR/quality.md (the table, the compute each way, the commands),
 #      DIR/quality.tsv and DIR/quality.png (test accuracy against MACs).
 # DIR defaults to runs/quality.  Run again, it continues: finished runs are
-# not trained again (each run directory resumes), evaluations are redone.
+# not trained again (each run directory resumes), and an evaluation is
+# redone only when its run's latest checkpoint changed (each run keeps its
+# results in RUN/quality-evals.tsv).
 # With --ranks N > 1 every training runs under `mpirun -np N` (data
 # parallel); the default is one process using every core.  --supernest
 # names the binary (default build/supernest).
@@ -101,13 +103,25 @@ train() {
 }
 # field JSON KEY: a number of a one-line JSON object
 field() { sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p" <<<"$1"; }
-# eval_of RUN SUBNET: "accuracy macs params images" on the test split
+# eval_of RUN SUBNET: sets res to "accuracy macs params images" on the
+# test split.  Kept in RUN/quality-evals.tsv under the sub-network, the
+# test limit and the latest checkpoint's name, size and modification time:
+# a result is reused (counted in reused) while that checkpoint is the same;
+# with no checkpoint found there, nothing is kept.
+reused=0
 eval_of() {
-    local j
+    local j ck key= cache=$out/$1/quality-evals.tsv
+    ck=$out/$1/checkpoints/$(cat "$out/$1/checkpoints/latest" 2>/dev/null) && [ -f "$ck" ] &&
+        key="$2 ${limit:-all} $(stat -c '%n %s %Y' "$ck")" || key=
+    if [ -n "$key" ] && [ -f "$cache" ]; then
+        res=$(awk -F'\t' -v k="$key" '$1 == k { r = $2 } END { print r }' "$cache")
+        if [ -n "$res" ]; then reused=$((reused + 1)); return; fi
+    fi
     j=$("$sn" eval --checkpoint "$out/$1" --subnet "$2" --split test ${limit:+--limit "$limit"} --json \
         2>"$out/eval.err") ||
         die "eval of $2 in $out/$1 failed: $(cat "$out/eval.err")"
-    echo "$(field "$j" accuracy) $(field "$j" macs) $(field "$j" params) $(field "$j" images)"
+    res="$(field "$j" accuracy) $(field "$j" macs) $(field "$j" params) $(field "$j" images)"
+    [ -z "$key" ] || printf '%s\t%s\n' "$key" "$res" >>"$cache"
 }
 # compute RUN: "seconds GFLOP" of the training in $out/RUN (from its
 # metrics: elapsed time, and GEMM GFLOP/s integrated over each interval).
@@ -161,15 +175,18 @@ tsv=$out/quality.tsv
     printf '\n'
     for i in "${!archs[@]}"; do
         a=${archs[$i]}
-        read -r acc macs params images < <(eval_of "alone-$((i + 1))" "$a")
+        eval_of "alone-$((i + 1))" "$a"
+        read -r acc macs params images <<<"$res"
         printf '%d\t%s\t%s\t%s\t%s' "$((i + 1))" "$a" "$macs" "$params" "$acc"
         for s in $schedules; do
-            read -r acc _ _ _ < <(eval_of "$(run_of "$s")" "$a")
+            eval_of "$(run_of "$s")" "$a"
+            read -r acc _ <<<"$res"
             printf '\t%s' "$acc"
         done
         printf '\n'
     done
 } >"$tsv"
+echo "$me: $((5 * (1 + $(wc -w <<<"$schedules")))) evaluations, $reused of them kept from an earlier run"
 
 # the report
 md=$out/quality.md

@@ -7,7 +7,8 @@
 #    and sub-network; quality.md has the table with the differences and
 #    each column's worst one,
 #    the compute of every training and the commands; quality.png is a PNG;
-#  - run again, nothing is trained again and the table is the same;
+#  - run again, nothing is trained again, only the evaluation whose
+#    checkpoint changed is redone, and the table is the same;
 #  - bad arguments are refused with one line and a non-zero exit, and
 #    a training that fails ends the report with its one-line error.
 #   usage: quality_test.sh SUPERNEST
@@ -85,13 +86,22 @@ for r in sortednet deps_deps-delay-0.5_deps-ramp-0.5 alone-1 alone-5; do
     grep -q '"step":3,' "$out/$r/metrics.jsonl" || fail "$r did not train 3 steps"
 done
 
-# run again: continues (nothing trained again), the same table
+grep -q "^quality.sh: 15 evaluations, 0 of them kept from an earlier run$" "$tmp/first.out" ||
+    fail "first run: $(grep evaluations "$tmp/first.out")"
+
+# run again: continues (nothing trained again), the same table; only the
+# evaluation whose checkpoint changed (alone-1's, touched) is redone
 cp "$tsv" "$tmp/first.tsv"
 cp "$out/alone-5/metrics.jsonl" "$tmp/metrics5"
+touch -d '2001-01-01' "$out/alone-1/checkpoints/$(cat "$out/alone-1/checkpoints/latest")"
 if ! "$q" "${args[@]}" >"$tmp/second.out" 2>&1; then
     fail "the report run again:"; cat "$tmp/second.out"
 fi
 cmp -s "$tmp/first.tsv" "$tsv" || fail "the table changed when run again"
+grep -q "^quality.sh: 15 evaluations, 14 of them kept from an earlier run$" "$tmp/second.out" ||
+    fail "run again: $(grep evaluations "$tmp/second.out")"
+[ "$(wc -l <"$out/alone-1/quality-evals.tsv")" -eq 2 ] && [ "$(wc -l <"$out/sortednet/quality-evals.tsv")" -eq 5 ] ||
+    fail "evaluations kept: alone-1 $(wc -l <"$out/alone-1/quality-evals.tsv") lines (want 2), sortednet $(wc -l <"$out/sortednet/quality-evals.tsv") (want 5)"
 cmp -s "$tmp/metrics5" "$out/alone-5/metrics.jsonl" || fail "alone-5 trained again"
 grep -q "^trained 0 steps" "$out/alone-5.out" || fail "alone-5's second run: $(tail -2 "$out/alone-5.out")"
 
@@ -116,5 +126,5 @@ refuse "usage:" --frobnicate
 refuse "training nosuch failed" --schedules nosuch -- --train-subset 64 --batch-size 64 --val-size 100
 [ -z "$(ls "$tmp/bad" 2>/dev/null | grep -v '^nosuch')" ] || fail "a refused run left $(ls "$tmp/bad")"
 
-[ "$failed" -eq 0 ] && echo "ok   quality.sh: the table, the compute, the commands, a continued run and 8 refusals"
+[ "$failed" -eq 0 ] && echo "ok   quality.sh: the table, the compute, the commands, a continued run (one evaluation redone) and 8 refusals"
 exit $failed
