@@ -106,11 +106,12 @@ field() { sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p" <<<"$1"; }
 # eval_of RUN SUBNET: sets res to "accuracy macs params images" on the
 # test split.  Kept in RUN/quality-evals.tsv under the sub-network, the
 # test limit and the latest checkpoint's name, size and modification time:
-# a result is reused (counted in reused) while that checkpoint is the same;
-# with no checkpoint found there, nothing is kept.
-reused=0
+# a result is reused (counted in reused; every call in evals) while that
+# checkpoint is the same; with no checkpoint found there, nothing is kept.
+evals=0 reused=0
 eval_of() {
     local j ck key= cache=$out/$1/quality-evals.tsv
+    evals=$((evals + 1))
     ck=$out/$1/checkpoints/$(cat "$out/$1/checkpoints/latest" 2>/dev/null) && [ -f "$ck" ] &&
         key="$2 ${limit:-all} $(stat -c '%n %s %Y' "$ck")" || key=
     if [ -n "$key" ] && [ -f "$cache" ]; then
@@ -186,7 +187,7 @@ tsv=$out/quality.tsv
         printf '\n'
     done
 } >"$tsv"
-echo "$me: $((5 * (1 + $(wc -w <<<"$schedules")))) evaluations, $reused of them kept from an earlier run"
+echo "$me: $evals evaluations, $reused of them kept from an earlier run"
 
 # the report
 md=$out/quality.md
