@@ -261,13 +261,16 @@ static int check_schedule(train_ctx *c, char *err, size_t errlen)
         o->sample_by = SN_SAMPLE_UNIFORM;
     else if (strcmp(a->sample_by, "macs") == 0)
         o->sample_by = SN_SAMPLE_MACS;
+    else if (strcmp(a->sample_by, "log-macs") == 0)
+        o->sample_by = SN_SAMPLE_LOG_MACS;
     else
         return sn_errf(err, errlen, "--sample-by '%s': expected uniform (every sub-network "
-                                    "alike) or macs (every cost alike)", a->sample_by);
+                                    "alike), macs (every cost alike) or log-macs (every "
+                                    "cost ratio alike)", a->sample_by);
     if (parse_sort_steps(a->sort_channels, o, err, errlen) != SN_OK) return SN_ERR;
     if (parse_phases(a->phases, o->phases, err, errlen) != SN_OK) return SN_ERR;
     const sn_schedule sc = o->schedule;
-    const bool sorted = sc == SN_SCHEDULE_SORTEDNET, macs = o->sample_by == SN_SAMPLE_MACS;
+    const bool sorted = sc == SN_SCHEDULE_SORTEDNET, macs = o->sample_by != SN_SAMPLE_UNIFORM;
     const char *sandwiches = "--schedule sandwich, progressive or deps";
     const struct {
         const char *name;
@@ -282,7 +285,7 @@ static int check_schedule(train_ctx *c, char *err, size_t errlen)
          "--schedule sortednet"},
         {"sandwich-random", a->sandwich_random == d->sandwich_random, !sorted, sandwiches},
         {"no-distill", a->no_distill == d->no_distill, !sorted, sandwiches},
-        {"macs-buckets", a->macs_buckets == d->macs_buckets, macs, "--sample-by macs"},
+        {"macs-buckets", a->macs_buckets == d->macs_buckets, macs, "--sample-by macs or log-macs"},
     };
     for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
         if (!rules[i].applies && given(c, rules[i].name, rules[i].at_default))
@@ -291,8 +294,8 @@ static int check_schedule(train_ctx *c, char *err, size_t errlen)
         return sn_errf(err, errlen, "--fixed-subnet trains one sub-network alone; it does not "
                                     "combine with --schedule %s", a->schedule);
     if (a->fixed_subnet && macs)
-        return sn_errf(err, errlen, "--sample-by macs is for the schedules that draw "
-                                    "sub-networks, not --fixed-subnet");
+        return sn_errf(err, errlen, "--sample-by %s is for the schedules that draw "
+                                    "sub-networks, not --fixed-subnet", a->sample_by);
     o->n_random = (int)a->sandwich_random;
     o->subnets_per_step = (int)a->subnets_per_step;
     o->deps_delay = a->deps_delay;
@@ -830,7 +833,9 @@ static void print_header(train_ctx *c, const sn_train_opts *to)
     const train_args *a = c->a;
     char schedule_text[48];
     snprintf(schedule_text, sizeof schedule_text, "schedule %s%s", a->schedule,
-             to->sample_by == SN_SAMPLE_MACS ? " (by MACs)" : "");
+             to->sample_by == SN_SAMPLE_MACS       ? " (by MACs)"
+             : to->sample_by == SN_SAMPLE_LOG_MACS ? " (by log-MACs)"
+                                                   : "");
     char maxs[SN_SUBNET_STRLEN], mins[SN_SUBNET_STRLEN];
     sn_subnet big, small;
     sn_subnet_max(&c->space, &big);
@@ -1007,8 +1012,8 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"phases", SN_OPT_STR, &a.phases, "A,B,C,D", "progressive: shares of the run for the full network, +depth, +heads and MLP, +embedding (sum 1)", 0, 0, 0},
         {"deps-delay", SN_OPT_FLOAT, &a.deps_delay, "F", "deps: share of the run that trains the full network alone, in [0, 1)", -DBL_MAX, DBL_MAX, 0},
         {"deps-ramp", SN_OPT_FLOAT, &a.deps_ramp, "F", "deps: share of the run over which the other members' loss weight ramps from 0 to 1", 0, 1, 0},
-        {"sample-by", SN_OPT_STR, &a.sample_by, "uniform|macs", "random sub-networks uniform over architectures, or over MACs (cost buckets)", 0, 0, 0},
-        {"macs-buckets", SN_OPT_INT, &a.macs_buckets, "B", "--sample-by macs: equal MAC intervals between the smallest and the largest", 1, SN_MAX_MACS_BUCKETS, 0},
+        {"sample-by", SN_OPT_STR, &a.sample_by, "uniform|macs|log-macs", "random sub-networks uniform over architectures, over MACs (cost buckets), or over log MACs", 0, 0, 0},
+        {"macs-buckets", SN_OPT_INT, &a.macs_buckets, "B", "--sample-by macs (log-macs): equal MAC (log MAC) intervals between the smallest and the largest", 1, SN_MAX_MACS_BUCKETS, 0},
         {"sort-channels", SN_OPT_STR, &a.sort_channels, "auto|off|STEPS", "auto: sort heads and MLP units by importance where progressive or deps opens the widths; off: never; STEPS (e.g. 1000 or 500,1500): after exactly these steps, any schedule", 0, 0, 0},
         {"lr", SN_OPT_FLOAT, &a.lr, "X", "peak learning rate (AdamW)", 1e-9, 10, 0},
         {"min-lr", SN_OPT_FLOAT, &a.min_lr, "X", "learning rate at the end of the cosine decay", 0, 10, 0},

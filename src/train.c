@@ -202,7 +202,9 @@ const char *sn_schedule_describe(const sn_train_opts *o, int64_t step, char *buf
     static const char *const opened[SN_PHASES] = {
         "full network only", "elastic depth", "elastic depth, heads and MLP widths",
         "every dimension elastic (depth, heads, MLP and embedding widths)"};
-    const char *by = o->sample_by == SN_SAMPLE_MACS ? ", drawn by MACs" : "";
+    const char *by = o->sample_by == SN_SAMPLE_MACS       ? ", drawn by MACs"
+                     : o->sample_by == SN_SAMPLE_LOG_MACS ? ", drawn by log-MACs"
+                                                          : "";
     const int phase = sn_schedule_phase(o, step);
     switch (o->schedule) {
     case SN_SCHEDULE_SANDWICH:
@@ -229,12 +231,19 @@ const char *sn_schedule_describe(const sn_train_opts *o, int64_t step, char *buf
     return buf;
 }
 
-/* The bucket (of B) that m falls into on [lo, hi] (sn_sample_by). */
-static int macs_bucket(int64_t m, int64_t lo, int64_t hi, int B)
+/* Where MACs m lies on the axis the buckets cut into equal intervals:
+ * m itself for --sample-by macs, ln m for log-macs (sn_sample_by). */
+static double macs_axis(const sn_train_opts *o, int64_t m)
+{
+    return o->sample_by == SN_SAMPLE_LOG_MACS ? log((double)(m > 0 ? m : 1)) : (double)m;
+}
+
+/* The bucket (of B) that x falls into on [lo, hi] (sn_sample_by). */
+static int macs_bucket(double x, double lo, double hi, int B)
 {
     if (hi <= lo) return 0;
-    const double x = floor((double)(m - lo) * B / (double)(hi - lo));
-    return x < 0 ? 0 : x >= B - 1 ? B - 1 : (int)x;
+    const double b = floor((x - lo) * B / (hi - lo));
+    return b < 0 ? 0 : b >= B - 1 ? B - 1 : (int)b;
 }
 
 /* Index of choice v in c[0..n). */
@@ -313,34 +322,35 @@ static void draw_member(const sn_space *s, const sn_train_opts *o, unsigned open
     sn_subnet small, big;
     sn_subnet_min_dims(s, open, &small);
     sn_subnet_min_dims(s, 0, &big);
-    const int64_t lo = sn_subnet_macs(s, &small), hi = sn_subnet_macs(s, &big);
+    const double lo = macs_axis(o, sn_subnet_macs(s, &small));
+    const double hi = macs_axis(o, sn_subnet_macs(s, &big));
     const int B = o->macs_buckets;
     const int want = (int)sn_rng_below(r, (uint64_t)B);
     /* the bucket's interval, for the distance of a draw that misses it */
-    const double b_lo = (double)lo + (double)(hi - lo) * want / B;
-    const double b_hi = (double)lo + (double)(hi - lo) * (want + 1) / B;
+    const double b_lo = lo + (hi - lo) * want / B, b_hi = lo + (hi - lo) * (want + 1) / B;
     double best = INFINITY;
     for (int i = 0; i < SN_MACS_TRIES; i++) {
         sn_subnet n;
         sn_subnet_sample_dims(s, open, r, &n);
-        const int64_t m = sn_subnet_macs(s, &n);
-        if (macs_bucket(m, lo, hi, B) == want) {
+        const double x = macs_axis(o, sn_subnet_macs(s, &n));
+        if (macs_bucket(x, lo, hi, B) == want) {
             *out = n;
             return;
         }
-        const double x = (double)m, dist = x < b_lo ? b_lo - x : x > b_hi ? x - b_hi : 0.0;
+        const double dist = x < b_lo ? b_lo - x : x > b_hi ? x - b_hi : 0.0;
         if (dist < best) {
             best = dist;
             *out = n;
         }
     }
-    /* a bucket uniform draws hardly reach (the largest sizes): walk from
-     * the nearest draw towards it, one choice at a time */
+    /* a bucket uniform draws hardly reach (the largest sizes; with
+     * log-macs also the smallest): walk from the nearest draw towards it,
+     * one choice at a time */
     sn_subnet n = *out;
     for (int i = 0; i < SN_MACS_WALK; i++) {
-        const int64_t m = sn_subnet_macs(s, &n);
-        const int b = macs_bucket(m, lo, hi, B);
-        const double x = (double)m, dist = x < b_lo ? b_lo - x : x > b_hi ? x - b_hi : 0.0;
+        const double x = macs_axis(o, sn_subnet_macs(s, &n));
+        const int b = macs_bucket(x, lo, hi, B);
+        const double dist = x < b_lo ? b_lo - x : x > b_hi ? x - b_hi : 0.0;
         if (b == want || dist < best) {
             best = dist;
             *out = n;

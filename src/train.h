@@ -71,6 +71,10 @@ typedef enum sn_sample_by {
      * largest sizes, which uniform draws hardly ever reach, are drawn as
      * often as the others this way */
     SN_SAMPLE_MACS,
+    /* the same on ln MACs: the buckets are equal ratios of MACs, so the
+     * small sizes, where a choice changes the cost by the largest
+     * factor, get as many draws as the large */
+    SN_SAMPLE_LOG_MACS,
 } sn_sample_by;
 
 typedef struct sn_train_opts {
@@ -81,7 +85,7 @@ typedef struct sn_train_opts {
     double deps_delay;      /* deps: share of the run on the full network alone, [0, 1) */
     double deps_ramp;       /* deps: share of the run over which weights ramp, [0, 1] */
     sn_sample_by sample_by;
-    int macs_buckets;       /* SN_SAMPLE_MACS: 1..SN_MAX_MACS_BUCKETS */
+    int macs_buckets;       /* SN_SAMPLE_(LOG_)MACS: 1..SN_MAX_MACS_BUCKETS */
     bool sort_channels;     /* sn_schedule_sorts_before may say true (--sort-channels auto) */
     int n_sort_at;          /* > 0: sort after exactly these steps (--sort-channels STEPS) */
     int64_t sort_at[SN_MAX_SORT_STEPS]; /* strictly increasing, >= 1 */

@@ -77,7 +77,7 @@ expect 2 "--sandwich-random is for --schedule sandwich, progressive or deps" \
 expect 2 "--no-distill is for --schedule sandwich, progressive or deps" \
     train --schedule sortednet --no-distill
 expect 2 "--sample-by 'flops': expected uniform" train --sample-by flops
-expect 2 "--macs-buckets is for --sample-by macs" train --macs-buckets 4
+expect 2 "--macs-buckets is for --sample-by macs or log-macs" train --macs-buckets 4
 expect 2 "--macs-buckets 0: must be in 1..1000" train --sample-by macs --macs-buckets 0
 expect 2 "--sort-channels 'on': expected auto, off, or the steps after which to sort" \
     train --sort-channels on
@@ -94,6 +94,8 @@ expect 2 "it does not combine with --schedule progressive" \
     train --fixed-subnet max --schedule progressive
 expect 2 "--sample-by macs is for the schedules that draw sub-networks" \
     train --fixed-subnet max --sample-by macs
+expect 2 "--sample-by log-macs is for the schedules that draw sub-networks" \
+    train --fixed-subnet max --sample-by log-macs
 # in a file, an option at another value than its default counts as given
 printf '[train]\nschedule = sandwich\ndeps-delay = 0.3\n' >"$tmp/deps.ini"
 expect 2 "--deps-delay is for --schedule deps" train --config "$tmp/deps.ini"

@@ -635,6 +635,34 @@ static void test_sample_by_macs(void **state)
     for (int b = 0; b < DB; b++) /* within 20% of 500 (the binomial's sd is 21) */
         assert_true(dh[b] > 400 && dh[b] < 600);
 
+    /* log-macs: the same evenness on ln MACs; by MACs, the first bucket
+     * of ln MACs (the smallest eighth of the cost ratios) gets far fewer */
+    int lh[2][DB] = {{0}};
+    const double llo = log((double)dlo), lhi = log((double)dhi);
+    for (int by = 0; by < 2; by++) {
+        sn_train_opts ol = od;
+        ol.sample_by = by ? SN_SAMPLE_LOG_MACS : SN_SAMPLE_MACS;
+        for (int64_t step = 0; step < DDRAWS / PER_STEP; step++) {
+            members m = members_at(&d, &ol, step), again = members_at(&d, &ol, step);
+            for (int k = 0; k < m.n; k++) {
+                char why[256];
+                assert_true(same_net(&m.net[k], &again.net[k]));
+                assert_int_equal(sn_subnet_validate(&d, &m.net[k], why, sizeof why), SN_OK);
+                const double x = log((double)sn_subnet_macs(&d, &m.net[k]));
+                const int b = (int)((x - llo) * DB / (lhi - llo));
+                lh[by][b >= DB ? DB - 1 : b]++;
+            }
+        }
+    }
+    printf("default space, 8 log-MAC buckets: by MACs");
+    for (int b = 0; b < DB; b++) printf(" %d", lh[0][b]);
+    printf("; by log-MACs");
+    for (int b = 0; b < DB; b++) printf(" %d", lh[1][b]);
+    printf("\n");
+    assert_true(lh[0][0] * 4 < lh[1][0]);
+    for (int b = 0; b < DB; b++)
+        assert_true(lh[1][b] > 400 && lh[1][b] < 600);
+
     /* in progressive phase 1 only depth is open: the buckets span the
      * depths at full width, and a MACs draw changes nothing else */
     sn_train_opts o = sched_opts(SN_SCHEDULE_PROGRESSIVE, 100);

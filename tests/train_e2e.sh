@@ -67,8 +67,10 @@ same() { # two checkpoints: every tensor identical (inspect --diff --all)
     echo "$out" | grep -q '"differ":0,' || { echo "$out" | head -c 400; return 1; }
 }
 # deps sorts on demand (--sort-channels 3,7): at step 3, where it would by
-# itself, and at step 7, where the stopped run is continued
-for sched in "progressive --sample-by macs" "deps --deps-delay 0.25 --deps-ramp 0.5 --sort-channels 3,7"; do
+# itself, and at step 7, where the stopped run is continued; it draws by
+# log-MACs
+for sched in "progressive --sample-by macs" \
+    "deps --deps-delay 0.25 --deps-ramp 0.5 --sort-channels 3,7 --sample-by log-macs"; do
     name=${sched%% *}
     # shellcheck disable=SC2086
     "$sn" train $small --schedule $sched --run-dir "$dir/$name-ref" >"$dir/$name-ref.out"
@@ -105,8 +107,9 @@ if grep -q "sorted by importance" "$dir/progressive-nosort/log" ||
         "$dir/progressive-nosort/checkpoints/ckpt-00000012.h5" >/dev/null; then
     echo "FAIL: --sort-channels off sorted, or trained what auto trains"; exit 1
 fi
-grep -q "^step 7: deps ramp: loss weight 0.83 for all but the largest$" "$dir/deps.resumed"
-grep -q "^step 8: deps: sandwich at full loss weight$" "$dir/deps-ref/log"
+grep -q "^step 7: deps ramp: loss weight 0.83 for all but the largest, drawn by log-MACs$" \
+    "$dir/deps.resumed"
+grep -q "^step 8: deps: sandwich at full loss weight, drawn by log-MACs$" "$dir/deps-ref/log"
 "$py" - "$dir" <<'PY'
 import json, sys
 d = sys.argv[1]
