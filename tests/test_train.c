@@ -635,13 +635,15 @@ static void test_sample_by_macs(void **state)
     for (int b = 0; b < DB; b++) /* within 20% of 500 (the binomial's sd is 21) */
         assert_true(dh[b] > 400 && dh[b] < 600);
 
-    /* log-macs: the same evenness on ln MACs; by MACs, the first bucket
-     * of ln MACs (the smallest eighth of the cost ratios) gets far fewer */
-    int lh[2][DB] = {{0}};
+    /* log-macs: the same evenness on ln MACs; uniform and by MACs, the
+     * first bucket of ln MACs (the smallest eighth of the cost ratios)
+     * gets far fewer */
+    int lh[3][DB] = {{0}};
     const double llo = log((double)dlo), lhi = log((double)dhi);
-    for (int by = 0; by < 2; by++) {
+    const sn_sample_by bys[3] = {SN_SAMPLE_UNIFORM, SN_SAMPLE_MACS, SN_SAMPLE_LOG_MACS};
+    for (int by = 0; by < 3; by++) {
         sn_train_opts ol = od;
-        ol.sample_by = by ? SN_SAMPLE_LOG_MACS : SN_SAMPLE_MACS;
+        ol.sample_by = bys[by];
         for (int64_t step = 0; step < DDRAWS / PER_STEP; step++) {
             members m = members_at(&d, &ol, step), again = members_at(&d, &ol, step);
             for (int k = 0; k < m.n; k++) {
@@ -654,14 +656,16 @@ static void test_sample_by_macs(void **state)
             }
         }
     }
-    printf("default space, 8 log-MAC buckets: by MACs");
-    for (int b = 0; b < DB; b++) printf(" %d", lh[0][b]);
-    printf("; by log-MACs");
-    for (int b = 0; b < DB; b++) printf(" %d", lh[1][b]);
+    for (int by = 0; by < 3; by++) {
+        printf("%s", by == 0   ? "default space, 8 log-MAC buckets: uniform"
+                     : by == 1 ? "; by MACs"
+                               : "; by log-MACs");
+        for (int b = 0; b < DB; b++) printf(" %d", lh[by][b]);
+    }
     printf("\n");
-    assert_true(lh[0][0] * 4 < lh[1][0]);
+    assert_true(lh[0][0] * 4 < lh[2][0] && lh[1][0] * 4 < lh[2][0]);
     for (int b = 0; b < DB; b++)
-        assert_true(lh[1][b] > 400 && lh[1][b] < 600);
+        assert_true(lh[2][b] > 400 && lh[2][b] < 600);
 
     /* in progressive phase 1 only depth is open: the buckets span the
      * depths at full width, and a MACs draw changes nothing else */
