@@ -37,10 +37,9 @@ common="--steps 4 --log-every 1 --report-random 0 --threads 1 --checkpoint-every
 image="--task image --patch 7 --batch-size 16 --train-subset 512 --val-size 200"
 lm="--task lm --seq-len 64 --batch-size 8"
 
-all_layouts="2 --dp 2|2 --pp 2 --micro-batches 2|2 --sp 2|2 --sp 2 --ring token|4 --pp 2 --sp 2|\
+layouts="2 --dp 2|2 --pp 2 --micro-batches 2|2 --sp 2|2 --sp 2 --ring token|4 --pp 2 --sp 2|\
 4 --pp 2 --sp 2 --ring token --micro-batches 2|4 --dp 2 --pp 2|4 --dp 2 --sp 2 --ring token|\
 4 --pp 4 --micro-batches 4|8 --dp 2 --pp 2 --sp 2 --micro-batches 2|8 --dp 2 --pp 2 --sp 2 --ring token"
-layouts=$all_layouts
 if [ -n "${SN_TEST_SANITIZED:-}" ]; then
     layouts="4 --pp 2 --sp 2 --ring token --micro-batches 2|4 --pp 4 --micro-batches 4|\
 8 --dp 2 --pp 2 --sp 2 --micro-batches 2"
