@@ -832,10 +832,9 @@ static void print_header(train_ctx *c, const sn_train_opts *to)
 {
     const train_args *a = c->a;
     char schedule_text[48];
-    snprintf(schedule_text, sizeof schedule_text, "schedule %s%s", a->schedule,
-             to->sample_by == SN_SAMPLE_MACS       ? " (by MACs)"
-             : to->sample_by == SN_SAMPLE_LOG_MACS ? " (by log-MACs)"
-                                                   : "");
+    const char *by = sn_sample_by_label(to->sample_by);
+    snprintf(schedule_text, sizeof schedule_text, "schedule %s%s%s%s", a->schedule,
+             by ? " (by " : "", by ? by : "", by ? ")" : "");
     char maxs[SN_SUBNET_STRLEN], mins[SN_SUBNET_STRLEN];
     sn_subnet big, small;
     sn_subnet_max(&c->space, &big);

@@ -197,14 +197,19 @@ bool sn_schedule_sorts_before(const sn_train_opts *o, int64_t step)
     return false;
 }
 
+const char *sn_sample_by_label(sn_sample_by by)
+{
+    return by == SN_SAMPLE_MACS ? "MACs" : by == SN_SAMPLE_LOG_MACS ? "log-MACs" : NULL;
+}
+
 const char *sn_schedule_describe(const sn_train_opts *o, int64_t step, char *buf, size_t len)
 {
     static const char *const opened[SN_PHASES] = {
         "full network only", "elastic depth", "elastic depth, heads and MLP widths",
         "every dimension elastic (depth, heads, MLP and embedding widths)"};
-    const char *by = o->sample_by == SN_SAMPLE_MACS       ? ", drawn by MACs"
-                     : o->sample_by == SN_SAMPLE_LOG_MACS ? ", drawn by log-MACs"
-                                                          : "";
+    const char *label = sn_sample_by_label(o->sample_by);
+    char by[32] = "";
+    if (label) snprintf(by, sizeof by, ", drawn by %s", label);
     const int phase = sn_schedule_phase(o, step);
     switch (o->schedule) {
     case SN_SCHEDULE_SANDWICH:
@@ -244,6 +249,12 @@ static int macs_bucket(double x, double lo, double hi, int B)
     if (hi <= lo) return 0;
     const double b = floor((x - lo) * B / (hi - lo));
     return b < 0 ? 0 : b >= B - 1 ? B - 1 : (int)b;
+}
+
+/* How far x lies outside [lo, hi] (0 inside). */
+static double outside(double x, double lo, double hi)
+{
+    return x < lo ? lo - x : x > hi ? x - hi : 0.0;
 }
 
 /* Index of choice v in c[0..n). */
@@ -337,7 +348,7 @@ static void draw_member(const sn_space *s, const sn_train_opts *o, unsigned open
             *out = n;
             return;
         }
-        const double dist = x < b_lo ? b_lo - x : x > b_hi ? x - b_hi : 0.0;
+        const double dist = outside(x, b_lo, b_hi);
         if (dist < best) {
             best = dist;
             *out = n;
@@ -350,7 +361,7 @@ static void draw_member(const sn_space *s, const sn_train_opts *o, unsigned open
     for (int i = 0; i < SN_MACS_WALK; i++) {
         const double x = macs_axis(o, sn_subnet_macs(s, &n));
         const int b = macs_bucket(x, lo, hi, B);
-        const double dist = x < b_lo ? b_lo - x : x > b_hi ? x - b_hi : 0.0;
+        const double dist = outside(x, b_lo, b_hi);
         if (b == want || dist < best) {
             best = dist;
             *out = n;

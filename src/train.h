@@ -113,6 +113,9 @@ int sn_train_opts_check(const sn_train_opts *o, char *err, size_t errlen);
 /* "sandwich", "sortednet", "progressive", "deps", "fixed": the names of
  * --schedule and of a checkpoint's /train sampler attribute. */
 const char *sn_schedule_name(sn_schedule s);
+/* What random members are drawn by, for the log: "MACs", "log-MACs", or
+ * NULL for uniform draws. */
+const char *sn_sample_by_label(sn_sample_by by);
 /* The schedule named name into *out; SN_ERR (no message) if none is. */
 int sn_schedule_parse(const char *name, sn_schedule *out);
 
