@@ -163,7 +163,7 @@ static void forward(member_run *r, int j)
         return;
     }
     const float scale = r->weight * ((float)d->rows_mb / (float)d->rows_global);
-    const float loss = sn_member_loss(&t->o, r->k, r->n, d->dlogits,
+    const float loss = sn_member_loss(&t->o, t->step, r->k, r->n, d->dlogits,
                                       d->teacher + j * d->rows_mb * C, out,
                                       r->labels + j * d->rows_mb, d->rows_mb, C, scale);
     /* on the image task every rank of a sequence group has the same loss */

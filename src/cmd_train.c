@@ -46,6 +46,7 @@ typedef struct train_args {
     int64_t skip_nonfinite, debug_nan_step, debug_nan_rank;
     double debug_ckpt_pause;
     double lr, min_lr, weight_decay, clip, smoothing, deps_delay, deps_ramp;
+    double distill_weight, distill_ramp;
     bool no_distill, quiet, no_report;
 } train_args;
 
@@ -272,6 +273,9 @@ static int check_schedule(train_ctx *c, char *err, size_t errlen)
     const sn_schedule sc = o->schedule;
     const bool sorted = sc == SN_SCHEDULE_SORTEDNET, macs = o->sample_by != SN_SAMPLE_UNIFORM;
     const char *sandwiches = "--schedule sandwich, progressive or deps";
+    const char *teachers = "in-place distillation (--schedule sandwich, progressive or deps, "
+                           "without --no-distill or --fixed-subnet)";
+    const bool distilled = !sorted && !a->no_distill && !a->fixed_subnet;
     const struct {
         const char *name;
         bool at_default, applies;
@@ -285,6 +289,8 @@ static int check_schedule(train_ctx *c, char *err, size_t errlen)
          "--schedule sortednet"},
         {"sandwich-random", a->sandwich_random == d->sandwich_random, !sorted, sandwiches},
         {"no-distill", a->no_distill == d->no_distill, !sorted, sandwiches},
+        {"distill-weight", a->distill_weight == d->distill_weight, distilled, teachers},
+        {"distill-ramp", a->distill_ramp == d->distill_ramp, distilled, teachers},
         {"macs-buckets", a->macs_buckets == d->macs_buckets, macs, "--sample-by macs or log-macs"},
     };
     for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
@@ -307,6 +313,8 @@ static int check_schedule(train_ctx *c, char *err, size_t errlen)
                                     "--fixed-subnet trains; it is for the schedules that "
                                     "share weights", a->sort_channels);
     o->distill = !a->no_distill;
+    o->distill_weight = (float)a->distill_weight;
+    o->distill_ramp = a->distill_ramp;
     return sn_train_opts_check(o, err, errlen);
 }
 
@@ -831,10 +839,19 @@ static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size
 static void print_header(train_ctx *c, const sn_train_opts *to)
 {
     const train_args *a = c->a;
-    char schedule_text[48];
+    char schedule_text[160], blend[96] = "";
     const char *by = sn_sample_by_label(to->sample_by);
-    snprintf(schedule_text, sizeof schedule_text, "schedule %s%s%s%s", a->schedule,
-             by ? " (by " : "", by ? by : "", by ? ")" : "");
+    if (to->distill && !a->fixed_subnet && to->schedule != SN_SCHEDULE_SORTEDNET) {
+        const int64_t full = sn_distill_ramp_end(to);
+        if (full > 0)
+            snprintf(blend, sizeof blend, ", teacher's share of the targets ramped from 0 to %g "
+                     "at step %lld", (double)to->distill_weight, (long long)full);
+        else if (to->distill_weight < 1.0f)
+            snprintf(blend, sizeof blend, ", teacher's share of the targets %g",
+                     (double)to->distill_weight);
+    }
+    snprintf(schedule_text, sizeof schedule_text, "schedule %s%s%s%s%s", a->schedule,
+             by ? " (by " : "", by ? by : "", by ? ")" : "", blend);
     char maxs[SN_SUBNET_STRLEN], mins[SN_SUBNET_STRLEN];
     sn_subnet big, small;
     sn_subnet_max(&c->space, &big);
@@ -982,7 +999,8 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         .steps = 0, .epochs = 1, .batch = 128, .seed = 1, .val_size = 5000, .train_subset = 0,
         .patch = 4, .threads = 0, .sandwich_random = 2, .warmup = -1, .log_every = 50,
         .schedule = "sandwich", .subnets_per_step = 4, .phases = "0.25,0.25,0.25,0.25",
-        .deps_delay = 0.5, .deps_ramp = 0.1, .sample_by = "uniform", .macs_buckets = 8,
+        .deps_delay = 0.5, .deps_ramp = 0.1, .distill_weight = 1.0, .distill_ramp = 0.0,
+        .sample_by = "uniform", .macs_buckets = 8,
         .sort_channels = "auto",
         .report_random = 3, .lr = 1e-3, .min_lr = 1e-5, .weight_decay = 0.05, .clip = 1.0,
         .smoothing = 0.1, .checkpoint_every = 500, .checkpoint_minutes = 30, .keep = 3,
@@ -1011,6 +1029,8 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"phases", SN_OPT_STR, &a.phases, "A,B,C,D", "progressive: shares of the run for the full network, +depth, +heads and MLP, +embedding (sum 1)", 0, 0, 0},
         {"deps-delay", SN_OPT_FLOAT, &a.deps_delay, "F", "deps: share of the run that trains the full network alone, in [0, 1)", -DBL_MAX, DBL_MAX, 0},
         {"deps-ramp", SN_OPT_FLOAT, &a.deps_ramp, "F", "deps: share of the run over which the other members' loss weight ramps from 0 to 1", 0, 1, 0},
+        {"distill-weight", SN_OPT_FLOAT, &a.distill_weight, "A", "the teacher's share of a distilled sub-network's target, in (0, 1]; the rest is the labels (1: the teacher's predictions alone)", -DBL_MAX, DBL_MAX, 0},
+        {"distill-ramp", SN_OPT_FLOAT, &a.distill_ramp, "F", "share of the run over which the teacher's share ramps up from 0 to --distill-weight, in [0, 1]", -DBL_MAX, DBL_MAX, 0},
         {"sample-by", SN_OPT_STR, &a.sample_by, "uniform|macs|log-macs", "random sub-networks uniform over architectures, over MACs (cost buckets), or over log MACs", 0, 0, 0},
         {"macs-buckets", SN_OPT_INT, &a.macs_buckets, "B", "--sample-by macs (log-macs): equal MAC (log MAC) intervals between the smallest and the largest", 1, SN_MAX_MACS_BUCKETS, 0},
         {"sort-channels", SN_OPT_STR, &a.sort_channels, "auto|off|STEPS", "auto: sort heads and MLP units by importance where progressive or deps opens the widths; off: never; STEPS (e.g. 1000 or 500,1500): after exactly these steps, any schedule", 0, 0, 0},

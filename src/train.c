@@ -24,6 +24,8 @@ void sn_train_opts_default(sn_train_opts *o)
     o->macs_buckets = 8;
     o->sort_channels = true;
     o->distill = true;
+    o->distill_weight = 1.0f;
+    o->distill_ramp = 0.0;
     o->label_smoothing = 0.1f;
     o->clip = 1.0f;
     o->adamw = (sn_adamw_opts){
@@ -57,6 +59,11 @@ int sn_train_opts_check(const sn_train_opts *o, char *err, size_t errlen)
         return sn_errf(err, errlen, "--deps-delay %g: must be in [0, 1)", o->deps_delay);
     if (!(o->deps_ramp >= 0.0 && o->deps_ramp <= 1.0))
         return sn_errf(err, errlen, "--deps-ramp %g: must be in [0, 1]", o->deps_ramp);
+    if (!(o->distill_weight > 0.0f && o->distill_weight <= 1.0f))
+        return sn_errf(err, errlen, "--distill-weight %g: must be in (0, 1]",
+                       (double)o->distill_weight);
+    if (!(o->distill_ramp >= 0.0 && o->distill_ramp <= 1.0))
+        return sn_errf(err, errlen, "--distill-ramp %g: must be in [0, 1]", o->distill_ramp);
     if (o->macs_buckets < 1 || o->macs_buckets > SN_MAX_MACS_BUCKETS)
         return sn_errf(err, errlen, "--macs-buckets %d: must be in 1..%d", o->macs_buckets,
                        SN_MAX_MACS_BUCKETS);
@@ -182,6 +189,15 @@ float sn_schedule_weight(const sn_train_opts *o, int64_t step)
     const int64_t d = deps_start(o), r = deps_ramp_steps(o);
     if (step < d || step - d + 1 >= r) return 1.0f;
     return (float)((double)(step - d + 1) / (double)r);
+}
+
+int64_t sn_distill_ramp_end(const sn_train_opts *o) { return steps_of(o, o->distill_ramp); }
+
+float sn_distill_share(const sn_train_opts *o, int64_t step)
+{
+    const int64_t r = sn_distill_ramp_end(o);
+    if (step >= r) return o->distill_weight;
+    return (float)((double)o->distill_weight * (double)step / (double)r);
 }
 
 bool sn_schedule_sorts_before(const sn_train_opts *o, int64_t step)
@@ -416,18 +432,35 @@ static bool distilling(const sn_train_opts *o, int n)
     return o->distill && n > 1 && o->schedule != SN_SCHEDULE_SORTEDNET;
 }
 
-float sn_member_loss(const sn_train_opts *o, int k, int n, float *dlogits, float *teacher,
-                     const float *logits, const int32_t *labels, int64_t rows, int64_t C,
-                     float scale)
+/* The students' targets in place of the teacher's probabilities p (rows,
+ * C): share * p + (1 - share) * the smoothed one-hot label. */
+static void blend_labels(float *p, const int32_t *labels, int64_t rows, int64_t C, float share,
+                         float eps)
+{
+    const double off = (double)eps / (double)C;
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < C; j++) {
+            const double label = off + (j == labels[i] ? 1.0 - eps : 0.0);
+            p[i * C + j] = (float)(share * (double)p[i * C + j] + (1.0 - share) * label);
+        }
+}
+
+float sn_member_loss(const sn_train_opts *o, int64_t step, int k, int n, float *dlogits,
+                     float *teacher, const float *logits, const int32_t *labels, int64_t rows,
+                     int64_t C, float scale)
 {
     const bool distill = distilling(o, n);
     float loss = k > 0 && distill
                      ? sn_xent_soft(dlogits, logits, teacher, rows, C, scale)
                      : sn_xent_hard(dlogits, NULL, logits, labels, rows, C, o->label_smoothing,
                                     scale);
-    /* The teacher's probabilities are a constant for the students (no
-     * gradient flows into them). */
-    if (k == 0 && distill) sn_softmax(teacher, logits, rows, C, 1.0f);
+    /* The teacher's targets are a constant for the students (no gradient
+     * flows into them). */
+    if (k == 0 && distill) {
+        sn_softmax(teacher, logits, rows, C, 1.0f);
+        const float share = sn_distill_share(o, step);
+        if (share < 1.0f) blend_labels(teacher, labels, rows, C, share, o->label_smoothing);
+    }
     return loss;
 }
 
@@ -469,8 +502,8 @@ int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int
     sn_model_zero_grad(m);
     for (int k = 0; k < st->n_members; k++) {
         const float *logits = sn_model_forward(nt, m, t->acts, &st->net[k], tokens, b);
-        st->loss[k] = sn_member_loss(&t->o, k, st->n_members, t->dlogits, t->teacher, logits,
-                                     labels, b, C, st->weight[k]);
+        st->loss[k] = sn_member_loss(&t->o, t->step, k, st->n_members, t->dlogits, t->teacher,
+                                     logits, labels, b, C, st->weight[k]);
         if (!isfinite(st->loss[k])) break;
         sn_model_backward(nt, m, t->acts, t->dlogits);
     }

@@ -90,6 +90,9 @@ typedef struct sn_train_opts {
     int n_sort_at;          /* > 0: sort after exactly these steps (--sort-channels STEPS) */
     int64_t sort_at[SN_MAX_SORT_STEPS]; /* strictly increasing, >= 1 */
     bool distill;           /* the largest's soft predictions teach the others */
+    float distill_weight;   /* the teacher's share of a student's target, (0, 1]; the
+                             * rest is the labels (smoothed): --distill-weight */
+    double distill_ramp;    /* share of the run over which that share ramps from 0, [0, 1] */
     float label_smoothing;  /* for hard-label losses */
     float clip;             /* max global gradient norm; 0 disables clipping */
     sn_subnet fixed;        /* the sub-network of SN_SCHEDULE_FIXED */
@@ -98,7 +101,8 @@ typedef struct sn_train_opts {
     int threads;            /* threads for compute (>= 1) */
 } sn_train_opts;
 
-/* Defaults: sandwich with 2 random members, distillation on, uniform
+/* Defaults: sandwich with 2 random members, distillation on (teacher's
+ * share 1, no ramp), uniform
  * sampling (8 buckets for macs), sortednet 4 members, progressive phases
  * 0.25 each, deps delay 0.5 and ramp 0.1, channel sorting on, smoothing
  * 0.1, clip 1.0, AdamW lr 1e-3 (min 1e-5), betas 0.9/0.999, eps 1e-8,
@@ -146,6 +150,16 @@ unsigned sn_schedule_open_dims(const sn_train_opts *o, int64_t step);
  * one set of weights and one AdamW step, so a per-member learning-rate
  * ramp is this weight on the member's loss (and so on its gradient). */
 float sn_schedule_weight(const sn_train_opts *o, int64_t step);
+
+/* The teacher's share of a distilled member's target at step `step`: A =
+ * o->distill_weight from step R = floor(T * distill_ramp + 1e-6) on, and
+ * A * step / R before (R > 0): 0 at step 0.  A student's target is
+ * share * the teacher's probabilities + (1 - share) * its smoothed label,
+ * so its loss is share * the distillation loss + (1 - share) * the label
+ * loss. */
+float sn_distill_share(const sn_train_opts *o, int64_t step);
+/* R above: the first step at the full share (0: no ramp). */
+int64_t sn_distill_ramp_end(const sn_train_opts *o);
 
 /* Whether the trainer sorts channels by importance before step (that
  * is, once step steps are done): with n_sort_at > 0 exactly before the
@@ -207,16 +221,17 @@ int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int
 /* The pieces of a step that every layout shares (mpi/pipeline runs the
  * same step split over ranks):
  *
- * sn_member_loss: the loss of member k (of n) over rows of logits (rows, C)
- * — against the teacher's probabilities when k > 0 and distilling (the
- * schedule has a teacher, distill is on and n > 1), else against labels
- * with label smoothing — returned as the mean over the rows; dlogits
- * receives scale * its gradient (callers fold the member's loss weight
- * into scale).  Member 0 writes its probabilities into teacher (rows, C)
- * when distilling. */
-float sn_member_loss(const sn_train_opts *o, int k, int n, float *dlogits, float *teacher,
-                     const float *logits, const int32_t *labels, int64_t rows, int64_t C,
-                     float scale);
+ * sn_member_loss: the loss of member k (of n) at step `step` over rows of
+ * logits (rows, C) — against the teacher's targets when k > 0 and
+ * distilling (the schedule has a teacher, distill is on and n > 1), else
+ * against labels with label smoothing — returned as the mean over the
+ * rows; dlogits receives scale * its gradient (callers fold the member's
+ * loss weight into scale).  Member 0 writes the targets into teacher
+ * (rows, C) when distilling: its probabilities, blended with the smoothed
+ * labels when sn_distill_share(o, step) < 1. */
+float sn_member_loss(const sn_train_opts *o, int64_t step, int k, int n, float *dlogits,
+                     float *teacher, const float *logits, const int32_t *labels, int64_t rows,
+                     int64_t C, float scale);
 /* SN_OK if every member's loss and the gradient norm are finite; else
  * SN_ERR naming the step and the first non-finite member. */
 int sn_step_check(const sn_step_stats *st, int64_t step, char *err, size_t errlen);

@@ -76,6 +76,11 @@ expect 2 "--sandwich-random is for --schedule sandwich, progressive or deps" \
     train --schedule sortednet --sandwich-random 3
 expect 2 "--no-distill is for --schedule sandwich, progressive or deps" \
     train --schedule sortednet --no-distill
+expect 2 "--distill-weight 0: must be in" train --distill-weight 0
+expect 2 "--distill-ramp 1.5: must be in" train --distill-ramp 1.5
+expect 2 "--distill-weight is for in-place distillation" train --no-distill --distill-weight 0.5
+expect 2 "--distill-ramp is for in-place distillation" train --schedule sortednet --distill-ramp 0.5
+expect 2 "--distill-weight is for in-place distillation" train --fixed-subnet max --distill-weight 0.5
 expect 2 "--sample-by 'flops': expected uniform" train --sample-by flops
 expect 2 "--macs-buckets is for --sample-by macs or log-macs" train --macs-buckets 4
 expect 2 "--macs-buckets 0: must be in 1..1000" train --sample-by macs --macs-buckets 0

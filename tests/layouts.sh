@@ -108,8 +108,9 @@ if [ -z "$only" ] || [ "$only" = image ]; then
     fi
 
     # the member loss weights of --schedule deps (a full-network step, then
-    # a ramp of 1/3, 2/3, 1) are the same on every layout
-    deps="--schedule deps --deps-delay 0.25 --deps-ramp 0.75"
+    # a ramp of 1/3, 2/3, 1) and the students' targets blended with the
+    # labels (the teacher's share ramped in) are the same on every layout
+    deps="--schedule deps --deps-delay 0.25 --deps-ramp 0.75 --distill-weight 0.5 --distill-ramp 0.5"
     if run image-deps-1 1 $image $deps; then
         for layout in "2 --dp 2" "4 --pp 2 --sp 2 --micro-batches 2"; do
             set -- $layout

@@ -16,6 +16,7 @@
 #include "io/data.h"
 #include "src/arch.h"
 #include "src/model.h"
+#include "src/ops.h"
 #include "src/rng.h"
 #include "src/tensor.h"
 #include "src/train.h"
@@ -394,12 +395,12 @@ static void test_sortednet(void **state)
     float teacher[R * C] = {0.25f, 0.25f, 0.25f, 0.25f, 0.7f, 0.1f, 0.1f, 0.1f, 0, 0, 0, 1};
     float dl[R * C], dl_hard[R * C], teacher2[R * C];
     memcpy(teacher2, teacher, sizeof teacher);
-    float a = sn_member_loss(&o, 1, 4, dl, teacher, logits, labels, R, C, 1.0f);
-    float b = sn_member_loss(&hard, 1, 4, dl_hard, teacher2, logits, labels, R, C, 1.0f);
+    float a = sn_member_loss(&o, 5, 1, 4, dl, teacher, logits, labels, R, C, 1.0f);
+    float b = sn_member_loss(&hard, 5, 1, 4, dl_hard, teacher2, logits, labels, R, C, 1.0f);
     assert_true(a == b);
     assert_memory_equal(dl, dl_hard, sizeof dl);
     /* and member 0 writes no teacher */
-    sn_member_loss(&o, 0, 4, dl, teacher, logits, labels, R, C, 1.0f);
+    sn_member_loss(&o, 5, 0, 4, dl, teacher, logits, labels, R, C, 1.0f);
     assert_memory_equal(teacher, teacher2, sizeof teacher);
     /* out of range */
     char err[256];
@@ -408,6 +409,66 @@ static void test_sortednet(void **state)
     assert_string_equal(err, "--subnets-per-step 0: must be in 1..10");
     o.subnets_per_step = SN_MAX_MEMBERS + 1;
     assert_int_equal(sn_train_opts_check(&o, err, sizeof err), SN_ERR);
+}
+
+
+/* --distill-weight A, --distill-ramp F: the teacher's share ramps from 0
+ * at step 0 to A at step floor(T F), then stays; a student's loss and
+ * gradient are share * those against the teacher's probabilities + (1 -
+ * share) * those against its smoothed label. */
+static void test_distill_share(void **state)
+{
+    (void)state;
+    sn_train_opts o = sched_opts(SN_SCHEDULE_SANDWICH, 100);
+    char err[256];
+    assert_true(sn_distill_share(&o, 0) == 1.0f); /* the default: the teacher alone */
+    o.distill_weight = 0.5f;
+    o.distill_ramp = 0.4;
+    assert_int_equal(sn_train_opts_check(&o, err, sizeof err), SN_OK);
+    assert_true(sn_distill_share(&o, 0) == 0.0f);
+    assert_float_equal(sn_distill_share(&o, 10), 0.125, 1e-7);
+    assert_float_equal(sn_distill_share(&o, 39), 0.5 * 39 / 40, 1e-7);
+    assert_true(sn_distill_share(&o, 40) == 0.5f);
+    assert_true(sn_distill_share(&o, 99) == 0.5f);
+    o.distill_ramp = 0.0;
+    assert_true(sn_distill_share(&o, 0) == 0.5f);
+
+    enum { R = 3, C = 4 };
+    const float logits_t[R * C] = {2, 0, 1, -1, 0, 3, 0.5f, 0, 1, 1, -1, 2};
+    const float logits_s[R * C] = {1, 2, 0, -1, 0.5f, 0.5f, 3, 0, -2, 1, 1, 0};
+    const int32_t labels[R] = {0, 1, 3};
+    const float eps = o.label_smoothing;
+    o.distill_ramp = 0.4;
+    const float share = sn_distill_share(&o, 10); /* 0.125 */
+    float teacher[R * C], probs[R * C], dl[R * C], dl_soft[R * C], dl_hard[R * C];
+    sn_member_loss(&o, 10, 0, 4, dl, teacher, logits_t, labels, R, C, 1.0f);
+    sn_softmax(probs, logits_t, R, C, 1.0f);
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++) {
+            const double label = eps / C + (j == labels[i] ? 1.0 - eps : 0.0);
+            assert_float_equal(teacher[i * C + j], share * probs[i * C + j] + (1 - share) * label,
+                               1e-6);
+        }
+    const float blended = sn_member_loss(&o, 10, 1, 4, dl, teacher, logits_s, labels, R, C, 2.0f);
+    const float soft = sn_xent_soft(dl_soft, logits_s, probs, R, C, 2.0f);
+    const float hard = sn_xent_hard(dl_hard, NULL, logits_s, labels, R, C, eps, 2.0f);
+    assert_float_equal(blended, share * soft + (1 - share) * hard, 1e-5);
+    for (int i = 0; i < R * C; i++)
+        assert_float_equal(dl[i], share * dl_soft[i] + (1 - share) * dl_hard[i], 1e-6);
+    /* at share 1 the teacher's targets are its probabilities, bit for bit */
+    sn_member_loss(&o, 40, 0, 4, dl, teacher, logits_t, labels, R, C, 1.0f);
+    assert_memory_not_equal(teacher, probs, sizeof probs); /* share 0.5 */
+    o.distill_weight = 1.0f;
+    sn_member_loss(&o, 40, 0, 4, dl, teacher, logits_t, labels, R, C, 1.0f);
+    assert_memory_equal(teacher, probs, sizeof probs);
+    /* out of range */
+    o.distill_weight = 0.0f;
+    assert_int_equal(sn_train_opts_check(&o, err, sizeof err), SN_ERR);
+    assert_string_equal(err, "--distill-weight 0: must be in (0, 1]");
+    o.distill_weight = 1.0f;
+    o.distill_ramp = 1.5;
+    assert_int_equal(sn_train_opts_check(&o, err, sizeof err), SN_ERR);
+    assert_string_equal(err, "--distill-ramp 1.5: must be in [0, 1]");
 }
 
 /* Per elastic dimension, whether any of nets differs from the largest. */
@@ -839,6 +900,7 @@ int main(void)
     const struct CMUnitTest schedules[] = {
         cmocka_unit_test(test_sandwich_unchanged),
         cmocka_unit_test(test_sortednet),
+        cmocka_unit_test(test_distill_share),
         cmocka_unit_test(test_progressive),
         cmocka_unit_test(test_deps),
         cmocka_unit_test(test_sample_by_macs),

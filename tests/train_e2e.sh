@@ -68,8 +68,10 @@ same() { # two checkpoints: every tensor identical (inspect --diff --all)
 }
 # deps sorts on demand (--sort-channels 3,7): at step 3, where it would by
 # itself, and at step 7, where the stopped run is continued; it draws by
-# log-MACs
-for sched in "progressive --sample-by macs" \
+# log-MACs.  progressive's students learn from targets blended with the
+# labels, the teacher's share ramped to 0.5 at step 9 (stopped inside the ramp)
+prog="progressive --sample-by macs --distill-weight 0.5 --distill-ramp 0.75"
+for sched in "$prog" \
     "deps --deps-delay 0.25 --deps-ramp 0.5 --sort-channels 3,7 --sample-by log-macs"; do
     name=${sched%% *}
     # shellcheck disable=SC2086
@@ -100,12 +102,22 @@ grep -q "^step 7: heads and MLP units sorted by importance" "$dir/deps.resumed" 
 [ "$(grep -c "sorted by importance" "$dir/progressive-ref/log")" -eq 1 ] ||
     { echo "FAIL: more than one channel sort in the progressive log"; exit 1; }
 # shellcheck disable=SC2086
-"$sn" train $small --schedule progressive --sample-by macs --sort-channels off \
+"$sn" train $small --schedule $prog --sort-channels off \
     --run-dir "$dir/progressive-nosort" >"$dir/progressive-nosort.out"
 if grep -q "sorted by importance" "$dir/progressive-nosort/log" ||
     same "$dir/progressive-ref/checkpoints/ckpt-00000012.h5" \
         "$dir/progressive-nosort/checkpoints/ckpt-00000012.h5" >/dev/null; then
     echo "FAIL: --sort-channels off sorted, or trained what auto trains"; exit 1
+fi
+# the blend is said and trains other weights than the teacher alone
+grep -q "schedule progressive (by MACs), teacher's share of the targets ramped from 0 to 0.5 at step 9," \
+    "$dir/progressive-ref/log" || { echo "FAIL: train's header does not state the blend"; exit 1; }
+# shellcheck disable=SC2086
+"$sn" train $small --schedule progressive --sample-by macs --run-dir "$dir/progressive-teacher" \
+    >"$dir/progressive-teacher.out"
+if same "$dir/progressive-ref/checkpoints/ckpt-00000012.h5" \
+        "$dir/progressive-teacher/checkpoints/ckpt-00000012.h5" >/dev/null; then
+    echo "FAIL: --distill-weight 0.5 trained what the teacher alone trains"; exit 1
 fi
 grep -q "^step 7: deps ramp: loss weight 0.83 for all but the largest, drawn by log-MACs$" \
     "$dir/deps.resumed"
