@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""torch_train_ref.py: one architecture trained alone in PyTorch with supernest's recipe.
+
+The quality report (docs/QUALITY.md) compares sub-networks cut from the
+supernet with the same architectures trained alone by supernest
+(`supernest train --fixed-subnet S`).  This script trains the same
+architecture in PyTorch with the same recipe, so that a stand-alone
+accuracy can be told apart from an artefact of supernest's own code:
+
+    model      load_subnet_torch.SubnetViT (the model of src/model.c)
+    init       matrices and positions N(0, 0.02), biases 0, LayerNorm gains 1
+    data       Fashion-MNIST IDX files; --val-size training images held out
+               (a random split); pixels (v/255 - mean)/std with the mean and
+               std of the training images kept; PxP patches as tokens; a new
+               random order every epoch; steps of --batch-size images, as many
+               as ceil(kept images / batch) per epoch
+    loss       cross-entropy with label smoothing
+    optimizer  AdamW, decoupled weight decay on the weight matrices only,
+               linear warm-up then cosine decay to --min-lr (sn_lr_at),
+               gradient norm clipped
+
+It is not a bit-for-bit twin (the random streams differ) but the same
+recipe.  Prints the validation and test accuracy as one JSON line, and
+with --log-every a line every N steps on stderr.
+
+    /usr/bin/python3 scripts/torch_train_ref.py --subnet STRING [--epochs 6]
+        [--batch-size 128] [--lr 0.001] [--seed 1] [--threads 2] ...
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError as exc:
+    sys.exit(f"torch_train_ref.py: {exc}; install python3-torch and python3-numpy (Debian) "
+             "for /usr/bin/python3")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from load_subnet_torch import DEFAULT_DATA, SubnetViT, make_preprocess, read_idx  # noqa: E402
+from supernet_torch import parse_subnet  # noqa: E402
+
+
+def usage_error(msg):
+    """Bad arguments: one line naming the problem, exit 2."""
+    print(f"torch_train_ref.py: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def lr_at(step, lr, min_lr, warmup, total):
+    """supernest's schedule (src/optim.c sn_lr_at)."""
+    if warmup > 0 and step < warmup:
+        return lr * (step + 1) / warmup
+    span = total - warmup
+    if span <= 0:
+        return lr
+    frac = min(1.0, (step - warmup) / span)
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def accuracy(model, tokens, labels, batch=500):
+    model.eval()
+    right = 0
+    with torch.no_grad():
+        for i in range(0, len(labels), batch):
+            right += (model(tokens[i:i + batch]).argmax(1) == labels[i:i + batch]).sum().item()
+    model.train()
+    return right / max(1, len(labels))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--subnet", required=True, help="canonical sub-network string, e.g. "
+                   "e192-d3.3-h3.3.3.3.3.3-f768.768.768.768.768.768")
+    p.add_argument("--data", default=DEFAULT_DATA, help="directory of Fashion-MNIST IDX files")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--steps", type=int, default=0, help="optimizer steps (overrides --epochs)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--min-lr", type=float, default=1e-5)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup", type=int, default=-1, help="-1: 5%% of the run")
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--val-size", type=int, default=5000)
+    p.add_argument("--train-subset", type=int, default=0, help="first N training images only")
+    p.add_argument("--test-limit", type=int, default=0, help="first N test images only")
+    p.add_argument("--patch", type=int, default=4)
+    p.add_argument("--head-dim", type=int, default=64)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--log-every", type=int, default=0)
+    a = p.parse_args()
+    try:
+        net = parse_subnet(a.subnet)
+    except ValueError as exc:
+        usage_error(str(exc))
+    if a.batch_size < 1 or a.epochs < 1 or a.steps < 0 or a.val_size < 0:
+        usage_error("--batch-size and --epochs must be positive, --steps and --val-size "
+                    "not negative")
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    try:
+        images = read_idx(os.path.join(a.data, "train-images-idx3-ubyte.gz"))
+        labels = read_idx(os.path.join(a.data, "train-labels-idx1-ubyte.gz"))
+        test_images = read_idx(os.path.join(a.data, "t10k-images-idx3-ubyte.gz"))
+        test_labels = read_idx(os.path.join(a.data, "t10k-labels-idx1-ubyte.gz"))
+    except (OSError, ValueError) as exc:
+        sys.exit(f"torch_train_ref.py: {exc}")
+    if a.train_subset:
+        images, labels = images[:a.train_subset], labels[:a.train_subset]
+    if a.test_limit:
+        test_images, test_labels = test_images[:a.test_limit], test_labels[:a.test_limit]
+    if a.val_size >= len(labels):
+        usage_error(f"--val-size {a.val_size} leaves no training images of {len(labels)}")
+    order = rng.permutation(len(labels))
+    val_idx, train_idx = order[:a.val_size], order[a.val_size:]
+    kept = images[train_idx].astype(np.float64) / 255.0
+    mean, std = float(kept.mean()), float(kept.std())
+    rows, cols = images.shape[1:]
+    if rows % a.patch or cols % a.patch:
+        usage_error(f"--patch {a.patch} does not divide {rows}x{cols} images")
+    prep = make_preprocess(a.patch, rows, cols, mean, std)
+    x_train, y_train = prep(images[train_idx]), torch.from_numpy(labels[train_idx].astype(np.int64))
+    x_val, y_val = prep(images[val_idx]), torch.from_numpy(labels[val_idx].astype(np.int64))
+    x_test, y_test = prep(test_images), torch.from_numpy(test_labels.astype(np.int64))
+
+    n_tokens, token_dim = x_train.shape[1], x_train.shape[2]
+    n_classes = int(max(labels.max(), test_labels.max())) + 1
+    model = SubnetViT(n_tokens, token_dim, net["embed"], net["heads"], net["mlp"], a.head_dim,
+                      n_classes)
+    decay, other = [], []
+    with torch.no_grad():
+        for name, t in model.named_parameters():
+            if name.endswith("ln1.weight") or name.endswith("ln2.weight") or name == "norm.weight":
+                t.fill_(1.0)
+            elif t.ndim == 2:  # the weight matrices and the positions
+                t.normal_(0.0, 0.02)
+            else:
+                t.zero_()
+            (decay if t.ndim == 2 and name != "pos_embed" else other).append(t)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
+                             {"params": other, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
+
+    n, B = len(y_train), a.batch_size
+    per_epoch = (n + B - 1) // B
+    total = a.steps if a.steps else a.epochs * per_epoch
+    warmup = a.warmup if a.warmup >= 0 else total // 20
+    stream = np.empty(0, dtype=np.int64)
+    t0 = time.perf_counter()
+    for step in range(total):
+        while len(stream) < B:
+            stream = np.concatenate([stream, rng.permutation(n)])
+        idx, stream = torch.from_numpy(stream[:B]), stream[B:]
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, a.lr, a.min_lr, warmup, total)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x_train[idx]), y_train[idx],
+                               label_smoothing=a.label_smoothing)
+        loss.backward()
+        if a.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
+        opt.step()
+        if a.log_every and ((step + 1) % a.log_every == 0 or step + 1 == total):
+            print(f"step {step + 1}/{total} loss {loss.item():.4f} "
+                  f"{B * (step + 1) / (time.perf_counter() - t0):.1f} images/s", file=sys.stderr)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"subnet": a.subnet, "steps": total, "epochs": total / per_epoch,
+                      "val_accuracy": round(accuracy(model, x_val, y_val), 6),
+                      "test_accuracy": round(accuracy(model, x_test, y_test), 6),
+                      "test_images": len(y_test), "train_seconds": round(seconds, 1),
+                      "threads": a.threads}))
+
+
+if __name__ == "__main__":
+    main()
