@@ -101,9 +101,9 @@ typedef struct sn_train_opts {
     int threads;            /* threads for compute (>= 1) */
 } sn_train_opts;
 
-/* Defaults: sandwich with 2 random members, distillation on (teacher's
- * share 1, no ramp), uniform
- * sampling (8 buckets for macs), sortednet 4 members, progressive phases
+/* Defaults: sandwich with 2 random members, distillation on (the
+ * teacher's share 1, no ramp), uniform sampling (8 buckets for macs),
+ * sortednet 4 members, progressive phases
  * 0.25 each, deps delay 0.5 and ramp 0.1, channel sorting on, smoothing
  * 0.1, clip 1.0, AdamW lr 1e-3 (min 1e-5), betas 0.9/0.999, eps 1e-8,
  * weight decay 0.05, warm-up 5% of total. */
