@@ -841,7 +841,7 @@ static void print_header(train_ctx *c, const sn_train_opts *to)
     const train_args *a = c->a;
     char schedule_text[160], blend[96] = "";
     const char *by = sn_sample_by_label(to->sample_by);
-    if (to->distill && !a->fixed_subnet && to->schedule != SN_SCHEDULE_SORTEDNET) {
+    if (sn_schedule_has_teacher(to)) {
         const int64_t full = sn_distill_ramp_end(to);
         if (full > 0)
             snprintf(blend, sizeof blend, ", teacher's share of the targets ramped from 0 to %g "

@@ -427,9 +427,15 @@ int sn_train_members(const sn_space *s, const sn_train_opts *o, int64_t step, sn
 }
 
 /* Whether the members after the first learn from its predictions. */
+bool sn_schedule_has_teacher(const sn_train_opts *o)
+{
+    return o->distill && o->schedule != SN_SCHEDULE_SORTEDNET &&
+           o->schedule != SN_SCHEDULE_FIXED;
+}
+
 static bool distilling(const sn_train_opts *o, int n)
 {
-    return o->distill && n > 1 && o->schedule != SN_SCHEDULE_SORTEDNET;
+    return n > 1 && sn_schedule_has_teacher(o);
 }
 
 /* The students' targets in place of the teacher's probabilities p (rows,

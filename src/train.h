@@ -160,6 +160,9 @@ float sn_schedule_weight(const sn_train_opts *o, int64_t step);
 float sn_distill_share(const sn_train_opts *o, int64_t step);
 /* R above: the first step at the full share (0: no ramp). */
 int64_t sn_distill_ramp_end(const sn_train_opts *o);
+/* Whether the schedule's students learn from a teacher: distillation on,
+ * and a schedule with one (not sortednet, not a fixed sub-network). */
+bool sn_schedule_has_teacher(const sn_train_opts *o);
 
 /* Whether the trainer sorts channels by importance before step (that
  * is, once step steps are done): with n_sort_at > 0 exactly before the
