@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "io/idx.h"
+#include "src/arch.h"
 #include "src/util.h"
 
 #define FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
@@ -205,47 +206,55 @@ int sn_split_indices(int64_t total, int64_t n_val, uint64_t seed, int64_t **trai
     return SN_OK;
 }
 
-int sn_patch_dims(const sn_images *x, int p, int *n_tokens, int *token_dim, char *err,
-                  size_t errlen)
+int sn_patch_dims(const sn_images *x, int p, bool stem, int *n_tokens, int *token_dim,
+                  char *err, size_t errlen)
 {
     if (p <= 0 || x->rows % p != 0 || x->cols % p != 0)
         return sn_errf(err, errlen, "patch size %d does not divide the %dx%d images", p, x->rows,
                        x->cols);
+    if (stem && p % 2 != 0)
+        return sn_errf(err, errlen, "patch size %d is odd: the convolutional stem (stride 2) "
+                       "needs an even one", p);
     *n_tokens = (x->rows / p) * (x->cols / p);
-    *token_dim = p * p;
+    *token_dim = sn_image_token_dim(p, stem);
     return SN_OK;
 }
 
 /* p must satisfy sn_patch_dims and every idx[i] must be in [0, x->n). */
-void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p, sn_norm norm,
-                     float *out, int32_t *labels)
+void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p, bool stem,
+                     sn_norm norm, float *out, int32_t *labels)
 {
     SN_CHECK(p > 0 && x->rows % p == 0 && x->cols % p == 0);
-    sn_images_batch_at(x, idx, b, p, norm, NULL, (x->rows / p) * (x->cols / p), out, labels);
+    sn_images_batch_at(x, idx, b, p, stem, norm, NULL, (x->rows / p) * (x->cols / p), out,
+                       labels);
 }
 
-void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p, sn_norm norm,
-                        const int32_t *pos, int64_t tl, float *out, int32_t *labels)
+void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p, bool stem,
+                        sn_norm norm, const int32_t *pos, int64_t tl, float *out,
+                        int32_t *labels)
 {
-    SN_CHECK(p > 0 && x->rows % p == 0 && x->cols % p == 0);
+    SN_CHECK(p > 0 && x->rows % p == 0 && x->cols % p == 0 && (!stem || p % 2 == 0));
     /* One table entry per byte value, computed exactly as the documented
      * formula so that tokens match it bit for bit. */
     float lut[256];
     for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - norm.mean) / norm.std;
     const int pc_n = x->cols / p, n_tokens = (x->rows / p) * pc_n;
+    /* the token's window: w x w pixels from `before` ahead of its patch */
+    const int w = stem ? p + SN_STEM_EXTRA : p, before = stem ? SN_STEM_BEFORE : 0;
     const size_t npix = (size_t)x->rows * (size_t)x->cols;
     for (int64_t i = 0; i < b; i++) {
         SN_CHECK(idx[i] >= 0 && idx[i] < x->n);
         const uint8_t *img = x->pixels + (size_t)idx[i] * npix;      // (rows, cols)
-        float *tok = out + (size_t)i * (size_t)tl * (size_t)(p * p); // (tl, p*p)
+        float *tok = out + (size_t)i * (size_t)tl * (size_t)(w * w); // (tl, w*w)
         for (int64_t k = 0; k < tl; k++) {
             const int t = pos ? pos[k] : (int)k;
             SN_CHECK(t >= 0 && t < n_tokens);
-            const int pr = t / pc_n, pc = t % pc_n;
-            for (int y = 0; y < p; y++) {
-                const uint8_t *src = img + (size_t)(pr * p + y) * x->cols + (size_t)pc * p;
-                for (int xx = 0; xx < p; xx++) *tok++ = lut[src[xx]];
-            }
+            const int r0 = (t / pc_n) * p - before, c0 = (t % pc_n) * p - before;
+            for (int y = r0; y < r0 + w; y++)
+                for (int xx = c0; xx < c0 + w; xx++)
+                    *tok++ = y >= 0 && y < x->rows && xx >= 0 && xx < x->cols
+                                 ? lut[img[(size_t)y * x->cols + (size_t)xx]]
+                                 : 0.0f;
         }
         labels[i] = x->labels[idx[i]];
     }

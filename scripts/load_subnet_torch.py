@@ -9,7 +9,8 @@ this repository (copy it next to your application):
 
     from load_subnet_torch import load_model
     model, preprocess, info = load_model("model.h5")
-    tokens = preprocess(images_uint8)          # (N, rows, cols) -> (N, T, patch^2)
+    tokens = preprocess(images_uint8)          # (N, rows, cols) -> (N, T, patch^2),
+                                               # with a stem the images (N, 1, rows, cols)
     with torch.no_grad():
         logits = model(tokens)                 # (N, n_classes)
 
@@ -19,6 +20,10 @@ raw float32 bytes) when python3-xxhash is installed (otherwise it warns
 and skips the verification).
 
 The model (pre-LN transformer encoder, as src/model.c):
+    with a convolutional stem (/config stem_channels C1, C2; weights stem.*):
+        y = gelu_tanh(conv2(gelu_tanh(conv1(images))))   conv1 3x3, 1 -> C1, padding 2;
+                                                       conv2 3x3, C1 -> C2, stride 2
+        tokens = the (patch/2)x(patch/2) blocks of y, position-major (channels last)
     x = tokens @ patch_embed.weight^T + patch_embed.bias + pos_embed
     per block i (h_i heads of head_dim D, MLP width f_i, read off the shapes):
         x = x + proj(attn(qkv(LN1(x))))     qkv rows head-major: [q(D) k(D) v(D)] per head
@@ -127,14 +132,39 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+class Stem(nn.Module):
+    """The convolutional stem: images (N, 1, rows, cols) -> tokens (N, T,
+    (patch/2)^2 * C2).  stem.conv1.weight and stem.conv2.weight are stored
+    in the file as (C1, 9) and (C2, C1*9): these convolutions' weights,
+    flattened."""
+
+    def __init__(self, c1, c2, patch):
+        super().__init__()
+        if patch % 2:
+            raise ValueError(f"patch {patch} is odd: the stem needs an even one")
+        self.grid = patch // 2
+        self.conv1 = nn.Conv2d(1, c1, 3, padding=2)
+        self.conv2 = nn.Conv2d(c1, c2, 3, stride=2)
+
+    def forward(self, images):
+        y = F.gelu(self.conv1(images), approximate="tanh")
+        y = F.gelu(self.conv2(y), approximate="tanh")   # (N, C2, rows/2, cols/2)
+        n, c, h, w = y.shape
+        g = self.grid
+        y = y.view(n, c, h // g, g, w // g, g).permute(0, 2, 4, 3, 5, 1)
+        return y.reshape(n, (h // g) * (w // g), g * g * c)
+
+
 class SubnetViT(nn.Module):
-    """A supernest sub-network: tokens (N, T, P) -> logits (N, C).  Parameter
+    """A supernest sub-network: tokens (N, T, P) -> logits (N, C), or with
+    stem=(C1, C2, patch) images (N, 1, rows, cols) -> logits.  Parameter
     names equal the dataset names under /weights of the model file."""
 
-    def __init__(self, n_tokens, token_dim, embed, heads, mlp, head_dim, n_classes):
+    def __init__(self, n_tokens, token_dim, embed, heads, mlp, head_dim, n_classes, stem=None):
         super().__init__()
         if len(heads) != len(mlp):
             raise ValueError(f"{len(heads)} heads values for {len(mlp)} MLP widths")
+        self.stem = Stem(*stem) if stem else None
         self.patch_embed = nn.Linear(token_dim, embed)
         self.pos_embed = nn.Parameter(torch.zeros(n_tokens, embed))
         self.blocks = nn.ModuleList(Block(embed, h, head_dim, f) for h, f in zip(heads, mlp))
@@ -142,6 +172,8 @@ class SubnetViT(nn.Module):
         self.head = nn.Linear(embed, n_classes)
 
     def forward(self, tokens):
+        if self.stem is not None:
+            tokens = self.stem(tokens)
         x = self.patch_embed(tokens) + self.pos_embed
         for block in self.blocks:
             x = block(x)
@@ -169,11 +201,12 @@ def _ints(attrs, name, path):
     return [int(v) for v in np.asarray(attrs[name]).reshape(-1)]
 
 
-def make_preprocess(patch, rows, cols, norm_mean, norm_std):
+def make_preprocess(patch, rows, cols, norm_mean, norm_std, stem=False):
     """The file's preprocessing: uint8 images (N, rows, cols) (numpy or torch)
     -> float32 tokens (N, (rows/patch)*(cols/patch), patch*patch), a pixel v
     becoming (v/255 - mean)/std evaluated in float32 (as supernest does),
-    tokens row-major over patches, values row-major inside a patch."""
+    tokens row-major over patches, values row-major inside a patch.  With
+    stem: the normalised images (N, 1, rows, cols), which the stem cuts."""
     f32 = np.float32
     lut = (np.arange(256, dtype=f32) / f32(255.0) - f32(norm_mean)) / f32(norm_std)
     lut = lut.astype(f32)
@@ -190,6 +223,8 @@ def make_preprocess(patch, rows, cols, norm_mean, norm_std):
             raise ValueError(f"preprocess: expected images of shape (N, {rows}, {cols}), "
                              f"got {images.shape}")
         n = images.shape[0]
+        if stem:
+            return torch.from_numpy(np.ascontiguousarray(lut[images].reshape(n, 1, rows, cols)))
         x = lut[images].reshape(n, rows // patch, patch, cols // patch, patch)
         x = x.transpose(0, 1, 3, 2, 4).reshape(n, (rows // patch) * (cols // patch), patch * patch)
         return torch.from_numpy(np.ascontiguousarray(x))
@@ -202,9 +237,10 @@ def load_model(path, verify=True):
 
     Returns (model, preprocess, info): model a SubnetViT in eval mode
     (float32, CPU), preprocess(images_uint8 (N, rows, cols)) -> tokens
-    (N, T, patch^2) the model expects, info a dict (subnet, embed, heads,
-    mlp, depth, head_dim, n_classes, patch, image_rows, image_cols,
-    norm_mean, norm_std, params, format_version, program_version, created,
+    (N, T, patch^2) the model expects (with a stem the normalised images
+    (N, 1, rows, cols)), info a dict (subnet, embed, heads, mlp, depth,
+    head_dim, n_classes, patch, image_rows, image_cols, stem_channels (None
+    without a stem), norm_mean, norm_std, params, format_version, program_version, created,
     checksums_verified).  Raises FormatError for a file this reader must
     not load: another format or format_version MAJOR, missing, extra or
     misshapen datasets, or a checksum mismatch.  verify=False skips the
@@ -240,6 +276,10 @@ def load_model(path, verify=True):
         norm_mean = _scalar(cfg, "norm_mean", path, np.float32)
         norm_std = _scalar(cfg, "norm_std", path, np.float32)
         depth = _ints(cfg, "max_depth", path)
+        stem = _ints(cfg, "stem_channels", path) if "stem_channels" in cfg else None
+        if stem is not None and (len(stem) != 2 or min(stem) <= 0):
+            raise FormatError(f"{path}: /config stem_channels {stem}: expected two positive "
+                              f"channel counts")
         subnet = _text(cfg.get("subnet", ""))
         program_version = _text(f.attrs.get("program_version", ""))
         created = _text(f.attrs.get("created", ""))
@@ -274,8 +314,9 @@ def load_model(path, verify=True):
         raise FormatError(f"{path}: /weights/patch_embed.weight is not 2-D")
     embed, token_dim = shape("patch_embed.weight")
     n_tokens = shape("pos_embed")[0]
-    if patch <= 0 or rows % patch or cols % patch or patch * patch != token_dim or \
-            (rows // patch) * (cols // patch) != n_tokens:
+    per_token = (patch // 2) ** 2 * stem[1] if stem else patch * patch
+    if patch <= 0 or rows % patch or cols % patch or per_token != token_dim or \
+            (stem and patch % 2) or (rows // patch) * (cols // patch) != n_tokens:
         raise FormatError(f"{path}: preprocessing ({rows}x{cols} images, patch {patch}) does not "
                           f"give the model's {n_tokens} tokens of {token_dim} values")
     n_blocks = 0
@@ -293,17 +334,21 @@ def load_model(path, verify=True):
         heads.append(rows_qkv // (3 * head_dim))
         mlp.append(shape(f"blocks.{i}.mlp.fc1.weight")[0])
 
-    model = SubnetViT(n_tokens, token_dim, embed, heads, mlp, head_dim, n_classes)
+    model = SubnetViT(n_tokens, token_dim, embed, heads, mlp, head_dim, n_classes,
+                      (stem[0], stem[1], patch) if stem else None)
     expected = model.state_dict()
     extra = sorted(set(weights) - set(expected))
     if extra:
         raise FormatError(f"{path}: unexpected dataset /weights/{extra[0]}")
     state = {}
     for name, t in expected.items():
-        if tuple(shape(name)) != tuple(t.shape):
+        # the stem's convolution weights are stored flattened to 2-D
+        want = (t.shape[0], t[0].numel()) if name.endswith("weight") and t.ndim == 4 \
+            else tuple(t.shape)
+        if tuple(shape(name)) != want:
             raise FormatError(f"{path}: /weights/{name} has shape {tuple(shape(name))}, "
-                              f"expected {tuple(t.shape)}")
-        state[name] = torch.from_numpy(weights[name])
+                              f"expected {want}")
+        state[name] = torch.from_numpy(weights[name]).reshape(t.shape)
     model.load_state_dict(state)
     model.eval()
 
@@ -311,12 +356,13 @@ def load_model(path, verify=True):
         "subnet": subnet, "embed": embed, "heads": heads, "mlp": mlp, "depth": depth,
         "head_dim": head_dim, "n_classes": n_classes, "n_tokens": n_tokens,
         "token_dim": token_dim, "patch": patch, "image_rows": rows, "image_cols": cols,
+        "stem_channels": stem,
         "norm_mean": float(norm_mean), "norm_std": float(norm_std),
         "params": sum(a.size for a in weights.values()),
         "format_version": version, "program_version": program_version, "created": created,
         "checksums_verified": xxh is not None,
     }
-    return model, make_preprocess(patch, rows, cols, norm_mean, norm_std), info
+    return model, make_preprocess(patch, rows, cols, norm_mean, norm_std, bool(stem)), info
 
 
 # ---- IDX files (MNIST format), gzip'd or raw -------------------------------

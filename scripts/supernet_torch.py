@@ -7,6 +7,10 @@ is directly comparable with the C model's gradient buffer (zeros outside
 the slices the sub-network used, and in the alignment padding).
 
 Model (pre-LN transformer encoder, elastic by prefix slicing):
+    with a convolutional stem (the table has stem.*), each token is the
+    (p+3) x (p+3) pixel window its stem output depends on, and
+    tokens = gelu(conv2_stride2(gelu(conv1(window)))) flattened position-major
+    (both 3x3 convolutions without padding here: the window holds it)
     x = tokens W_patch[:e]^T + b_patch[:e] + pos[:, :e]
     per kept block:  x = x + proj(attn(qkv(LN1(x))));  x = x + fc2(gelu(fc1(LN2(x))))
     logits = head(mean_t LN(x))
@@ -83,11 +87,27 @@ def _layernorm(x, g, b, e):
     return F.layer_norm(x, (e,), g[:e], b[:e], eps=LN_EPS)
 
 
+def stem_forward(p, windows):
+    """The stem token by token: windows (B, T, W*W) -> features (B, T, G*G*C2)."""
+    B, T, WW = windows.shape
+    W = math.isqrt(WW)
+    c1 = p["stem.conv1.weight"].shape[0]
+    c2 = p["stem.conv2.bias"].shape[0]
+    x = windows.reshape(B * T, 1, W, W)
+    x = F.gelu(F.conv2d(x, p["stem.conv1.weight"].view(c1, 1, 3, 3), p["stem.conv1.bias"]),
+               approximate="tanh")
+    x = F.gelu(F.conv2d(x, p["stem.conv2.weight"].view(c2, c1, 3, 3), p["stem.conv2.bias"],
+                        stride=2), approximate="tanh")
+    return x.permute(0, 2, 3, 1).reshape(B, T, -1)
+
+
 def subnet_forward(p, net, max_depth, head_dim, tokens):
     """Logits (B, C) of sub-network net (a parse_subnet dict) over tokens
     (B, T, P), with p the name -> tensor map at full supernet shapes."""
     e, D = net["embed"], head_dim
     B, T, _ = tokens.shape
+    if "stem.conv1.weight" in p:
+        tokens = stem_forward(p, tokens)
     x = tokens @ p["patch_embed.weight"][:e].T + p["patch_embed.bias"][:e]
     x = x + p["pos_embed"][:T, :e]
     for i, l in enumerate(kept_blocks(net, max_depth)):

@@ -89,7 +89,33 @@ int sn_space_validate(const sn_space *s, char *err, size_t errlen)
         check_positive("token_dim", s->token_dim, err, errlen) ||
         check_positive("n_classes", s->n_classes, err, errlen))
         return SN_ERR;
+    if (s->stem[0] == 0 && s->stem[1] == 0) return SN_OK;
+    if (s->stem[0] <= 0 || s->stem[1] <= 0 || s->stem[0] > SN_MAX_STEM ||
+        s->stem[1] > SN_MAX_STEM)
+        return sn_errf(err, errlen, "search space: stem channels %d,%d must both be in 1..%d "
+                       "(or both 0: no stem)", s->stem[0], s->stem[1], SN_MAX_STEM);
+    if (s->task != SN_TASK_IMAGE)
+        return sn_errf(err, errlen, "search space: a convolutional stem needs the image task");
+    if (sn_stem_grid(s) < 1)
+        return sn_errf(err, errlen, "search space: token_dim %d is not the (p+3)^2 window of an "
+                       "even patch size p that a convolutional stem takes", s->token_dim);
     return SN_OK;
+}
+
+int sn_stem_grid(const sn_space *s)
+{
+    if (!sn_space_has_stem(s)) return 0;
+    int w = 0;
+    while ((w + 1) * (w + 1) <= s->token_dim) w++;
+    if (w * w != s->token_dim || w < SN_STEM_EXTRA + 2 || (w - SN_STEM_EXTRA) % 2) return 0;
+    return (w - SN_STEM_EXTRA) / 2;
+}
+
+int sn_space_embed_in(const sn_space *s)
+{
+    if (!sn_space_has_stem(s)) return s->token_dim;
+    const int g = sn_stem_grid(s);
+    return g * g * s->stem[1];
 }
 
 int sn_space_max_blocks(const sn_space *s)
@@ -504,8 +530,10 @@ int sn_subnet_parse(const sn_space *s, const char *str, sn_subnet *out, char *er
 
 int64_t sn_subnet_params(const sn_space *s, const sn_subnet *n)
 {
-    const int64_t e = n->embed, t = s->n_tokens, p = s->token_dim, c = s->n_classes;
-    int64_t total = p * e + e   /* patch embedding, weight (P, E) and bias */
+    const int64_t e = n->embed, t = s->n_tokens, p = sn_space_embed_in(s), c = s->n_classes;
+    const int64_t c1 = s->stem[0], c2 = s->stem[1];
+    int64_t total = c1 * 9 + c1 + c2 * 9 * c1 + c2 /* stem (0 without one) */
+                  + p * e + e   /* patch embedding, weight (P, E) and bias */
                   + t * e       /* positions (T, E) */
                   + 2 * e       /* final norm */
                   + c * e + c;  /* classifier */
@@ -523,10 +551,15 @@ int64_t sn_subnet_params(const sn_space *s, const sn_subnet *n)
 
 int64_t sn_subnet_macs(const sn_space *s, const sn_subnet *n)
 {
-    const int64_t e = n->embed, t = s->n_tokens, p = s->token_dim, c = s->n_classes;
+    const int64_t e = n->embed, t = s->n_tokens, p = sn_space_embed_in(s), c = s->n_classes;
     int64_t total = s->task == SN_TASK_LM
                         ? t * e * c          /* embedding lookup; a prediction per token */
                         : t * p * e + e * c; /* patch embedding; one prediction per sequence */
+    if (sn_space_has_stem(s)) {
+        /* per token: conv1 at the (2g+1)^2 positions conv2 reads, conv2 at g^2 */
+        const int64_t g = sn_stem_grid(s), c1 = s->stem[0], c2 = s->stem[1];
+        total += t * ((2 * g + 1) * (2 * g + 1) * 9 * c1 + g * g * 9 * c1 * c2);
+    }
     for (int i = 0; i < n->n_blocks; i++) {
         const int64_t inner = (int64_t)n->heads[i] * s->head_dim, f = n->mlp[i];
         total += t * e * 3 * inner   /* qkv */
@@ -553,7 +586,7 @@ bool sn_space_equal(const sn_space *a, const sn_space *b)
            a->n_stages == b->n_stages && same_ints(a->min_depth, b->min_depth, a->n_stages) &&
            same_ints(a->max_depth, b->max_depth, a->n_stages) && a->head_dim == b->head_dim &&
            a->task == b->task && a->n_tokens == b->n_tokens && a->token_dim == b->token_dim &&
-           a->n_classes == b->n_classes;
+           a->n_classes == b->n_classes && a->stem[0] == b->stem[0] && a->stem[1] == b->stem[1];
 }
 
 static size_t put_list(char *buf, size_t len, size_t at, const char *label, const int *v, int n)
@@ -577,6 +610,9 @@ void sn_space_format(const sn_space *s, char *buf, size_t len)
         at += (size_t)snprintf(buf + at, len - at, "%s%d-%d", i ? "," : " ", s->min_depth[i],
                                s->max_depth[i]);
     if (at < len)
-        snprintf(buf + at, len - at, " head_dim %d %s tokens %dx%d classes %d", s->head_dim,
-                 s->task == SN_TASK_LM ? "lm" : "image", s->n_tokens, s->token_dim, s->n_classes);
+        at += (size_t)snprintf(buf + at, len - at, " head_dim %d %s tokens %dx%d classes %d",
+                               s->head_dim, s->task == SN_TASK_LM ? "lm" : "image", s->n_tokens,
+                               s->token_dim, s->n_classes);
+    if (sn_space_has_stem(s) && at < len)
+        snprintf(buf + at, len - at, " stem %d,%d", s->stem[0], s->stem[1]);
 }

@@ -25,6 +25,7 @@
 #define SN_MAX_STAGES 16
 #define SN_MAX_BLOCKS 64
 #define SN_SUBNET_STRLEN 1024
+#define SN_MAX_STEM 1024 /* channels of a stem convolution */
 
 /* What the tokens are and what the network predicts. */
 typedef enum sn_task {
@@ -49,8 +50,11 @@ typedef struct sn_space {
     /* fixed by the task */
     sn_task task;
     int n_tokens;                   /* sequence length t */
-    int token_dim;                  /* input values per token (patch size^2) */
+    int token_dim;                  /* input values per token: patch size^2, or with the
+                                       stem the (patch+3)^2 pixels of its window */
     int n_classes;                  /* classifier outputs */
+    int stem[2];                    /* image task: channels of the convolutional stem's two
+                                       convolutions; {0, 0}: none (see sn_stem_*) */
 } sn_space;
 
 typedef struct sn_subnet {
@@ -68,6 +72,36 @@ typedef struct sn_subnet {
  * embed 192, 3 heads, MLP 768. */
 void sn_space_default(sn_space *s);
 
+/* The convolutional stem (image task, optional): each token's patch of
+ * p x p pixels (p even) goes through
+ *     conv1: 3x3, 1 -> stem[0] channels, zero padding 2, stride 1, GELU
+ *     conv2: 3x3, stem[0] -> stem[1] channels, no padding, stride 2, GELU
+ * over the whole image, and the token is the (p/2) x (p/2) block of conv2's
+ * output at its patch (features position-major: (i*(p/2) + j)*stem[1] + c),
+ * which the patch embedding then projects to e.  conv2's output at row k
+ * sees pixels 2k-2 .. 2k+2, so a token sees the (p+3) x (p+3) window of
+ * pixels from 2 before its patch to 1 after (zeros outside the image): that
+ * window is the token's input (token_dim = (p+3)^2), and the stem is
+ * computed token by token, which lets a sequence-parallel rank compute its
+ * own tokens only. */
+/* Token side of the window for patch p with the stem: p + 3. */
+#define SN_STEM_EXTRA 3
+/* Pixels of the window before the patch (the rest, 1, after). */
+#define SN_STEM_BEFORE 2
+static inline bool sn_space_has_stem(const sn_space *s) { return s->stem[0] > 0; }
+/* Values per token of the image task for patch size p: p*p, or with a
+ * stem the (p+3)^2 pixels of its window. */
+static inline int sn_image_token_dim(int p, bool stem)
+{
+    const int w = stem ? p + SN_STEM_EXTRA : p;
+    return w * w;
+}
+/* p/2: conv2 outputs per token side (0 without a stem). */
+int sn_stem_grid(const sn_space *s);
+/* Values the patch embedding takes per token: token_dim without a stem,
+ * (p/2)^2 * stem[1] with one. */
+int sn_space_embed_in(const sn_space *s);
+
 /* Checks that every list is non-empty, ascending and positive, depths
  * consistent, dimensions positive.  SN_ERR with the field named. */
 int sn_space_validate(const sn_space *s, char *err, size_t errlen);
@@ -77,7 +111,8 @@ int sn_space_validate(const sn_space *s, char *err, size_t errlen);
 bool sn_space_equal(const sn_space *a, const sn_space *b);
 
 /* One-line description: "embed 64,96 heads 1,2 mlp 96,192 depths 1-3,1-3
- * head_dim 64 tokens 49x16 classes 10". */
+ * head_dim 64 image tokens 49x16 classes 10", then " stem 32,64" with a
+ * stem. */
 void sn_space_format(const sn_space *s, char *buf, size_t len);
 
 /* Total blocks of the supernet (sum of max_depth). */
@@ -128,12 +163,12 @@ int sn_subnet_format(const sn_subnet *n, char *buf, size_t len);
 /* Checks that n lies inside s (same checks as parse). */
 int sn_subnet_validate(const sn_space *s, const sn_subnet *n, char *err, size_t errlen);
 
-/* Trainable parameters a sub-network uses (patch embedding, positions,
- * blocks, final norm, classifier). */
+/* Trainable parameters a sub-network uses (stem, patch embedding,
+ * positions, blocks, final norm, classifier). */
 int64_t sn_subnet_params(const sn_space *s, const sn_subnet *n);
 /* Multiply-accumulates of one forward pass of one input sequence
- * (linear layers and the two attention products; norms and activations
- * are not counted). */
+ * (linear layers, the stem's convolutions as computed token by token, and
+ * the two attention products; norms and activations are not counted). */
 int64_t sn_subnet_macs(const sn_space *s, const sn_subnet *n);
 
 #endif

@@ -552,7 +552,8 @@ void sn_space_flags_default(sn_space_flags *f)
                                    lists[k][i]);
     }
     *f = (sn_space_flags){.embed = text[0], .heads = text[1], .mlp = text[2],
-                          .depths = text[3], .min_depths = text[4], .head_dim = s.head_dim};
+                          .depths = text[3], .min_depths = text[4], .head_dim = s.head_dim,
+                          .stem = "none"};
 }
 
 int sn_space_from_flags(const sn_space_flags *f, sn_space *s, char *err, size_t errlen)
@@ -580,5 +581,11 @@ int sn_space_from_flags(const sn_space_flags *f, sn_space *s, char *err, size_t 
         return sn_errf(err, errlen, "--min-depths '%s': %d values given for %d stages (--depths)",
                        f->min_depths, m, s->n_stages);
     s->head_dim = (int)f->head_dim;
+    if (strcmp(f->stem, "none") == 0) return SN_OK;
+    int k = sn_parse_int_list("--stem", f->stem, s->stem, 2, err, errlen);
+    if (k < 0) return SN_ERR;
+    if (k != 2 || s->stem[0] > SN_MAX_STEM || s->stem[1] > SN_MAX_STEM)
+        return sn_errf(err, errlen, "--stem '%s': expected none or two channel counts C1,C2 in "
+                       "1..%d", f->stem, SN_MAX_STEM);
     return SN_OK;
 }

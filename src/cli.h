@@ -103,10 +103,11 @@ int sn_parse_int_list(const char *what, const char *s, int *out, int max,
                       char *err, size_t errlen);
 
 /* The search-space options shared by train and latency-table: the
- * elastic choice lists as given (text) and the head width. */
+ * elastic choice lists as given (text), the head width and the stem. */
 typedef struct sn_space_flags {
     const char *embed, *heads, *mlp, *depths, *min_depths;
     int64_t head_dim;
+    const char *stem;       /* "C1,C2" or "none" */
 } sn_space_flags;
 
 /* The option-table entries of the flags in f (an sn_space_flags lvalue),
@@ -121,7 +122,10 @@ typedef struct sn_space_flags {
     {"min-depths", SN_OPT_STR, &(f).min_depths, "LIST", "search space: smallest depth of each stage",\
      0, 0, 0},                                                                                     \
     {"head-dim", SN_OPT_INT, &(f).head_dim, "D", "search space: channels per attention head", 1,    \
-     4096, 0}
+     4096, 0},                                                                                     \
+    {"stem", SN_OPT_STR, &(f).stem, "C1,C2|none", "image task: a convolutional stem before the "    \
+     "patch embedding, 3x3 convolutions of C1 and C2 channels (the second of stride 2); none: "      \
+     "the patches' pixels go straight into it", 0, 0, 0}
 
 /* Points f at the default space's lists, formatted into text (static
  * storage, for option defaults and --help). */

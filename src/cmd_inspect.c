@@ -194,7 +194,7 @@ static bool known_config(const char *name)
     static const char *known[] = {"embed_choices", "heads_choices", "mlp_choices", "min_depth",
                                   "max_depth", "head_dim", "n_tokens", "token_dim", "n_classes",
                                   "patch", "image_rows", "image_cols", "norm_mean", "norm_std",
-                                  "options", "subnet"};
+                                  "options", "subnet", "stem_channels"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcmp(name, known[i]) == 0) return true;
     return false;
@@ -333,6 +333,11 @@ static void print_text(const inspection *x)
         printf("%-14s %dx%d images in %dx%d patches, pixel v -> (v/255 - %.6g) / %.6g\n",
                "preprocessing", in->image_rows, in->image_cols, in->patch, in->patch,
                (double)in->norm_mean, (double)in->norm_std);
+        if (sn_space_has_stem(s))
+            printf("%-14s 3x3 convolutions of %d then %d channels (the second of stride 2), "
+                   "each token the %dx%d pixel window its %dx%d patch's outputs see\n", "stem",
+                   s->stem[0], s->stem[1], in->patch + SN_STEM_EXTRA, in->patch + SN_STEM_EXTRA,
+                   in->patch, in->patch);
     }
     if (in->is_model) {
         sn_subnet big;

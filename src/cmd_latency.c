@@ -38,7 +38,8 @@ typedef struct lat_args {
 
 /* Space options of `supernest train` that describe the space. */
 static const char *SPACE_OPTS[] = {"task", "embed-choices", "heads-choices", "mlp-choices",
-                                   "depths", "min-depths", "head-dim", "patch", "seq-len"};
+                                   "depths", "min-depths", "head-dim", "stem", "patch",
+                                   "seq-len"};
 
 /* The space from the default and the space options (as `supernest train`
  * reads them; the image task's tokens are the patches of a 28x28 image). */
@@ -53,10 +54,13 @@ static int build_space(const lat_args *a, sn_space *s, char *err, size_t errlen)
         if (IMAGE_SIDE % a->patch != 0)
             return sn_errf(err, errlen, "--patch %lld does not divide the %d-pixel image side",
                            (long long)a->patch, IMAGE_SIDE);
+        if (sn_space_has_stem(s) && a->patch % 2 != 0)
+            return sn_errf(err, errlen, "--patch %lld is odd: the convolutional stem (stride 2) "
+                           "needs an even one", (long long)a->patch);
         const int side = IMAGE_SIDE / (int)a->patch;
         s->task = SN_TASK_IMAGE;
         s->n_tokens = side * side;
-        s->token_dim = (int)(a->patch * a->patch);
+        s->token_dim = sn_image_token_dim((int)a->patch, sn_space_has_stem(s));
         s->n_classes = IMAGE_CLASSES;
     } else {
         return sn_errf(err, errlen, "--task '%s': expected image or lm", a->task);

@@ -329,7 +329,8 @@ static sn_eval_result group_eval(search_ctx *c, const sn_subnet *net)
                 c->g_ids[i] = sn_text_eval_start(&c->text, SN_TEXT_VAL, T, at + i);
             sn_text_batch(&c->text, c->g_ids, b, T, d->pos, tl, c->g_input, c->g_labels);
         } else {
-            sn_images_batch_at(&c->images, c->val_idx + at, b, ed.patch, ed.norm, d->pos, tl,
+            sn_images_batch_at(&c->images, c->val_idx + at, b, ed.patch,
+                               sn_space_has_stem(&c->model->space), ed.norm, d->pos, tl,
                                c->g_input, c->g_labels);
         }
         double l;

@@ -16,6 +16,8 @@ static int max_choice(const int *v, int n) { return v[n - 1]; }
 
 typedef struct dims {
     int64_t E, H, D, F, T, P, C, HD;
+    int64_t PI;             /* values per token of the input (token_dim) */
+    int64_t G, W1, C1, C2;  /* stem: outputs per token side, conv1 positions per side, channels */
 } dims;
 
 static dims space_dims(const sn_space *s)
@@ -27,8 +29,13 @@ static dims space_dims(const sn_space *s)
     d.D = s->head_dim;
     d.HD = d.H * d.D;
     d.T = s->n_tokens;
-    d.P = s->token_dim;
+    d.P = sn_space_embed_in(s);
+    d.PI = s->token_dim;
     d.C = s->n_classes;
+    d.G = sn_stem_grid(s);
+    d.W1 = 2 * d.G + 1;
+    d.C1 = s->stem[0];
+    d.C2 = s->stem[1];
     return d;
 }
 
@@ -61,6 +68,12 @@ int sn_param_table(const sn_space *s, sn_param_info *info, size_t *total)
     size_t off = 0;
     const sn_axis X = SN_AXIS_FIXED, E = SN_AXIS_EMBED, Q = SN_AXIS_QKV, H = SN_AXIS_HEADS,
                   F = SN_AXIS_MLP;
+    if (sn_space_has_stem(s)) {
+        add_tensor(info, &n, &off, "stem.conv1.weight", -1, d.C1, X, 9, X, true);
+        add_tensor(info, &n, &off, "stem.conv1.bias", -1, d.C1, X, 0, X, false);
+        add_tensor(info, &n, &off, "stem.conv2.weight", -1, d.C2, X, 9 * d.C1, X, true);
+        add_tensor(info, &n, &off, "stem.conv2.bias", -1, d.C2, X, 0, X, false);
+    }
     add_tensor(info, &n, &off, "patch_embed.weight", -1, d.E, E, d.P, X, true);
     add_tensor(info, &n, &off, "patch_embed.bias", -1, d.E, E, 0, X, false);
     add_tensor(info, &n, &off, "pos_embed", -1, d.T, X, d.E, E, false);
@@ -95,6 +108,12 @@ void sn_params_bind(const sn_space *s, float *base, sn_params *p)
     int n = sn_param_table(s, info, &total);
     int k = 0;
     memset(p, 0, sizeof *p);
+    if (sn_space_has_stem(s)) {
+        p->stem1_w = base + info[k++].offset;
+        p->stem1_b = base + info[k++].offset;
+        p->stem2_w = base + info[k++].offset;
+        p->stem2_b = base + info[k++].offset;
+    }
     p->patch_w = base + info[k++].offset;
     p->patch_b = base + info[k++].offset;
     p->pos = base + info[k++].offset;
@@ -177,9 +196,13 @@ sn_model *sn_model_create(const sn_space *s, uint64_t seed)
         if (is_layernorm_gain(t->name)) {
             for (size_t j = 0; j < t->count; j++) w[j] = 1.0f;
         } else if (t->decay || strcmp(t->name, "pos_embed") == 0) {
+            /* the stem's convolutions feed GELUs straight from the pixels:
+             * He's N(0, 2/fan-in) keeps their outputs at the pixels' scale */
+            const float sd = strncmp(t->name, "stem.", 5) == 0
+                                 ? sqrtf(2.0f / (float)t->shape[1]) : 0.02f;
             sn_rng r;
             sn_rng_seed(&r, seed, 1000 + (uint64_t)i);
-            for (size_t j = 0; j < t->count; j++) w[j] = 0.02f * sn_rng_normal(&r);
+            for (size_t j = 0; j < t->count; j++) w[j] = sd * sn_rng_normal(&r);
         }
     }
     return m;
@@ -207,15 +230,23 @@ void sn_shard_full(const sn_space *s, sn_shard *sh)
     sh->seq_size = 1;
 }
 
-/* Index in the table of the first tensor of supernet block l (blocks.l.*);
- * the embedding's three tensors come first, 12 per block follow. */
-enum { EMBED_TENSORS = 3, BLOCK_TENSORS = 12 };
+/* Index in the table of the first tensor of supernet block l (blocks.l.*):
+ * the embedding's tensors (the stem's four, then three) come first, 12 per
+ * block follow. */
+enum { BLOCK_TENSORS = 12 };
+
+static int embed_tensors(const sn_space *s) { return sn_space_has_stem(s) ? 7 : 3; }
+
+static int block_tensor(const sn_space *s, int l)
+{
+    return embed_tensors(s) + BLOCK_TENSORS * l;
+}
 
 void sn_shard_params(const sn_model *m, const sn_shard *sh, int *t_lo, int *t_hi, size_t *lo,
                      size_t *hi)
 {
-    *t_lo = sh->first ? 0 : EMBED_TENSORS + BLOCK_TENSORS * sh->block_lo;
-    *t_hi = sh->last ? m->n_tensors : EMBED_TENSORS + BLOCK_TENSORS * sh->block_hi;
+    *t_lo = sh->first ? 0 : block_tensor(&m->space, sh->block_lo);
+    *t_hi = sh->last ? m->n_tensors : block_tensor(&m->space, sh->block_hi);
     *lo = m->info[*t_lo].offset;
     *hi = *t_hi < m->n_tensors ? m->info[*t_hi].offset : m->n_params;
 }
@@ -244,6 +275,20 @@ typedef struct block_acts {
     float *h2;          /* (BT, f) after GELU */
 } block_acts;
 
+/* The stem's activations, token by token (first stage with a stem only);
+ * W1 = 2G+1 conv1 positions per token side, G conv2 outputs per side. */
+typedef struct stem_acts {
+    float *col1;        /* (BT*W1*W1, 9) conv1's input patches */
+    float *z1;          /* (BT*W1*W1, C1) before GELU */
+    float *a1;          /* (BT*W1*W1, C1) after GELU; backward: its gradient */
+    float *col2;        /* (BT*G*G, 9*C1) conv2's input patches */
+    float *z2;          /* (BT*G*G, C2) before GELU */
+    float *a2;          /* (BT*G*G, C2) = (BT, P) the tokens' features */
+    float *dfeat;       /* (BT, P) backward scratch */
+    float *dz2;         /* (BT*G*G, C2) */
+    float *dcol2;       /* (BT*G*G, 9*C1); later conv1's pre-GELU gradient */
+} stem_acts;
+
 /* BT below is max_batch * tl: the local tokens. */
 struct sn_acts {
     sn_space space;
@@ -263,6 +308,7 @@ struct sn_acts {
     float *dmid;                 /* (BT, max(HD, F)) */
     float *dpooled;              /* (B, E) */
     float *att_scratch;          /* (scratch_threads, T, T); one-rank attention only */
+    stem_acts stem;              /* all NULL unless the shard is first and has a stem */
     int scratch_threads;
     /* the last forward */
     sn_subnet net;
@@ -296,12 +342,16 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
 #define R16(x) ((((size_t)(x)) + 15) & ~(size_t)15)
     /* an engine saves a log-sum-exp per row and head, not probabilities */
     const int64_t att = sh->attn ? max_batch * d.H * tl : max_batch * d.H * tl * tl;
+    /* the stem's buffers in floats (0 without them): conv1 positions, conv2 outputs */
+    const bool stem = sh->first && sn_space_has_stem(s);
+    const int64_t n1 = stem ? BT * d.W1 * d.W1 : 0, n2 = stem ? BT * d.G * d.G : 0;
     size_t per_block = R16(BT * d.E) * 3 + R16(BT) * 4 + R16(BT * 3 * d.HD) + R16(att) +
                        R16(BT * d.HD) + R16(BT * d.F) * 2;
     size_t total = per_block * (size_t)nb + R16(BT * d.E) * (size_t)(nb + 1) +
                    R16(BT * d.E) + R16(BT) * 2 + R16(max_batch * d.E) + R16(rows_out * C) +
                    R16(BT * d.E) * 2 + R16(BT * big) + R16(BT * mid) + R16(max_batch * d.E) +
-                   R16((int64_t)a->scratch_threads * tl * tl);
+                   R16((int64_t)a->scratch_threads * tl * tl) + R16(n1 * 9) + R16(n1 * d.C1) * 2 +
+                   R16(n2 * 9 * d.C1) * 2 + R16(n2 * d.C2) * 4;
     a->arena = sn_alloc(total * sizeof(float));
     if (!a->arena) {
         sn_free(a);
@@ -337,6 +387,18 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
     TAKE(a->dmid, BT * mid);
     TAKE(a->dpooled, max_batch * d.E);
     TAKE(a->att_scratch, (int64_t)a->scratch_threads * tl * tl);
+    if (stem) {
+        stem_acts *k = &a->stem;
+        TAKE(k->col1, n1 * 9);
+        TAKE(k->z1, n1 * d.C1);
+        TAKE(k->a1, n1 * d.C1);
+        TAKE(k->col2, n2 * 9 * d.C1);
+        TAKE(k->z2, n2 * d.C2);
+        TAKE(k->a2, n2 * d.C2);
+        TAKE(k->dfeat, n2 * d.C2);
+        TAKE(k->dz2, n2 * d.C2);
+        TAKE(k->dcol2, n2 * 9 * d.C1);
+    }
 #undef TAKE
 #undef R16
     SN_CHECK((size_t)(p - a->arena) == total);
@@ -371,8 +433,86 @@ static int64_t global_pos(const sn_shard *sh, int64_t i)
     return sh->pos ? sh->pos[i] : i;
 }
 
+/* The stem over BT tokens' pixel windows win (BT, (2G+3)^2): returns their
+ * features (BT, P) in a->stem.a2.  Each convolution is an im2col and a
+ * GEMM: conv1 at the W1 x W1 positions of each window that conv2 reads,
+ * conv2 (stride 2) at the G x G outputs of the token. */
+static const float *stem_forward(int nt, const sn_model *m, sn_acts *a, const float *win,
+                                 int64_t BT)
+{
+    const dims d = space_dims(&m->space);
+    const int64_t G = d.G, W1 = d.W1, W = W1 + 2, C1 = d.C1, C2 = d.C2;
+    stem_acts *k = &a->stem;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t r = 0; r < BT; r++) {
+        const float *img = win + r * d.PI;
+        float *col = k->col1 + r * W1 * W1 * 9;
+        for (int64_t u = 0; u < W1; u++)
+            for (int64_t v = 0; v < W1; v++)
+                for (int64_t dy = 0; dy < 3; dy++)
+                    for (int64_t dx = 0; dx < 3; dx++) *col++ = img[(u + dy) * W + v + dx];
+    }
+    const int64_t n1 = BT * W1 * W1, n2 = BT * G * G;
+    sn_linear_forward(nt, k->z1, C1, k->col1, 9, m->p.stem1_w, 9, m->p.stem1_b, n1, C1, 9);
+    sn_gelu_forward(nt, k->a1, C1, k->z1, C1, n1, C1);
+    /* conv2's patch of output (i, j): channel-major, then 3x3 (its weight's order) */
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t r = 0; r < BT; r++) {
+        const float *a1 = k->a1 + r * W1 * W1 * C1;
+        for (int64_t i = 0; i < G; i++)
+            for (int64_t j = 0; j < G; j++) {
+                float *col = k->col2 + ((r * G + i) * G + j) * 9 * C1;
+                for (int64_t dy = 0; dy < 3; dy++)
+                    for (int64_t dx = 0; dx < 3; dx++) {
+                        const float *px = a1 + ((2 * i + dy) * W1 + 2 * j + dx) * C1;
+                        for (int64_t c = 0; c < C1; c++) col[c * 9 + dy * 3 + dx] = px[c];
+                    }
+            }
+    }
+    sn_linear_forward(nt, k->z2, C2, k->col2, 9 * C1, m->p.stem2_w, 9 * C1, m->p.stem2_b, n2,
+                      C2, 9 * C1);
+    sn_gelu_forward(nt, k->a2, C2, k->z2, C2, n2, C2);
+    return k->a2;
+}
+
+/* Backward of stem_forward given the features' gradient a->stem.dfeat:
+ * accumulates the stem's weight gradients.  a1 and dcol2 are reused for
+ * conv1's output and pre-GELU gradients. */
+static void stem_backward(int nt, sn_model *m, sn_acts *a, int64_t BT)
+{
+    const dims d = space_dims(&m->space);
+    const int64_t G = d.G, W1 = d.W1, C1 = d.C1, C2 = d.C2;
+    const int64_t n1 = BT * W1 * W1, n2 = BT * G * G;
+    stem_acts *k = &a->stem;
+    sn_params *g = &m->g;
+    memset(k->dz2, 0, (size_t)(n2 * C2) * sizeof(float));
+    sn_gelu_backward(nt, k->dz2, C2, k->dfeat, C2, k->z2, C2, n2, C2);
+    memset(k->dcol2, 0, (size_t)(n2 * 9 * C1) * sizeof(float));
+    sn_linear_backward(nt, k->dcol2, 9 * C1, g->stem2_w, 9 * C1, g->stem2_b, k->dz2, C2,
+                       k->col2, 9 * C1, m->p.stem2_w, 9 * C1, n2, C2, 9 * C1);
+    float *da1 = k->a1, *dz1 = k->dcol2;
+    memset(da1, 0, (size_t)(n1 * C1) * sizeof(float));
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t r = 0; r < BT; r++) {
+        float *d1 = da1 + r * W1 * W1 * C1;
+        for (int64_t i = 0; i < G; i++)
+            for (int64_t j = 0; j < G; j++) {
+                const float *col = k->dcol2 + ((r * G + i) * G + j) * 9 * C1;
+                for (int64_t dy = 0; dy < 3; dy++)
+                    for (int64_t dx = 0; dx < 3; dx++) {
+                        float *px = d1 + ((2 * i + dy) * W1 + 2 * j + dx) * C1;
+                        for (int64_t c = 0; c < C1; c++) px[c] += col[c * 9 + dy * 3 + dx];
+                    }
+            }
+    }
+    memset(dz1, 0, (size_t)(n1 * C1) * sizeof(float));
+    sn_gelu_backward(nt, dz1, C1, da1, C1, k->z1, C1, n1, C1);
+    sn_linear_backward(nt, NULL, 0, g->stem1_w, 9, g->stem1_b, dz1, C1, k->col1, 9,
+                       m->p.stem1_w, 9, n1, C1, 9);
+}
+
 /* x0 (b*tl, e) = embedding of the input + positions. */
-static void embed_forward(int nt, const sn_model *m, const sn_shard *sh, float *x0,
+static void embed_forward(int nt, const sn_model *m, sn_acts *a, const sn_shard *sh, float *x0,
                           const void *input, int64_t b, int64_t e)
 {
     const dims d = space_dims(&m->space);
@@ -388,7 +528,9 @@ static void embed_forward(int nt, const sn_model *m, const sn_shard *sh, float *
             for (int64_t c = 0; c < e; c++) xr[c] = col[c * d.P] + bias[c];
         }
     } else {
-        sn_linear_forward(nt, x0, e, input, d.P, m->p.patch_w, d.P, m->p.patch_b, BT, e, d.P);
+        const float *feat = sn_space_has_stem(&m->space) ? stem_forward(nt, m, a, input, BT)
+                                                         : input;
+        sn_linear_forward(nt, x0, e, feat, d.P, m->p.patch_w, d.P, m->p.patch_b, BT, e, d.P);
     }
     const float *pos = m->p.pos;
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -399,8 +541,8 @@ static void embed_forward(int nt, const sn_model *m, const sn_shard *sh, float *
     }
 }
 
-static void embed_backward(int nt, sn_model *m, const sn_shard *sh, const float *dres,
-                           const void *input, int64_t b, int64_t e)
+static void embed_backward(int nt, sn_model *m, sn_acts *a, const sn_shard *sh,
+                           const float *dres, const void *input, int64_t b, int64_t e)
 {
     const dims d = space_dims(&m->space);
     const int64_t tl = sh->tl, BT = b * tl;
@@ -427,6 +569,11 @@ static void embed_backward(int nt, sn_model *m, const sn_shard *sh, const float 
             }
             g->patch_b[c] += gb;
         }
+    } else if (sn_space_has_stem(&m->space)) {
+        memset(a->stem.dfeat, 0, (size_t)(BT * d.P) * sizeof(float));
+        sn_linear_backward(nt, a->stem.dfeat, d.P, g->patch_w, d.P, g->patch_b, dres, e,
+                           a->stem.a2, d.P, m->p.patch_w, d.P, BT, e, d.P);
+        stem_backward(nt, m, a, BT);
     } else {
         sn_linear_backward(nt, NULL, 0, g->patch_w, d.P, g->patch_b, dres, e, input, d.P,
                            m->p.patch_w, d.P, BT, e, d.P);
@@ -456,7 +603,7 @@ const float *sn_model_forward_shard(int nt, const sn_model *m, sn_acts *a, const
     }
 
     if (sh->first)
-        embed_forward(nt, m, sh, a->x[0], input, b, e);
+        embed_forward(nt, m, a, sh, a->x[0], input, b, e);
     else if (input != a->x[0])
         memcpy(a->x[0], input, (size_t)(BT * e) * sizeof(float));
 
@@ -586,11 +733,11 @@ const float *sn_model_backward_shard(int nt, sn_model *m, sn_acts *a, const sn_s
                            w->qkv_w, d.E, BT, 3 * hd, e);
         sn_layernorm_backward(nt, dres, e, gw->ln1_g, gw->ln1_b, a->dln, e, a->x[j], e,
                               k->mean1, k->rstd1, w->ln1_g, BT, e);
-        grads_done(sh, m->info[EMBED_TENSORS + BLOCK_TENSORS * l].offset);
+        grads_done(sh, m->info[block_tensor(s, l)].offset);
     }
 
     if (!sh->first) return dres;
-    embed_backward(nt, m, sh, dres, a->input, b, e);
+    embed_backward(nt, m, a, sh, dres, a->input, b, e);
     grads_done(sh, 0);
     return NULL;
 }

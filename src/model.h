@@ -1,7 +1,8 @@
 /* model.h: the supernet's parameters, and forward/backward of any of its
  * sub-networks.
  *
- * A pre-LN transformer over token sequences: patch embedding (linear;
+ * A pre-LN transformer over token sequences: an optional convolutional
+ * stem (src/arch.h), patch embedding (linear;
  * for the language model a byte-embedding lookup into the same (E, 256)
  * matrix) + learned positions, blocks of [LN, multi-head attention,
  * residual, LN, MLP with GELU, residual], a final LN, and a linear
@@ -43,7 +44,12 @@ typedef struct sn_block_params {
 } sn_block_params;
 
 typedef struct sn_params {
-    float *patch_w;         /* (E, P) */
+    /* the convolutional stem (NULL without one; src/arch.h): */
+    float *stem1_w;         /* (C1, 9): conv1 as (out, 3x3) */
+    float *stem1_b;         /* (C1) */
+    float *stem2_w;         /* (C2, C1*9): conv2 as (out, in, 3x3) */
+    float *stem2_b;         /* (C2) */
+    float *patch_w;         /* (E, P), P = sn_space_embed_in */
     float *patch_b;         /* (E) */
     float *pos;             /* (T, E) */
     sn_block_params block[SN_MAX_BLOCKS];
@@ -79,7 +85,7 @@ typedef struct sn_param_info {
 /* Threads an op may use at most (the attention scratch is sized for it). */
 #define SN_MAX_THREADS 64
 
-#define SN_MAX_PARAM_TENSORS (8 + 12 * SN_MAX_BLOCKS)
+#define SN_MAX_PARAM_TENSORS (12 + 12 * SN_MAX_BLOCKS)
 
 /* The parameter table of space s: fills info[0..n) in buffer order and
  * returns n; the total size in floats goes to *total. */
@@ -105,8 +111,9 @@ typedef struct sn_model {
 } sn_model;
 
 /* Allocates parameters and gradients for space s (validated by the caller)
- * and initialises parameters from seed: weights N(0, 0.02), biases 0,
- * LayerNorm gains 1.  Returns NULL when out of memory. */
+ * and initialises parameters from seed: weights N(0, 0.02) (the stem's
+ * convolutions N(0, 2/fan-in), He's), biases 0, LayerNorm gains 1.
+ * Returns NULL when out of memory. */
 sn_model *sn_model_create(const sn_space *s, uint64_t seed);
 void sn_model_destroy(sn_model *m);
 void sn_model_zero_grad(sn_model *m);
@@ -152,7 +159,8 @@ float *sn_acts_input(sn_acts *a);
 
 /* Forward pass of sub-network n over b sequences (b <= max_batch) of shard
  * sh (which must describe the shard a was created for).  input is, on the
- * first stage, the tokens: (b, tl, P) floats for the image task or (b, tl)
+ * first stage, the tokens: (b, tl, token_dim) floats for the image task (the
+ * stem's pixel windows with a stem) or (b, tl)
  * int32 byte ids for the language model; on later stages the previous
  * stage's output (b*tl, e) floats.  Returns, on the last stage, the logits
  * (b, C) (image) or (b*tl, C) (language model), else this stage's output
@@ -171,7 +179,7 @@ const float *sn_model_forward_shard(int nt, const sn_model *m, sn_acts *a, const
 const float *sn_model_backward_shard(int nt, sn_model *m, sn_acts *a, const sn_shard *sh,
                                      const float *dout);
 
-/* The whole model on one rank, image task: tokens (b, T, P). */
+/* The whole model on one rank, image task: tokens (b, T, token_dim). */
 const float *sn_model_forward(int nt, const sn_model *m, sn_acts *a,
                               const sn_subnet *n, const float *tokens, int64_t b);
 void sn_model_backward(int nt, sn_model *m, sn_acts *a, const float *dlogits);

@@ -9,7 +9,9 @@
 # whose block a sub-network drops pass activations through).  Each run's per-step losses (metrics.jsonl) and
 # final weights (its checkpoint, read with h5py) must equal the one-rank
 # run's within the tolerance layouts_compare.py states.  Then: --schedule
-# deps (loss weights below 1) on D2 and P2xS2 against one rank; a P2xS2
+# deps (loss weights below 1) on D2 and P2xS2 against one rank; the
+# convolutional stem (each sequence rank computing its own tokens' stem
+# from their pixel windows) on D2 and P2xS2 against one rank; a P2xS2
 # checkpoint resumes on 1 rank and on D2 and continues the same training;
 # and every refused layout ends every rank with one line and a non-zero
 # exit status (no hang).
@@ -122,6 +124,26 @@ if [ -z "$only" ] || [ "$only" = image ]; then
                 echo "ok   image $np ranks $* --schedule deps"
             else
                 echo "FAIL image $np ranks $* --schedule deps: differs from one rank"
+                failed=1
+            fi
+        done
+    fi
+
+    # the convolutional stem: a sequence rank's tokens carry their own pixel
+    # windows, and the stem's gradients (summed over the sequence group like
+    # the patch embedding's) are the same on every layout
+    stem="--patch 14 --stem 4,8"
+    if run image-stem-1 1 $image $stem; then
+        for layout in "2 --dp 2" "4 --pp 2 --sp 2 --micro-batches 2"; do
+            set -- $layout
+            np=$1
+            shift
+            name="image-stem-$np$(echo "$*" | tr -d ' -')"
+            if run "$name" "$np" $image $stem "$@" &&
+                "$py" "$here/layouts_compare.py" "$tmp/image-stem-1" "$tmp/$name"; then
+                echo "ok   image $np ranks $* --stem 4,8"
+            else
+                echo "FAIL image $np ranks $* --stem 4,8: differs from one rank"
                 failed=1
             fi
         done

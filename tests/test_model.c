@@ -218,7 +218,9 @@ static void used_slice(const sn_space *s, const sn_subnet *n, const sn_param_inf
         f = n->mlp[i];
     }
     const char *nm = t->name;
-    if (strcmp(nm, "patch_embed.weight") == 0) *rows = e, *cols = s->token_dim;
+    if (strncmp(nm, "stem.", 5) == 0) /* shared whole by every sub-network */
+        *rows = t->shape[0], *cols = t->ndim == 2 ? t->shape[1] : 1;
+    else if (strcmp(nm, "patch_embed.weight") == 0) *rows = e, *cols = sn_space_embed_in(s);
     else if (strcmp(nm, "pos_embed") == 0) *rows = s->n_tokens, *cols = e;
     else if (strcmp(nm, "head.weight") == 0) *rows = s->n_classes, *cols = e;
     else if (strcmp(nm, "head.bias") == 0) *rows = s->n_classes, *cols = 1;
@@ -483,6 +485,61 @@ static void test_default_space(void **state)
     sn_model_destroy(m);
 }
 
+/* The small space with a convolutional stem: patch 4, so each token is a
+ * 7x7 window and the stem gives 2x2 outputs of 6 channels (stem.* tensors,
+ * a patch embedding of 24 inputs).  The reference computes the stem with
+ * PyTorch's conv2d on each window. */
+static void test_small_space_stem(void **state)
+{
+    (void)state;
+    sn_space s;
+    char err[256];
+    small_space(&s);
+    s.token_dim = 49;
+    s.stem[0] = 4;
+    s.stem[1] = 6;
+    assert_int_equal(sn_space_validate(&s, err, sizeof err), SN_OK);
+    assert_int_equal(sn_space_embed_in(&s), 24);
+    sn_model *m = sn_model_create(&s, 43);
+    assert_non_null(m);
+    assert_string_equal(m->info[0].name, "stem.conv1.weight");
+    assert_string_equal(m->info[4].name, "patch_embed.weight");
+    redraw_params(m, 43);
+    ref_case cases[3];
+    memset(cases, 0, sizeof cases);
+    parse_or_fail(&s, "max", &cases[0].net);
+    parse_or_fail(&s, "e48-d1.2-h1.2.1-f64.32.96", &cases[1].net);
+    parse_or_fail(&s, "min", &cases[2].net);
+    cases[2].soft = true;
+    cases[2].teacher = 0;
+    check_space("small space with a stem", m, 3, cases, 3);
+    sn_model_destroy(m);
+}
+
+/* The default space with the stem of 32 and 64 channels at its training
+ * init (He's for the convolutions). */
+static void test_default_space_stem(void **state)
+{
+    (void)state;
+    sn_space s;
+    char err[256];
+    sn_space_default(&s);
+    s.token_dim = 49;
+    s.stem[0] = 32;
+    s.stem[1] = 64;
+    assert_int_equal(sn_space_validate(&s, err, sizeof err), SN_OK);
+    sn_model *m = sn_model_create(&s, 1);
+    assert_non_null(m);
+    ref_case cases[2];
+    memset(cases, 0, sizeof cases);
+    sn_subnet_max(&s, &cases[0].net);
+    parse_or_fail(&s, "min", &cases[1].net);
+    cases[1].soft = true;
+    cases[1].teacher = 0;
+    check_space("default space with a stem", m, 2, cases, 2);
+    sn_model_destroy(m);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -499,6 +556,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_space),
         cmocka_unit_test(test_default_space),
+        cmocka_unit_test(test_small_space_stem),
+        cmocka_unit_test(test_default_space_stem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

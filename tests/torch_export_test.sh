@@ -1,7 +1,9 @@
 #!/bin/bash
 # Deployment end to end: a sub-network exported by supernest, loaded into
 # plain PyTorch by scripts/load_subnet_torch.py, gives supernest eval's
-# logits (within float32 rounding) and accuracy; a model file of another
+# logits (within float32 rounding) and accuracy, with and without a
+# convolutional stem (which PyTorch computes over whole images, supernest
+# token by token over pixel windows); a model file of another
 # format MAJOR, a damaged file and wrong logits are refused.
 # usage: torch_export_test.sh SUPERNEST PYTHON   (PYTHON: with torch, h5py, numpy, xxhash)
 set -u
@@ -33,10 +35,14 @@ PY
 labels="$dir/data/t10k-labels-idx1-ubyte"
 
 t0=$SECONDS
-"$sn" train --steps 4 --embed-choices 32,64 --heads-choices 1,2 --head-dim 16 \
-    --mlp-choices 64,128 --depths 2,2 --min-depths 1,1 --batch-size 32 --train-subset 200 \
-    --val-size 500 --report-random 0 --threads 2 --quiet --run-dir "$dir/run" >/dev/null ||
-    { echo "FAIL: train"; exit 1; }
+for run in run run-stem; do
+    stem=none
+    [ $run = run-stem ] && stem=4,8
+    "$sn" train --steps 4 --embed-choices 32,64 --heads-choices 1,2 --head-dim 16 \
+        --mlp-choices 64,128 --depths 2,2 --min-depths 1,1 --batch-size 32 --train-subset 200 \
+        --val-size 500 --report-random 0 --threads 2 --quiet --stem $stem --run-dir "$dir/$run" \
+        >/dev/null || { echo "FAIL: train $run"; exit 1; }
+done
 
 echo "train: $((SECONDS - t0)) s"
 # 1. each exported sub-network: PyTorch logits == supernest's, same accuracy.
@@ -49,8 +55,10 @@ rtol=1e-5
 mix=e32-d2.1-h1.2.1-f128.64.128
 for sub in max $mix; do
     "$sn" export --checkpoint "$dir/run" --subnet $sub -o "$dir/$sub.h5" >/dev/null || fail "export $sub"
+    "$sn" export --checkpoint "$dir/run-stem" --subnet $sub -o "$dir/stem-$sub.h5" >/dev/null ||
+        fail "export $sub with a stem"
 done
-"$py" - "$dir" max $mix <<'PY' || fail "making stressed model files"
+"$py" - "$dir" max $mix stem-max stem-$mix <<'PY' || fail "making stressed model files"
 import shutil, sys, h5py, numpy as np, xxhash
 d = sys.argv[1]
 rng = np.random.default_rng(7)
@@ -69,7 +77,8 @@ for sub in sys.argv[2:]:
             ds[...] = a
             ds.attrs["checksum"] = "xxh3-64:" + xxhash.xxh3_64_hexdigest(a.tobytes())
 PY
-for sub in max $mix stressed-max stressed-$mix; do
+for sub in max $mix stem-max stem-$mix stressed-max stressed-$mix stressed-stem-max \
+    stressed-stem-$mix; do
     m="$dir/$sub.h5"
     [ -f "$m" ] || continue
     "$sn" eval --model "$m" --data "$dir/data" --logits "$dir/$sub.f32" --limit $n --threads 2 \
