@@ -7,15 +7,18 @@ supernet with the same architectures trained alone by supernest
 architecture in PyTorch with the same recipe, so that a stand-alone
 accuracy can be told apart from an artefact of supernest's own code:
 
-    model      load_subnet_torch.SubnetViT (the model of src/model.c)
-    init       matrices and positions N(0, 0.02), biases 0, LayerNorm gains 1
+    model      load_subnet_torch.SubnetViT (the model of src/model.c), with
+               --stem C1,C2 its convolutional stem
+    init       matrices and positions N(0, 0.02), the stem's convolutions
+               N(0, 2/fan-in), biases 0, LayerNorm gains 1
     data       Fashion-MNIST IDX files; --val-size training images held out
                (a random split); pixels (v/255 - mean)/std with the mean and
                std of the training images kept; PxP patches as tokens; a new
                random order every epoch; steps of --batch-size images, as many
                as ceil(kept images / batch) per epoch
     loss       cross-entropy with label smoothing
-    optimizer  AdamW, decoupled weight decay on the weight matrices only,
+    optimizer  AdamW, decoupled weight decay on the weight matrices (and
+               convolution kernels) only,
                linear warm-up then cosine decay to --min-lr (sn_lr_at),
                gradient norm clipped
 
@@ -91,6 +94,8 @@ def main():
     p.add_argument("--train-subset", type=int, default=0, help="first N training images only")
     p.add_argument("--test-limit", type=int, default=0, help="first N test images only")
     p.add_argument("--patch", type=int, default=4)
+    p.add_argument("--stem", default="none", help="C1,C2: the convolutional stem of "
+                   "`supernest train --stem` (none: without)")
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -100,6 +105,16 @@ def main():
         net = parse_subnet(a.subnet)
     except ValueError as exc:
         usage_error(str(exc))
+    stem = None
+    if a.stem != "none":
+        try:
+            stem = tuple(int(v) for v in a.stem.split(","))
+        except ValueError:
+            stem = ()
+        if len(stem) != 2 or min(stem) < 1:
+            usage_error(f"--stem '{a.stem}': expected none or two channel counts C1,C2")
+        if a.patch % 2:
+            usage_error(f"--patch {a.patch} is odd: the convolutional stem needs an even one")
     if a.batch_size < 1 or a.epochs < 1 or a.steps < 0 or a.val_size < 0:
         usage_error("--batch-size and --epochs must be positive, --steps and --val-size "
                     "not negative")
@@ -127,25 +142,28 @@ def main():
     rows, cols = images.shape[1:]
     if rows % a.patch or cols % a.patch:
         usage_error(f"--patch {a.patch} does not divide {rows}x{cols} images")
-    prep = make_preprocess(a.patch, rows, cols, mean, std)
+    prep = make_preprocess(a.patch, rows, cols, mean, std, stem is not None)
     x_train, y_train = prep(images[train_idx]), torch.from_numpy(labels[train_idx].astype(np.int64))
     x_val, y_val = prep(images[val_idx]), torch.from_numpy(labels[val_idx].astype(np.int64))
     x_test, y_test = prep(test_images), torch.from_numpy(test_labels.astype(np.int64))
 
-    n_tokens, token_dim = x_train.shape[1], x_train.shape[2]
+    n_tokens = (rows // a.patch) * (cols // a.patch)
+    token_dim = (a.patch // 2) ** 2 * stem[1] if stem else a.patch * a.patch
     n_classes = int(max(labels.max(), test_labels.max())) + 1
     model = SubnetViT(n_tokens, token_dim, net["embed"], net["heads"], net["mlp"], a.head_dim,
-                      n_classes)
+                      n_classes, (stem[0], stem[1], a.patch) if stem else None)
     decay, other = [], []
     with torch.no_grad():
         for name, t in model.named_parameters():
             if name.endswith("ln1.weight") or name.endswith("ln2.weight") or name == "norm.weight":
                 t.fill_(1.0)
+            elif t.ndim == 4:  # the stem's convolutions: He's
+                t.normal_(0.0, math.sqrt(2.0 / t[0].numel()))
             elif t.ndim == 2:  # the weight matrices and the positions
                 t.normal_(0.0, 0.02)
             else:
                 t.zero_()
-            (decay if t.ndim == 2 and name != "pos_embed" else other).append(t)
+            (decay if t.ndim in (2, 4) and name != "pos_embed" else other).append(t)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
                              {"params": other, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
@@ -173,7 +191,7 @@ def main():
             print(f"step {step + 1}/{total} loss {loss.item():.4f} "
                   f"{B * (step + 1) / (time.perf_counter() - t0):.1f} images/s", file=sys.stderr)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"subnet": a.subnet, "steps": total, "epochs": total / per_epoch,
+    print(json.dumps({"subnet": a.subnet, "stem": a.stem, "steps": total, "epochs": total / per_epoch,
                       "val_accuracy": round(accuracy(model, x_val, y_val), 6),
                       "test_accuracy": round(accuracy(model, x_test, y_test), 6),
                       "test_images": len(y_test), "train_seconds": round(seconds, 1),
