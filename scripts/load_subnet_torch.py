@@ -135,8 +135,8 @@ class Block(nn.Module):
 class Stem(nn.Module):
     """The convolutional stem: images (N, 1, rows, cols) -> tokens (N, T,
     (patch/2)^2 * C2).  stem.conv1.weight and stem.conv2.weight are stored
-    in the file as (C1, 9) and (C2, C1*9): these convolutions' weights,
-    flattened."""
+    in the file as (C1, 9) and (C2, 9*C1): these convolutions' weights in
+    (out, 3, 3, in) order, flattened."""
 
     def __init__(self, c1, c2, patch):
         super().__init__()
@@ -342,13 +342,16 @@ def load_model(path, verify=True):
         raise FormatError(f"{path}: unexpected dataset /weights/{extra[0]}")
     state = {}
     for name, t in expected.items():
-        # the stem's convolution weights are stored flattened to 2-D
-        want = (t.shape[0], t[0].numel()) if name.endswith("weight") and t.ndim == 4 \
-            else tuple(t.shape)
+        # the stem's convolution weights are stored (out, 3*3*in): (out, 3, 3, in) flattened
+        conv = t.ndim == 4
+        want = (t.shape[0], t[0].numel()) if conv else tuple(t.shape)
         if tuple(shape(name)) != want:
             raise FormatError(f"{path}: /weights/{name} has shape {tuple(shape(name))}, "
                               f"expected {want}")
-        state[name] = torch.from_numpy(weights[name]).reshape(t.shape)
+        w = torch.from_numpy(weights[name])
+        if conv:
+            w = w.view(t.shape[0], t.shape[2], t.shape[3], t.shape[1]).permute(0, 3, 1, 2)
+        state[name] = w.contiguous()
     model.load_state_dict(state)
     model.eval()
 

@@ -96,8 +96,8 @@ def stem_forward(p, windows):
     x = windows.reshape(B * T, 1, W, W)
     x = F.gelu(F.conv2d(x, p["stem.conv1.weight"].view(c1, 1, 3, 3), p["stem.conv1.bias"]),
                approximate="tanh")
-    x = F.gelu(F.conv2d(x, p["stem.conv2.weight"].view(c2, c1, 3, 3), p["stem.conv2.bias"],
-                        stride=2), approximate="tanh")
+    w2 = p["stem.conv2.weight"].view(c2, 3, 3, c1).permute(0, 3, 1, 2)  # stored (out, 3x3, in)
+    x = F.gelu(F.conv2d(x, w2, p["stem.conv2.bias"], stride=2), approximate="tanh")
     return x.permute(0, 2, 3, 1).reshape(B, T, -1)
 
 

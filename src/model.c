@@ -1,6 +1,7 @@
 #include "src/model.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -275,19 +276,25 @@ typedef struct block_acts {
     float *h2;          /* (BT, f) after GELU */
 } block_acts;
 
-/* The stem's activations, token by token (first stage with a stem only);
- * W1 = 2G+1 conv1 positions per token side, G conv2 outputs per side. */
+/* The stem's workspace (first stage with a stem only); W1 = 2G+1 conv1
+ * positions per token side, G conv2 outputs per side.  conv1 runs token by
+ * token in a thread's scratch and is recomputed in backward, so only
+ * conv2's input patches and output are kept. */
 typedef struct stem_acts {
-    float *col1;        /* (BT*W1*W1, 9) conv1's input patches */
-    float *z1;          /* (BT*W1*W1, C1) before GELU */
-    float *a1;          /* (BT*W1*W1, C1) after GELU; backward: its gradient */
+    float *w1t;         /* (9, C1) conv1's weight transposed: channels innermost */
+    float *scratch;     /* (SN_MAX_THREADS, 3, W1*W1*C1) per-thread conv1 maps */
+    float *partial;     /* (chunks, 10*C1) conv1's weight and bias gradient per chunk */
     float *col2;        /* (BT*G*G, 9*C1) conv2's input patches */
     float *z2;          /* (BT*G*G, C2) before GELU */
     float *a2;          /* (BT*G*G, C2) = (BT, P) the tokens' features */
     float *dfeat;       /* (BT, P) backward scratch */
     float *dz2;         /* (BT*G*G, C2) */
-    float *dcol2;       /* (BT*G*G, 9*C1); later conv1's pre-GELU gradient */
+    float *dcol2;       /* (BT*G*G, 9*C1) */
 } stem_acts;
+
+/* Tokens per chunk of conv1's weight-gradient sums: chunk partials are
+ * added in chunk order, so the result does not depend on the threads. */
+enum { STEM_CHUNK = 64 };
 
 /* BT below is max_batch * tl: the local tokens. */
 struct sn_acts {
@@ -344,13 +351,15 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
     const int64_t att = sh->attn ? max_batch * d.H * tl : max_batch * d.H * tl * tl;
     /* the stem's buffers in floats (0 without them): conv1 positions, conv2 outputs */
     const bool stem = sh->first && sn_space_has_stem(s);
-    const int64_t n1 = stem ? BT * d.W1 * d.W1 : 0, n2 = stem ? BT * d.G * d.G : 0;
+    const int64_t map = stem ? d.W1 * d.W1 * d.C1 : 0, n2 = stem ? BT * d.G * d.G : 0;
+    const int64_t chunks = stem ? (BT + STEM_CHUNK - 1) / STEM_CHUNK : 0;
     size_t per_block = R16(BT * d.E) * 3 + R16(BT) * 4 + R16(BT * 3 * d.HD) + R16(att) +
                        R16(BT * d.HD) + R16(BT * d.F) * 2;
     size_t total = per_block * (size_t)nb + R16(BT * d.E) * (size_t)(nb + 1) +
                    R16(BT * d.E) + R16(BT) * 2 + R16(max_batch * d.E) + R16(rows_out * C) +
                    R16(BT * d.E) * 2 + R16(BT * big) + R16(BT * mid) + R16(max_batch * d.E) +
-                   R16((int64_t)a->scratch_threads * tl * tl) + R16(n1 * 9) + R16(n1 * d.C1) * 2 +
+                   R16((int64_t)a->scratch_threads * tl * tl) + R16(stem ? 9 * d.C1 : 0) +
+                   R16((int64_t)SN_MAX_THREADS * 3 * map) + R16(chunks * 10 * d.C1) +
                    R16(n2 * 9 * d.C1) * 2 + R16(n2 * d.C2) * 4;
     a->arena = sn_alloc(total * sizeof(float));
     if (!a->arena) {
@@ -389,9 +398,9 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
     TAKE(a->att_scratch, (int64_t)a->scratch_threads * tl * tl);
     if (stem) {
         stem_acts *k = &a->stem;
-        TAKE(k->col1, n1 * 9);
-        TAKE(k->z1, n1 * d.C1);
-        TAKE(k->a1, n1 * d.C1);
+        TAKE(k->w1t, 9 * d.C1);
+        TAKE(k->scratch, (int64_t)SN_MAX_THREADS * 3 * map);
+        TAKE(k->partial, chunks * 10 * d.C1);
         TAKE(k->col2, n2 * 9 * d.C1);
         TAKE(k->z2, n2 * d.C2);
         TAKE(k->a2, n2 * d.C2);
@@ -434,55 +443,42 @@ static int64_t global_pos(const sn_shard *sh, int64_t i)
 }
 
 /* The stem over BT tokens' pixel windows win (BT, (2G+3)^2): returns their
- * features (BT, P) in a->stem.a2.  Each convolution is an im2col and a
- * GEMM: conv1 at the W1 x W1 positions of each window that conv2 reads,
- * conv2 (stride 2) at the G x G outputs of the token. */
+ * features (BT, P) in a->stem.a2.  conv1 (9 taps, too few for a GEMM to
+ * pay) runs token by token in a thread's scratch and writes conv2's input
+ * patches, tap-major then channel ((dy*3 + dx)*C1 + c, the order of
+ * stem.conv2.weight's columns); conv2 is one GEMM over all of them. */
 static const float *stem_forward(int nt, const sn_model *m, sn_acts *a, const float *win,
                                  int64_t BT)
 {
     const dims d = space_dims(&m->space);
-    const int64_t G = d.G, W1 = d.W1, W = W1 + 2, C1 = d.C1, C2 = d.C2;
+    const int64_t G = d.G, W1 = d.W1, W = W1 + 2, C1 = d.C1, C2 = d.C2, map = W1 * W1 * C1;
     stem_acts *k = &a->stem;
+    for (int64_t c = 0; c < C1; c++)
+        for (int64_t tap = 0; tap < 9; tap++) k->w1t[tap * C1 + c] = m->p.stem1_w[c * 9 + tap];
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t r = 0; r < BT; r++) {
-        const float *img = win + r * d.PI;
-        float *col = k->col1 + r * W1 * W1 * 9;
-        for (int64_t u = 0; u < W1; u++)
-            for (int64_t v = 0; v < W1; v++)
-                for (int64_t dy = 0; dy < 3; dy++)
-                    for (int64_t dx = 0; dx < 3; dx++) *col++ = img[(u + dy) * W + v + dx];
+        float *z = k->scratch + (int64_t)omp_get_thread_num() * 3 * map, *act = z + map;
+        sn_stem_conv1(win + r * d.PI, W, C1, k->w1t, m->p.stem1_b, z);
+        sn_gelu_row(act, z, map);
+        sn_stem_gather(k->col2 + r * G * G * 9 * C1, act, W1, C1);
     }
-    const int64_t n1 = BT * W1 * W1, n2 = BT * G * G;
-    sn_linear_forward(nt, k->z1, C1, k->col1, 9, m->p.stem1_w, 9, m->p.stem1_b, n1, C1, 9);
-    sn_gelu_forward(nt, k->a1, C1, k->z1, C1, n1, C1);
-    /* conv2's patch of output (i, j): channel-major, then 3x3 (its weight's order) */
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t r = 0; r < BT; r++) {
-        const float *a1 = k->a1 + r * W1 * W1 * C1;
-        for (int64_t i = 0; i < G; i++)
-            for (int64_t j = 0; j < G; j++) {
-                float *col = k->col2 + ((r * G + i) * G + j) * 9 * C1;
-                for (int64_t dy = 0; dy < 3; dy++)
-                    for (int64_t dx = 0; dx < 3; dx++) {
-                        const float *px = a1 + ((2 * i + dy) * W1 + 2 * j + dx) * C1;
-                        for (int64_t c = 0; c < C1; c++) col[c * 9 + dy * 3 + dx] = px[c];
-                    }
-            }
-    }
+    const int64_t n2 = BT * G * G;
     sn_linear_forward(nt, k->z2, C2, k->col2, 9 * C1, m->p.stem2_w, 9 * C1, m->p.stem2_b, n2,
                       C2, 9 * C1);
     sn_gelu_forward(nt, k->a2, C2, k->z2, C2, n2, C2);
     return k->a2;
 }
 
-/* Backward of stem_forward given the features' gradient a->stem.dfeat:
- * accumulates the stem's weight gradients.  a1 and dcol2 are reused for
- * conv1's output and pre-GELU gradients. */
-static void stem_backward(int nt, sn_model *m, sn_acts *a, int64_t BT)
+/* Backward of stem_forward over the same windows, given the features'
+ * gradient a->stem.dfeat: conv2's gradients by GEMM, then conv1 token by
+ * token (recomputed, its input gradient gathered from conv2's patches'),
+ * its weight and bias gradients summed per chunk of tokens and the chunks
+ * added in order. */
+static void stem_backward(int nt, sn_model *m, sn_acts *a, const float *win, int64_t BT)
 {
     const dims d = space_dims(&m->space);
-    const int64_t G = d.G, W1 = d.W1, C1 = d.C1, C2 = d.C2;
-    const int64_t n1 = BT * W1 * W1, n2 = BT * G * G;
+    const int64_t G = d.G, W1 = d.W1, W = W1 + 2, C1 = d.C1, C2 = d.C2, map = W1 * W1 * C1;
+    const int64_t n2 = BT * G * G, chunks = (BT + STEM_CHUNK - 1) / STEM_CHUNK;
     stem_acts *k = &a->stem;
     sn_params *g = &m->g;
     memset(k->dz2, 0, (size_t)(n2 * C2) * sizeof(float));
@@ -490,25 +486,29 @@ static void stem_backward(int nt, sn_model *m, sn_acts *a, int64_t BT)
     memset(k->dcol2, 0, (size_t)(n2 * 9 * C1) * sizeof(float));
     sn_linear_backward(nt, k->dcol2, 9 * C1, g->stem2_w, 9 * C1, g->stem2_b, k->dz2, C2,
                        k->col2, 9 * C1, m->p.stem2_w, 9 * C1, n2, C2, 9 * C1);
-    float *da1 = k->a1, *dz1 = k->dcol2;
-    memset(da1, 0, (size_t)(n1 * C1) * sizeof(float));
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t r = 0; r < BT; r++) {
-        float *d1 = da1 + r * W1 * W1 * C1;
-        for (int64_t i = 0; i < G; i++)
-            for (int64_t j = 0; j < G; j++) {
-                const float *col = k->dcol2 + ((r * G + i) * G + j) * 9 * C1;
-                for (int64_t dy = 0; dy < 3; dy++)
-                    for (int64_t dx = 0; dx < 3; dx++) {
-                        float *px = d1 + ((2 * i + dy) * W1 + 2 * j + dx) * C1;
-                        for (int64_t c = 0; c < C1; c++) px[c] += col[c * 9 + dy * 3 + dx];
-                    }
-            }
+    for (int64_t ch = 0; ch < chunks; ch++) {
+        float *z = k->scratch + (int64_t)omp_get_thread_num() * 3 * map, *da = z + map,
+              *dz = da + map;
+        float *acc = k->partial + ch * 10 * C1; /* (9, C1) weight, then (C1) bias */
+        memset(acc, 0, (size_t)(10 * C1) * sizeof(float));
+        const int64_t r_end = (ch + 1) * STEM_CHUNK < BT ? (ch + 1) * STEM_CHUNK : BT;
+        for (int64_t r = ch * STEM_CHUNK; r < r_end; r++) {
+            const float *w = win + r * d.PI;
+            sn_stem_conv1(w, W, C1, k->w1t, m->p.stem1_b, z);
+            memset(da, 0, (size_t)(2 * map) * sizeof(float)); /* da and dz */
+            sn_stem_scatter(da, k->dcol2 + r * G * G * 9 * C1, W1, C1);
+            sn_gelu_backward_row(dz, da, z, map);
+            sn_stem_conv1_grad(acc, w, dz, W, C1);
+        }
     }
-    memset(dz1, 0, (size_t)(n1 * C1) * sizeof(float));
-    sn_gelu_backward(nt, dz1, C1, da1, C1, k->z1, C1, n1, C1);
-    sn_linear_backward(nt, NULL, 0, g->stem1_w, 9, g->stem1_b, dz1, C1, k->col1, 9,
-                       m->p.stem1_w, 9, n1, C1, 9);
+    for (int64_t ch = 0; ch < chunks; ch++) {
+        const float *acc = k->partial + ch * 10 * C1;
+        for (int64_t c = 0; c < C1; c++) {
+            for (int64_t tap = 0; tap < 9; tap++) g->stem1_w[c * 9 + tap] += acc[tap * C1 + c];
+            g->stem1_b[c] += acc[9 * C1 + c];
+        }
+    }
 }
 
 /* x0 (b*tl, e) = embedding of the input + positions. */
@@ -573,7 +573,7 @@ static void embed_backward(int nt, sn_model *m, sn_acts *a, const sn_shard *sh,
         memset(a->stem.dfeat, 0, (size_t)(BT * d.P) * sizeof(float));
         sn_linear_backward(nt, a->stem.dfeat, d.P, g->patch_w, d.P, g->patch_b, dres, e,
                            a->stem.a2, d.P, m->p.patch_w, d.P, BT, e, d.P);
-        stem_backward(nt, m, a, BT);
+        stem_backward(nt, m, a, input, BT);
     } else {
         sn_linear_backward(nt, NULL, 0, g->patch_w, d.P, g->patch_b, dres, e, input, d.P,
                            m->p.patch_w, d.P, BT, e, d.P);

@@ -47,7 +47,7 @@ typedef struct sn_params {
     /* the convolutional stem (NULL without one; src/arch.h): */
     float *stem1_w;         /* (C1, 9): conv1 as (out, 3x3) */
     float *stem1_b;         /* (C1) */
-    float *stem2_w;         /* (C2, C1*9): conv2 as (out, in, 3x3) */
+    float *stem2_w;         /* (C2, 9*C1): conv2 as (out, 3x3, in) */
     float *stem2_b;         /* (C2) */
     float *patch_w;         /* (E, P), P = sn_space_embed_in */
     float *patch_b;         /* (E) */

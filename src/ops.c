@@ -251,6 +251,90 @@ static void gelu_backward_row(float *restrict dxr, const float *restrict dyr,
     }
 }
 
+void sn_gelu_row(float *y, const float *x, int64_t c) { gelu_row(y, x, c); }
+
+/* ------------------------------------------------------------------- stem */
+
+SN_VECTOR_CLONES
+static void stem_conv1(const float *restrict win, int64_t W, int64_t C1,
+                       const float *restrict w1t, const float *restrict b1, float *restrict z)
+{
+    const int64_t W1 = W - 2;
+    for (int64_t u = 0; u < W1; u++)
+        for (int64_t v = 0; v < W1; v++) {
+            float *restrict zr = z + (u * W1 + v) * C1;
+            for (int64_t c = 0; c < C1; c++) zr[c] = b1[c];
+            for (int64_t tap = 0; tap < 9; tap++) {
+                const float x = win[(u + tap / 3) * W + v + tap % 3];
+                const float *restrict wr = w1t + tap * C1;
+                for (int64_t c = 0; c < C1; c++) zr[c] += x * wr[c];
+            }
+        }
+}
+
+void sn_stem_conv1(const float *win, int64_t W, int64_t C1, const float *w1t, const float *b1,
+                   float *z)
+{
+    stem_conv1(win, W, C1, w1t, b1, z);
+}
+
+void sn_stem_gather(float *col, const float *act, int64_t W1, int64_t C1)
+{
+    const int64_t G = (W1 - 1) / 2;
+    for (int64_t i = 0; i < G; i++)
+        for (int64_t j = 0; j < G; j++, col += 9 * C1)
+            for (int64_t tap = 0; tap < 9; tap++)
+                memcpy(col + tap * C1, act + ((2 * i + tap / 3) * W1 + 2 * j + tap % 3) * C1,
+                       (size_t)C1 * sizeof(float));
+}
+
+SN_VECTOR_CLONES
+static void stem_scatter(float *restrict dact, const float *restrict dcol, int64_t W1,
+                         int64_t C1)
+{
+    const int64_t G = (W1 - 1) / 2;
+    for (int64_t i = 0; i < G; i++)
+        for (int64_t j = 0; j < G; j++, dcol += 9 * C1)
+            for (int64_t tap = 0; tap < 9; tap++) {
+                float *restrict d = dact + ((2 * i + tap / 3) * W1 + 2 * j + tap % 3) * C1;
+                const float *restrict s = dcol + tap * C1;
+                for (int64_t c = 0; c < C1; c++) d[c] += s[c];
+            }
+}
+
+void sn_stem_scatter(float *dact, const float *dcol, int64_t W1, int64_t C1)
+{
+    stem_scatter(dact, dcol, W1, C1);
+}
+
+SN_VECTOR_CLONES
+static void stem_conv1_grad(float *restrict acc, const float *restrict win,
+                            const float *restrict dz, int64_t W, int64_t C1)
+{
+    const int64_t W1 = W - 2;
+    for (int64_t u = 0; u < W1; u++)
+        for (int64_t v = 0; v < W1; v++) {
+            const float *restrict dzr = dz + (u * W1 + v) * C1;
+            float *restrict bias = acc + 9 * C1;
+            for (int64_t c = 0; c < C1; c++) bias[c] += dzr[c];
+            for (int64_t tap = 0; tap < 9; tap++) {
+                const float x = win[(u + tap / 3) * W + v + tap % 3];
+                float *restrict ar = acc + tap * C1;
+                for (int64_t c = 0; c < C1; c++) ar[c] += x * dzr[c];
+            }
+        }
+}
+
+void sn_stem_conv1_grad(float *acc, const float *win, const float *dz, int64_t W, int64_t C1)
+{
+    stem_conv1_grad(acc, win, dz, W, C1);
+}
+
+void sn_gelu_backward_row(float *dx, const float *dy, const float *x, int64_t c)
+{
+    gelu_backward_row(dx, dy, x, c);
+}
+
 void sn_gelu_backward(int nt, float *dx, int64_t lddx, const float *dy, int64_t lddy,
                       const float *x, int64_t ldx, int64_t m, int64_t c)
 {

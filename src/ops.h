@@ -48,6 +48,26 @@ void sn_layernorm_backward(int nt, float *dx, int64_t lddx,
  * ldy == ldx. */
 void sn_gelu_forward(int nt, float *y, int64_t ldy, const float *x, int64_t ldx,
                      int64_t m, int64_t c);
+/* The convolutional stem's per-token kernels (src/model.c), W the window
+ * side, W1 = W - 2 conv1 positions and G = (W1 - 1) / 2 conv2 outputs per
+ * side, C1 conv1's channels:
+ *   sn_stem_conv1:  z (W1*W1, C1) = b1 + conv1 of the window win (W*W),
+ *                   w1t conv1's weight as (9, C1);
+ *   sn_stem_gather: conv2's input patches col (G*G, 9*C1), tap-major
+ *                   ((dy*3 + dx)*C1 + c), from conv1's output act (W1*W1, C1);
+ *   sn_stem_scatter: dact += the patches' gradient dcol, the reverse;
+ *   sn_stem_conv1_grad: acc (9*C1, then C1) += conv1's weight (as w1t) and
+ *                   bias gradients, given its output gradient dz. */
+void sn_stem_conv1(const float *win, int64_t W, int64_t C1, const float *w1t, const float *b1,
+                   float *z);
+void sn_stem_gather(float *col, const float *act, int64_t W1, int64_t C1);
+void sn_stem_scatter(float *dact, const float *dcol, int64_t W1, int64_t C1);
+void sn_stem_conv1_grad(float *acc, const float *win, const float *dz, int64_t W, int64_t C1);
+
+/* One row of c values of each, for callers that divide the work among
+ * threads themselves: y = gelu(x); dx += dy * gelu'(x). */
+void sn_gelu_row(float *y, const float *x, int64_t c);
+void sn_gelu_backward_row(float *dx, const float *dy, const float *x, int64_t c);
 /* dx += dy * gelu'(x), x the forward input. */
 void sn_gelu_backward(int nt, float *dx, int64_t lddx, const float *dy, int64_t lddy,
                       const float *x, int64_t ldx, int64_t m, int64_t c);
