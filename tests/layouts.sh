@@ -52,9 +52,11 @@ failed=0
 run() { # name ranks args...
     name=$1 np=$2
     shift 2
-    if ! timeout 120 mpirun --oversubscribe -np "$np" "$sn" train $common --run-dir "$tmp/$name" \
-            "$@" >"$tmp/$name.out" 2>&1; then
-        echo "FAIL $name: exit status $?"
+    timeout 120 mpirun --oversubscribe -np "$np" "$sn" train $common --run-dir "$tmp/$name" \
+        "$@" >"$tmp/$name.out" 2>&1
+    st=$?
+    if [ $st -ne 0 ]; then
+        echo "FAIL $name: exit status $st (124: timed out)"
         tail -5 "$tmp/$name.out"
         failed=1
         return 1
@@ -109,45 +111,36 @@ if [ -z "$only" ] || [ "$only" = image ]; then
         failed=1
     fi
 
+    # against_one NAME WHAT OPTIONS...: OPTIONS train on D2 and on P2xS2
+    # with 2 micro-batches what they train on one rank
+    against_one() {
+        base=$1 what=$2
+        shift 2
+        opts="$*"
+        run "$base-1" 1 $image $opts || return 0
+        for layout in "2 --dp 2" "4 --pp 2 --sp 2 --micro-batches 2"; do
+            set -- $layout
+            np=$1
+            shift
+            name="$base-$np$(echo "$*" | tr -d ' -')"
+            if run "$name" "$np" $image $opts "$@" &&
+                "$py" "$here/layouts_compare.py" "$tmp/$base-1" "$tmp/$name"; then
+                echo "ok   image $np ranks $* $what"
+            else
+                echo "FAIL image $np ranks $* $what: differs from one rank"
+                failed=1
+            fi
+        done
+    }
     # the member loss weights of --schedule deps (a full-network step, then
     # a ramp of 1/3, 2/3, 1) and the students' targets blended with the
     # labels (the teacher's share ramped in) are the same on every layout
-    deps="--schedule deps --deps-delay 0.25 --deps-ramp 0.75 --distill-weight 0.5 --distill-ramp 0.5"
-    if run image-deps-1 1 $image $deps; then
-        for layout in "2 --dp 2" "4 --pp 2 --sp 2 --micro-batches 2"; do
-            set -- $layout
-            np=$1
-            shift
-            name="image-deps-$np$(echo "$*" | tr -d ' -')"
-            if run "$name" "$np" $image $deps "$@" &&
-                "$py" "$here/layouts_compare.py" "$tmp/image-deps-1" "$tmp/$name"; then
-                echo "ok   image $np ranks $* --schedule deps"
-            else
-                echo "FAIL image $np ranks $* --schedule deps: differs from one rank"
-                failed=1
-            fi
-        done
-    fi
-
+    against_one image-deps "--schedule deps" --schedule deps --deps-delay 0.25 \
+        --deps-ramp 0.75 --distill-weight 0.5 --distill-ramp 0.5
     # the convolutional stem: a sequence rank's tokens carry their own pixel
     # windows, and the stem's gradients (summed over the sequence group like
     # the patch embedding's) are the same on every layout
-    stem="--patch 14 --stem 4,8"
-    if run image-stem-1 1 $image $stem; then
-        for layout in "2 --dp 2" "4 --pp 2 --sp 2 --micro-batches 2"; do
-            set -- $layout
-            np=$1
-            shift
-            name="image-stem-$np$(echo "$*" | tr -d ' -')"
-            if run "$name" "$np" $image $stem "$@" &&
-                "$py" "$here/layouts_compare.py" "$tmp/image-stem-1" "$tmp/$name"; then
-                echo "ok   image $np ranks $* --stem 4,8"
-            else
-                echo "FAIL image $np ranks $* --stem 4,8: differs from one rank"
-                failed=1
-            fi
-        done
-    fi
+    against_one image-stem "--stem 4,8" --patch 14 --stem 4,8
 
     # reshard on load: P2xS2 stops after 2 steps; 1 rank and D2 resume
     if run image-ps 4 $image --pp 2 --sp 2 --stop-after 2; then

@@ -5,7 +5,8 @@
  * Debian's python3 is there; scripts/setup.sh --tests installs it).
  *
  * For several sub-networks of a small space, and for the largest of the
- * default space, the test runs forward, a loss (hard labels with smoothing
+ * default space, each without and with a convolutional stem, the test
+ * runs forward, a loss (hard labels with smoothing
  * 0.1, or the soft targets of in-place distillation: the softmax of the
  * largest sub-network's logits) and backward, and compares the loss, the
  * logits and every gradient tensor with PyTorch's.  It also checks that
@@ -441,103 +442,72 @@ static void redraw_params(sn_model *m, uint64_t seed)
     }
 }
 
+/* A space's task dimensions with the convolutional stem of c1, c2
+ * channels over 4x4 patches: each token a 7x7 window, the stem's 2x2
+ * outputs of c2 channels the patch embedding's input.  The reference
+ * computes the stem with PyTorch's conv2d on each window. */
+static void add_stem(sn_space *s, int c1, int c2)
+{
+    char err[256];
+    s->token_dim = 49;
+    s->stem[0] = c1;
+    s->stem[1] = c2;
+    assert_int_equal(sn_space_validate(s, err, sizeof err), SN_OK);
+    assert_int_equal(sn_space_embed_in(s), 4 * c2);
+}
+
+/* The small space, without and with a stem of 4 and 6 channels. */
 static void test_small_space(void **state)
 {
     (void)state;
-    sn_space s;
-    char err[256];
-    small_space(&s);
-    assert_int_equal(sn_space_validate(&s, err, sizeof err), SN_OK);
-    sn_model *m = sn_model_create(&s, 42);
-    assert_non_null(m);
-    redraw_params(m, 42);
-    ref_case cases[4];
-    memset(cases, 0, sizeof cases);
-    parse_or_fail(&s, "max", &cases[0].net);
-    /* depth 1 in stage 0: kept blocks are supernet blocks 0, 2, 3 */
-    parse_or_fail(&s, "e48-d1.2-h1.2.1-f64.32.96", &cases[1].net);
-    parse_or_fail(&s, "min", &cases[2].net);
-    parse_or_fail(&s, "e48-d2.1-h2.1.2-f32.96.64", &cases[3].net);
-    cases[3].soft = true;
-    cases[3].teacher = 0;
-    check_space("small space", m, 4, cases, 4);
-    sn_model_destroy(m);
+    for (int stem = 0; stem < 2; stem++) {
+        sn_space s;
+        char err[256];
+        small_space(&s);
+        if (stem) add_stem(&s, 4, 6);
+        assert_int_equal(sn_space_validate(&s, err, sizeof err), SN_OK);
+        sn_model *m = sn_model_create(&s, 42);
+        assert_non_null(m);
+        /* the stem's tensors come first, with the embedding */
+        assert_string_equal(m->info[stem ? 4 : 0].name, "patch_embed.weight");
+        redraw_params(m, 42);
+        ref_case cases[4];
+        memset(cases, 0, sizeof cases);
+        parse_or_fail(&s, "max", &cases[0].net);
+        /* depth 1 in stage 0: kept blocks are supernet blocks 0, 2, 3 */
+        parse_or_fail(&s, "e48-d1.2-h1.2.1-f64.32.96", &cases[1].net);
+        parse_or_fail(&s, "min", &cases[2].net);
+        parse_or_fail(&s, "e48-d2.1-h2.1.2-f32.96.64", &cases[3].net);
+        cases[3].soft = true;
+        cases[3].teacher = 0;
+        check_space(stem ? "small space with a stem" : "small space", m, 4, cases, 4);
+        sn_model_destroy(m);
+    }
 }
 
-/* The real space at its training init: the largest sub-network, and one
- * random sub-network distilled from it. */
+/* The real space at its training init (He's for the stem's convolutions),
+ * without and with the stem of 32 and 64 channels: the largest
+ * sub-network, and one random sub-network distilled from it. */
 static void test_default_space(void **state)
 {
     (void)state;
-    sn_space s;
-    sn_space_default(&s);
-    sn_model *m = sn_model_create(&s, 1);
-    assert_non_null(m);
-    ref_case cases[2];
-    memset(cases, 0, sizeof cases);
-    sn_subnet_max(&s, &cases[0].net);
-    sn_rng r;
-    sn_rng_seed(&r, 3, 0);
-    sn_subnet_sample(&s, &r, &cases[1].net);
-    cases[1].soft = true;
-    cases[1].teacher = 0;
-    check_space("default space", m, 3, cases, 2);
-    sn_model_destroy(m);
-}
-
-/* The small space with a convolutional stem: patch 4, so each token is a
- * 7x7 window and the stem gives 2x2 outputs of 6 channels (stem.* tensors,
- * a patch embedding of 24 inputs).  The reference computes the stem with
- * PyTorch's conv2d on each window. */
-static void test_small_space_stem(void **state)
-{
-    (void)state;
-    sn_space s;
-    char err[256];
-    small_space(&s);
-    s.token_dim = 49;
-    s.stem[0] = 4;
-    s.stem[1] = 6;
-    assert_int_equal(sn_space_validate(&s, err, sizeof err), SN_OK);
-    assert_int_equal(sn_space_embed_in(&s), 24);
-    sn_model *m = sn_model_create(&s, 43);
-    assert_non_null(m);
-    assert_string_equal(m->info[0].name, "stem.conv1.weight");
-    assert_string_equal(m->info[4].name, "patch_embed.weight");
-    redraw_params(m, 43);
-    ref_case cases[3];
-    memset(cases, 0, sizeof cases);
-    parse_or_fail(&s, "max", &cases[0].net);
-    parse_or_fail(&s, "e48-d1.2-h1.2.1-f64.32.96", &cases[1].net);
-    parse_or_fail(&s, "min", &cases[2].net);
-    cases[2].soft = true;
-    cases[2].teacher = 0;
-    check_space("small space with a stem", m, 3, cases, 3);
-    sn_model_destroy(m);
-}
-
-/* The default space with the stem of 32 and 64 channels at its training
- * init (He's for the convolutions). */
-static void test_default_space_stem(void **state)
-{
-    (void)state;
-    sn_space s;
-    char err[256];
-    sn_space_default(&s);
-    s.token_dim = 49;
-    s.stem[0] = 32;
-    s.stem[1] = 64;
-    assert_int_equal(sn_space_validate(&s, err, sizeof err), SN_OK);
-    sn_model *m = sn_model_create(&s, 1);
-    assert_non_null(m);
-    ref_case cases[2];
-    memset(cases, 0, sizeof cases);
-    sn_subnet_max(&s, &cases[0].net);
-    parse_or_fail(&s, "min", &cases[1].net);
-    cases[1].soft = true;
-    cases[1].teacher = 0;
-    check_space("default space with a stem", m, 2, cases, 2);
-    sn_model_destroy(m);
+    for (int stem = 0; stem < 2; stem++) {
+        sn_space s;
+        sn_space_default(&s);
+        if (stem) add_stem(&s, 32, 64);
+        sn_model *m = sn_model_create(&s, 1);
+        assert_non_null(m);
+        ref_case cases[2];
+        memset(cases, 0, sizeof cases);
+        sn_subnet_max(&s, &cases[0].net);
+        sn_rng r;
+        sn_rng_seed(&r, 3, 0);
+        sn_subnet_sample(&s, &r, &cases[1].net);
+        cases[1].soft = true;
+        cases[1].teacher = 0;
+        check_space(stem ? "default space with a stem" : "default space", m, 3, cases, 2);
+        sn_model_destroy(m);
+    }
 }
 
 int main(int argc, char **argv)
@@ -556,8 +526,6 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_space),
         cmocka_unit_test(test_default_space),
-        cmocka_unit_test(test_small_space_stem),
-        cmocka_unit_test(test_default_space_stem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
