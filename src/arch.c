@@ -96,19 +96,25 @@ int sn_space_validate(const sn_space *s, char *err, size_t errlen)
                        "(or both 0: no stem)", s->stem[0], s->stem[1], SN_MAX_STEM);
     if (s->task != SN_TASK_IMAGE)
         return sn_errf(err, errlen, "search space: a convolutional stem needs the image task");
-    if (sn_stem_grid(s) < 1)
+    const int64_t g = sn_stem_grid(s);
+    if (g < 1)
         return sn_errf(err, errlen, "search space: token_dim %d is not the (p+3)^2 window of an "
                        "even patch size p that a convolutional stem takes", s->token_dim);
+    if (g * g * s->stem[1] > SN_MAX_EMBED_IN)
+        return sn_errf(err, errlen, "search space: the stem gives %lld values per token (%lld x "
+                       "%lld outputs of %d channels), more than %d",
+                       (long long)(g * g * s->stem[1]), (long long)g, (long long)g, s->stem[1],
+                       SN_MAX_EMBED_IN);
     return SN_OK;
 }
 
 int sn_stem_grid(const sn_space *s)
 {
     if (!sn_space_has_stem(s)) return 0;
-    int w = 0;
+    int64_t w = 0;
     while ((w + 1) * (w + 1) <= s->token_dim) w++;
     if (w * w != s->token_dim || w < SN_STEM_EXTRA + 2 || (w - SN_STEM_EXTRA) % 2) return 0;
-    return (w - SN_STEM_EXTRA) / 2;
+    return (int)((w - SN_STEM_EXTRA) / 2);
 }
 
 int sn_space_embed_in(const sn_space *s)

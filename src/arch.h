@@ -26,6 +26,7 @@
 #define SN_MAX_BLOCKS 64
 #define SN_SUBNET_STRLEN 1024
 #define SN_MAX_STEM 1024 /* channels of a stem convolution */
+#define SN_MAX_EMBED_IN (1 << 24) /* values per token the stem may give the patch embedding */
 
 /* What the tokens are and what the network predicts. */
 typedef enum sn_task {
@@ -99,7 +100,7 @@ static inline int sn_image_token_dim(int p, bool stem)
 /* p/2: conv2 outputs per token side (0 without a stem). */
 int sn_stem_grid(const sn_space *s);
 /* Values the patch embedding takes per token: token_dim without a stem,
- * (p/2)^2 * stem[1] with one. */
+ * (p/2)^2 * stem[1] with one (at most SN_MAX_EMBED_IN in a valid space). */
 int sn_space_embed_in(const sn_space *s);
 
 /* Checks that every list is non-empty, ascending and positive, depths

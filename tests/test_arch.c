@@ -414,6 +414,54 @@ static void test_space_validate(void **state)
     sn_space_default(&s);
     s.n_classes = -3;
     expect_space_error(&s, "n_classes");
+
+    /* the stem: both channel counts or neither, the image task, a window
+     * token_dim, a patch-embedding input that fits (and no overflow on the
+     * way for a token_dim near INT_MAX) */
+    sn_space_default(&s);
+    s.stem[0] = 0;
+    s.stem[1] = 8;
+    expect_space_error(&s, "stem channels 0,8 must both be in 1..1024");
+    sn_space_default(&s);
+    s.stem[0] = 32;
+    s.stem[1] = 64;
+    expect_space_error(&s, "token_dim 16 is not the (p+3)^2 window");
+    s.token_dim = 2147483647;
+    expect_space_error(&s, "token_dim 2147483647 is not");
+    s.token_dim = 49;
+    s.task = SN_TASK_LM;
+    expect_space_error(&s, "needs the image task");
+    sn_space_default(&s);
+    s.stem[0] = s.stem[1] = 1024;
+    s.token_dim = 403 * 403; /* patch 400: 200 x 200 outputs of 1024 channels */
+    expect_space_error(&s, "the stem gives 40960000 values per token");
+}
+
+/* The largest of the default space with the stem of 32 and 64 channels:
+ * the patch embedding takes 2 x 2 x 64 values, and the stem adds its
+ * weights and, per token, conv1 at 5 x 5 positions and conv2 at 2 x 2. */
+static void test_params_macs_stem(void **state)
+{
+    (void)state;
+    sn_space s;
+    sn_subnet n;
+    char err[256] = "";
+    sn_space_default(&s);
+    s.token_dim = 49;
+    s.stem[0] = 32;
+    s.stem[1] = 64;
+    if (sn_space_validate(&s, err, sizeof err) != SN_OK) fail_msg("%s", err);
+    assert_int_equal(sn_stem_grid(&s), 2);
+    assert_int_equal(sn_space_embed_in(&s), 256);
+    sn_subnet_max(&s, &n);
+    const int heads[6] = {3, 3, 3, 3, 3, 3}, mlp[6] = {768, 768, 768, 768, 768, 768};
+    const int64_t stem_params = 32 * 9 + 32 + 64 * 9 * 32 + 64;
+    const int64_t stem_macs = 49 * (25 * 9 * 32 + 4 * 9 * 32 * 64);
+    assert_int_equal(sn_subnet_params(&s, &n),
+                     params_by_formula(192, 6, heads, mlp, 64, 49, 256, 10) + stem_params);
+    assert_int_equal(sn_subnet_macs(&s, &n),
+                     macs_by_formula(192, 6, heads, mlp, 64, 49, 256, 10) + stem_macs);
+    assert_int_equal(sn_subnet_params(&s, &n), 2749066);
 }
 
 static void test_sample(void **state)
@@ -500,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_bad_string_long),
         cmocka_unit_test(test_subnet_validate),
         cmocka_unit_test(test_space_validate),
+        cmocka_unit_test(test_params_macs_stem),
         cmocka_unit_test(test_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
