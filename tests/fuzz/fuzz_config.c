@@ -36,8 +36,8 @@ typedef struct train_like {
     sn_space_flags space;
 } train_like;
 
-/* 12 options of every kind and the 6 search-space ones; one more ends it */
-enum { N_OPTS = 18 };
+/* 12 options of every kind and the 7 search-space ones; one more ends it */
+enum { N_OPTS = 19 };
 
 /* The options of a, with train's defaults, into opts[0..N_OPTS]. */
 static void table(train_like *a, sn_opt opts[N_OPTS + 1])
