@@ -218,6 +218,10 @@ int sn_dist_step(sn_dist *d, const void *input, const int32_t *labels, sn_step_s
 
     /* [losses of the members..., GEMM FLOPs, squared gradient norm] */
     double sums[SN_MAX_MEMBERS + 2] = {0};
+    /* the members share the stem's pass when each workspace keeps its
+     * micro-batch for the whole step */
+    for (int i = 0; i < d->n_slots; i++)
+        sn_acts_share_stem(d->acts[i], d->n_slots == d->micro ? st->n_members : 1);
     for (int k = 0; k < st->n_members; k++) {
         member_run r = {.d = d, .net = &st->net[k], .k = k, .n = st->n_members,
                         .weight = st->weight[k], .input = input, .labels = labels};

@@ -290,6 +290,12 @@ typedef struct stem_acts {
     float *dfeat;       /* (BT, P) backward scratch */
     float *dz2;         /* (BT*G*G, C2) */
     float *dcol2;       /* (BT*G*G, 9*C1) */
+    /* Passes sharing one stem computation (sn_acts_share_stem): share
+     * forward/backward pairs over the same input; fwd and bwd count the
+     * forwards and backwards since the sharing began. */
+    int share, fwd, bwd;
+    const void *input;  /* the input of the shared pass */
+    int64_t b;
 } stem_acts;
 
 /* Tokens per chunk of conv1's weight-gradient sums: chunk partials are
@@ -407,6 +413,7 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
         TAKE(k->dfeat, n2 * d.C2);
         TAKE(k->dz2, n2 * d.C2);
         TAKE(k->dcol2, n2 * 9 * d.C1);
+        k->share = 1;
     }
 #undef TAKE
 #undef R16
@@ -419,6 +426,13 @@ sn_acts *sn_acts_create(const sn_space *s, int64_t max_batch)
     sn_shard sh;
     sn_shard_full(s, &sh);
     return sn_acts_create_shard(s, &sh, max_batch);
+}
+
+void sn_acts_share_stem(sn_acts *a, int passes)
+{
+    SN_CHECK(passes >= 1);
+    a->stem.share = passes;
+    a->stem.fwd = a->stem.bwd = 0;
 }
 
 void sn_acts_destroy(sn_acts *a)
@@ -442,13 +456,12 @@ static int64_t global_pos(const sn_shard *sh, int64_t i)
     return sh->pos ? sh->pos[i] : i;
 }
 
-/* The stem over BT tokens' pixel windows win (BT, (2G+3)^2): returns their
- * features (BT, P) in a->stem.a2.  conv1 (9 taps, too few for a GEMM to
+/* The stem over BT tokens' pixel windows win (BT, (2G+3)^2): their
+ * features (BT, P) into a->stem.a2.  conv1 (9 taps, too few for a GEMM to
  * pay) runs token by token in a thread's scratch and writes conv2's input
  * patches, tap-major then channel ((dy*3 + dx)*C1 + c, the order of
  * stem.conv2.weight's columns); conv2 is one GEMM over all of them. */
-static const float *stem_forward(int nt, const sn_model *m, sn_acts *a, const float *win,
-                                 int64_t BT)
+static void stem_forward(int nt, const sn_model *m, sn_acts *a, const float *win, int64_t BT)
 {
     const dims d = space_dims(&m->space);
     const int64_t G = d.G, W1 = d.W1, W = W1 + 2, C1 = d.C1, C2 = d.C2, map = W1 * W1 * C1;
@@ -466,7 +479,6 @@ static const float *stem_forward(int nt, const sn_model *m, sn_acts *a, const fl
     sn_linear_forward(nt, k->z2, C2, k->col2, 9 * C1, m->p.stem2_w, 9 * C1, m->p.stem2_b, n2,
                       C2, 9 * C1);
     sn_gelu_forward(nt, k->a2, C2, k->z2, C2, n2, C2);
-    return k->a2;
 }
 
 /* Backward of stem_forward over the same windows, given the features'
@@ -528,8 +540,18 @@ static void embed_forward(int nt, const sn_model *m, sn_acts *a, const sn_shard 
             for (int64_t c = 0; c < e; c++) xr[c] = col[c * d.P] + bias[c];
         }
     } else {
-        const float *feat = sn_space_has_stem(&m->space) ? stem_forward(nt, m, a, input, BT)
-                                                         : input;
+        const float *feat = input;
+        if (sn_space_has_stem(&m->space)) {
+            stem_acts *k = &a->stem;
+            if (k->fwd++ % k->share == 0) {
+                stem_forward(nt, m, a, input, BT);
+                k->input = input;
+                k->b = b;
+            }
+            /* a pass sharing the stem must have the first one's input */
+            SN_CHECK(input == k->input && b == k->b);
+            feat = k->a2;
+        }
         sn_linear_forward(nt, x0, e, feat, d.P, m->p.patch_w, d.P, m->p.patch_b, BT, e, d.P);
     }
     const float *pos = m->p.pos;
@@ -570,10 +592,13 @@ static void embed_backward(int nt, sn_model *m, sn_acts *a, const sn_shard *sh,
             g->patch_b[c] += gb;
         }
     } else if (sn_space_has_stem(&m->space)) {
-        memset(a->stem.dfeat, 0, (size_t)(BT * d.P) * sizeof(float));
-        sn_linear_backward(nt, a->stem.dfeat, d.P, g->patch_w, d.P, g->patch_b, dres, e,
-                           a->stem.a2, d.P, m->p.patch_w, d.P, BT, e, d.P);
-        stem_backward(nt, m, a, input, BT);
+        /* the features' gradients of the passes sharing the stem add up;
+         * the stem's backward runs once, after the last of them */
+        stem_acts *k = &a->stem;
+        if (k->bwd % k->share == 0) memset(k->dfeat, 0, (size_t)(BT * d.P) * sizeof(float));
+        sn_linear_backward(nt, k->dfeat, d.P, g->patch_w, d.P, g->patch_b, dres, e, k->a2, d.P,
+                           m->p.patch_w, d.P, BT, e, d.P);
+        if (++k->bwd % k->share == 0) stem_backward(nt, m, a, input, BT);
     } else {
         sn_linear_backward(nt, NULL, 0, g->patch_w, d.P, g->patch_b, dres, e, input, d.P,
                            m->p.patch_w, d.P, BT, e, d.P);

@@ -156,6 +156,13 @@ size_t sn_acts_bytes(const sn_acts *a);
 /* The input activation buffer (max_batch*tl, E) of a stage that is not the
  * first: receive the previous stage's output here and pass it to forward. */
 float *sn_acts_input(sn_acts *a);
+/* The next `passes` forward/backward pairs through a (the members of a
+ * training step) take the same input: the stem (if a holds one) is computed
+ * by the first forward only, and its backward runs once, in the last
+ * backward, over the sum of the passes' gradients.  Each pair's forward
+ * must come before its backward; passes 1 (the default) computes the stem
+ * in every pass.  Call again to start the next group. */
+void sn_acts_share_stem(sn_acts *a, int passes);
 
 /* Forward pass of sub-network n over b sequences (b <= max_batch) of shard
  * sh (which must describe the shard a was created for).  input is, on the

@@ -506,6 +506,7 @@ int sn_train_step(sn_trainer *t, const float *tokens, const int32_t *labels, int
     memset(st, 0, sizeof *st);
     st->n_members = sn_train_members(&m->space, &t->o, t->step, st->net, st->role, st->weight);
     sn_model_zero_grad(m);
+    sn_acts_share_stem(t->acts, st->n_members);
     for (int k = 0; k < st->n_members; k++) {
         const float *logits = sn_model_forward(nt, m, t->acts, &st->net[k], tokens, b);
         st->loss[k] = sn_member_loss(&t->o, t->step, k, st->n_members, t->dlogits, t->teacher,

@@ -510,6 +510,67 @@ static void test_default_space(void **state)
     }
 }
 
+/* The members of a training step share the stem's pass
+ * (sn_acts_share_stem): the same logits, bit for bit, and the same
+ * gradients, up to the order of the sums, as a stem computed by every
+ * member. */
+static void test_shared_stem(void **state)
+{
+    (void)state;
+    enum { B = 4, N = 3 };
+    sn_space s;
+    small_space(&s);
+    add_stem(&s, 4, 6);
+    sn_model *m = sn_model_create(&s, 7);
+    assert_non_null(m);
+    redraw_params(m, 7);
+    sn_acts *a = sn_acts_create(&s, B);
+    assert_non_null(a);
+    sn_subnet nets[N];
+    parse_or_fail(&s, "max", &nets[0]);
+    parse_or_fail(&s, "min", &nets[1]);
+    parse_or_fail(&s, "e48-d2.1-h2.1.2-f32.96.64", &nets[2]);
+    const int64_t C = s.n_classes, nt = B * s.n_tokens * s.token_dim;
+    float tokens[B * 9 * 49], dlogits[N][B * 5], logits[2][N][B * 5];
+    assert_int_equal(nt, (int64_t)(sizeof tokens / sizeof *tokens));
+    sn_rng r;
+    sn_rng_seed(&r, 11, 0);
+    for (int64_t i = 0; i < nt; i++) tokens[i] = sn_rng_normal(&r);
+    for (int k = 0; k < N; k++)
+        for (int64_t i = 0; i < B * C; i++) dlogits[k][i] = sn_rng_normal(&r);
+    float *grads[2];
+    for (int shared = 0; shared < 2; shared++) {
+        sn_model_zero_grad(m);
+        sn_acts_share_stem(a, shared ? N : 1);
+        for (int k = 0; k < N; k++) {
+            const float *y = sn_model_forward(2, m, a, &nets[k], tokens, B);
+            memcpy(logits[shared][k], y, (size_t)(B * C) * sizeof(float));
+            sn_model_backward(2, m, a, dlogits[k]);
+        }
+        grads[shared] = malloc(m->n_params * sizeof(float));
+        assert_non_null(grads[shared]);
+        memcpy(grads[shared], m->grads, m->n_params * sizeof(float));
+    }
+    assert_memory_equal(logits[0], logits[1], sizeof logits[0]);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const sn_param_info *t = &m->info[i];
+        const float *g0 = grads[0] + t->offset, *g1 = grads[1] + t->offset;
+        double scale = 0.0, diff = 0.0;
+        for (size_t j = 0; j < t->count; j++) {
+            scale = fmax(scale, fabs(g0[j]));
+            diff = fmax(diff, fabs((double)g1[j] - g0[j]));
+        }
+        /* every tensor has a gradient here; the stem's the sum of N passes */
+        if (!(scale > 0.0) || diff > 1e-5 * scale)
+            fail_msg("%s: gradient differs by %.3g (largest %.3g) with the stem shared",
+                     t->name, diff, scale);
+    }
+    free(grads[0]);
+    free(grads[1]);
+    sn_acts_destroy(a);
+    sn_model_destroy(m);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -526,6 +587,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small_space),
         cmocka_unit_test(test_default_space),
+        cmocka_unit_test(test_shared_stem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
