@@ -265,6 +265,7 @@ void sn_dist_eval(sn_dist *d, const sn_subnet *net, const void *input, const int
     SN_CHECK(b >= 1 && b <= d->b_local);
     /* [loss sum, correct, rows] of this rank's last-stage rows */
     double sums[3] = {0};
+    for (int i = 0; i < d->n_slots; i++) sn_acts_share_stem(d->acts[i], 1);
     for (int64_t at = 0, j = 0; at < b; at += d->mb, j++) {
         const int64_t mb = b - at < d->mb ? b - at : d->mb, act = mb * tl * net->embed;
         const int slot = (int)(j % d->n_slots);

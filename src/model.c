@@ -292,7 +292,7 @@ typedef struct stem_acts {
     float *dcol2;       /* (BT*G*G, 9*C1) */
     /* Passes sharing one stem computation (sn_acts_share_stem): share
      * forward/backward pairs over the same input; fwd and bwd count the
-     * forwards and backwards since the sharing began. */
+     * group's forwards and backwards so far (unused with share 1). */
     int share, fwd, bwd;
     const void *input;  /* the input of the shared pass */
     int64_t b;
@@ -543,13 +543,15 @@ static void embed_forward(int nt, const sn_model *m, sn_acts *a, const sn_shard 
         const float *feat = input;
         if (sn_space_has_stem(&m->space)) {
             stem_acts *k = &a->stem;
-            if (k->fwd++ % k->share == 0) {
+            if (k->share == 1 || k->fwd == 0) {
                 stem_forward(nt, m, a, input, BT);
                 k->input = input;
                 k->b = b;
+            } else {
+                /* a later pass of the group: the first one's input */
+                SN_CHECK(input == k->input && b == k->b && k->fwd < k->share);
             }
-            /* a pass sharing the stem must have the first one's input */
-            SN_CHECK(input == k->input && b == k->b);
+            if (k->share > 1) k->fwd++;
             feat = k->a2;
         }
         sn_linear_forward(nt, x0, e, feat, d.P, m->p.patch_w, d.P, m->p.patch_b, BT, e, d.P);
@@ -595,10 +597,17 @@ static void embed_backward(int nt, sn_model *m, sn_acts *a, const sn_shard *sh,
         /* the features' gradients of the passes sharing the stem add up;
          * the stem's backward runs once, after the last of them */
         stem_acts *k = &a->stem;
-        if (k->bwd % k->share == 0) memset(k->dfeat, 0, (size_t)(BT * d.P) * sizeof(float));
+        SN_CHECK(k->share == 1 || k->bwd < k->fwd);
+        if (k->share == 1 || k->bwd == 0)
+            memset(k->dfeat, 0, (size_t)(BT * d.P) * sizeof(float));
         sn_linear_backward(nt, k->dfeat, d.P, g->patch_w, d.P, g->patch_b, dres, e, k->a2, d.P,
                            m->p.patch_w, d.P, BT, e, d.P);
-        if (++k->bwd % k->share == 0) stem_backward(nt, m, a, input, BT);
+        if (k->share == 1) {
+            stem_backward(nt, m, a, input, BT);
+        } else if (++k->bwd == k->share) {
+            stem_backward(nt, m, a, input, BT);
+            sn_acts_share_stem(a, 1); /* the group is done: every pass computes it again */
+        }
     } else {
         sn_linear_backward(nt, NULL, 0, g->patch_w, d.P, g->patch_b, dres, e, input, d.P,
                            m->p.patch_w, d.P, BT, e, d.P);

@@ -160,8 +160,10 @@ float *sn_acts_input(sn_acts *a);
  * training step) take the same input: the stem (if a holds one) is computed
  * by the first forward only, and its backward runs once, in the last
  * backward, over the sum of the passes' gradients.  Each pair's forward
- * must come before its backward; passes 1 (the default) computes the stem
- * in every pass.  Call again to start the next group. */
+ * must come before its backward.  After the group's last backward every
+ * pass computes the stem again (as with passes 1, the default); a group left
+ * unfinished (a forward without its backward) is ended by calling this
+ * again, with 1 before a forward-only pass such as evaluation. */
 void sn_acts_share_stem(sn_acts *a, int passes);
 
 /* Forward pass of sub-network n over b sequences (b <= max_batch) of shard

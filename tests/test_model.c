@@ -513,7 +513,7 @@ static void test_default_space(void **state)
 /* The members of a training step share the stem's pass
  * (sn_acts_share_stem): the same logits, bit for bit, and the same
  * gradients, up to the order of the sums, as a stem computed by every
- * member. */
+ * member; after the group, forwards compute the stem again. */
 static void test_shared_stem(void **state)
 {
     (void)state;
@@ -552,6 +552,18 @@ static void test_shared_stem(void **state)
         memcpy(grads[shared], m->grads, m->n_params * sizeof(float));
     }
     assert_memory_equal(logits[0], logits[1], sizeof logits[0]);
+    /* the group is over: new images in the same buffer get their own stem
+     * (an evaluation after a step), as in a fresh workspace */
+    for (int64_t i = 0; i < nt; i++) tokens[i] = sn_rng_normal(&r);
+    sn_acts *fresh = sn_acts_create(&s, B);
+    assert_non_null(fresh);
+    for (int k = 0; k < N; k++) {
+        const float *y = sn_model_forward(2, m, a, &nets[k], tokens, B);
+        memcpy(logits[0][k], y, (size_t)(B * C) * sizeof(float));
+        y = sn_model_forward(2, m, fresh, &nets[k], tokens, B);
+        assert_memory_equal(logits[0][k], y, (size_t)(B * C) * sizeof(float));
+    }
+    sn_acts_destroy(fresh);
     for (int i = 0; i < m->n_tensors; i++) {
         const sn_param_info *t = &m->info[i];
         const float *g0 = grads[0] + t->offset, *g1 = grads[1] + t->offset;
