@@ -157,14 +157,18 @@ class Stem(nn.Module):
 
 class SubnetViT(nn.Module):
     """A supernest sub-network: tokens (N, T, P) -> logits (N, C), or with
-    stem=(C1, C2, patch) images (N, 1, rows, cols) -> logits.  Parameter
-    names equal the dataset names under /weights of the model file."""
+    stem=(C1, C2, patch) (or a module of that mapping) images (N, 1, rows,
+    cols) -> logits.  Parameter names equal the dataset names under
+    /weights of the model file."""
 
     def __init__(self, n_tokens, token_dim, embed, heads, mlp, head_dim, n_classes, stem=None):
         super().__init__()
         if len(heads) != len(mlp):
             raise ValueError(f"{len(heads)} heads values for {len(mlp)} MLP widths")
-        self.stem = Stem(*stem) if stem else None
+        if isinstance(stem, nn.Module):  # a prototype's (torch_train_ref.py --stem C1,C2,C3)
+            self.stem = stem
+        else:
+            self.stem = Stem(*stem) if stem else None
         self.patch_embed = nn.Linear(token_dim, embed)
         self.pos_embed = nn.Parameter(torch.zeros(n_tokens, embed))
         self.blocks = nn.ModuleList(Block(embed, h, head_dim, f) for h, f in zip(heads, mlp))

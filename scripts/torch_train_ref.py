@@ -8,7 +8,10 @@ architecture in PyTorch with the same recipe, so that a stand-alone
 accuracy can be told apart from an artefact of supernest's own code:
 
     model      load_subnet_torch.SubnetViT (the model of src/model.c), with
-               --stem C1,C2 its convolutional stem
+               --stem C1,C2 its convolutional stem; --stem C1,C2,C3 a
+               prototype supernest does not have: three 3x3 convolutions
+               (padding 1, strides 1, 2, 2, each with GELU), a token the
+               (p/4)^2 outputs of the third at its patch
     init       matrices and positions N(0, 0.02), the stem's convolutions
                N(0, 2/fan-in), biases 0, LayerNorm gains 1
     data       Fashion-MNIST IDX files; --val-size training images held out
@@ -47,6 +50,27 @@ except ImportError as exc:
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from load_subnet_torch import DEFAULT_DATA, SubnetViT, make_preprocess, read_idx  # noqa: E402
 from supernet_torch import parse_subnet  # noqa: E402
+
+
+class DeeperStem(torch.nn.Module):
+    """--stem C1,C2,C3: a prototype for sizing a deeper stem before building
+    it into supernest.  images (N, 1, rows, cols) -> tokens (N, T, (p/4)^2 * C3)."""
+
+    def __init__(self, c1, c2, c3, patch):
+        super().__init__()
+        self.grid = patch // 4
+        self.convs = torch.nn.ModuleList([torch.nn.Conv2d(1, c1, 3, padding=1),
+                                          torch.nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+                                          torch.nn.Conv2d(c2, c3, 3, stride=2, padding=1)])
+
+    def forward(self, images):
+        y = images
+        for conv in self.convs:
+            y = F.gelu(conv(y), approximate="tanh")
+        n, c, h, w = y.shape
+        g = self.grid
+        y = y.view(n, c, h // g, g, w // g, g).permute(0, 2, 4, 3, 5, 1)
+        return y.reshape(n, (h // g) * (w // g), g * g * c)
 
 
 def usage_error(msg):
@@ -111,10 +135,12 @@ def main():
             stem = tuple(int(v) for v in a.stem.split(","))
         except ValueError:
             stem = ()
-        if len(stem) != 2 or min(stem) < 1:
-            usage_error(f"--stem '{a.stem}': expected none or two channel counts C1,C2")
-        if a.patch % 2:
-            usage_error(f"--patch {a.patch} is odd: the convolutional stem needs an even one")
+        if len(stem) not in (2, 3) or min(stem) < 1:
+            usage_error(f"--stem '{a.stem}': expected none, two channel counts C1,C2 or three "
+                        "C1,C2,C3 (the prototype)")
+        if a.patch % (2 ** (len(stem) - 1)):
+            usage_error(f"--patch {a.patch}: a stem of {len(stem)} convolutions needs a "
+                        f"multiple of {2 ** (len(stem) - 1)}")
     if a.batch_size < 1 or a.epochs < 1 or a.steps < 0 or a.val_size < 0:
         usage_error("--batch-size and --epochs must be positive, --steps and --val-size "
                     "not negative")
@@ -148,10 +174,17 @@ def main():
     x_test, y_test = prep(test_images), torch.from_numpy(test_labels.astype(np.int64))
 
     n_tokens = (rows // a.patch) * (cols // a.patch)
-    token_dim = (a.patch // 2) ** 2 * stem[1] if stem else a.patch * a.patch
+    if not stem:
+        token_dim = a.patch * a.patch
+    else:
+        token_dim = (a.patch // 2 ** (len(stem) - 1)) ** 2 * stem[-1]
     n_classes = int(max(labels.max(), test_labels.max())) + 1
+    if stem and len(stem) == 3:
+        stem_arg = DeeperStem(*stem, a.patch)
+    else:
+        stem_arg = (stem[0], stem[1], a.patch) if stem else None
     model = SubnetViT(n_tokens, token_dim, net["embed"], net["heads"], net["mlp"], a.head_dim,
-                      n_classes, (stem[0], stem[1], a.patch) if stem else None)
+                      n_classes, stem_arg)
     decay, other = [], []
     with torch.no_grad():
         for name, t in model.named_parameters():

@@ -2,16 +2,17 @@
 # scripts/torch_train_ref.py, the PyTorch stand-alone reference of the
 # quality report: a short training of the smallest architecture learns
 # (above 35% on validation and test, where chance is 10%; about 48% after
-# these 150 steps), with and without the convolutional stem, its JSON line
-# has the fields docs/QUALITY.md quotes, and a bad sub-network string or
-# --stem is refused with one line and exit 2.
+# these 150 steps), without the convolutional stem, with it and with the
+# three-convolution prototype, its JSON line has the fields docs/QUALITY.md
+# quotes, and a bad sub-network string, --stem, or a patch the prototype
+# cannot take is refused with one line and exit 2.
 # usage: torch_train_ref_test.sh PYTHON   (PYTHON: with torch and numpy)
 set -u
 py=$1
 ref="$(dirname "$0")/../scripts/torch_train_ref.py"
 "$py" -c 'import torch, numpy' 2>/dev/null ||
     { echo "FAIL: $py lacks torch/numpy (scripts/setup.sh --tests installs them)"; exit 1; }
-for stem in none 8,16; do
+for stem in none 8,16 8,16,32; do
 out=$("$py" "$ref" --subnet e64-d1.1-h1.1-f96.96 --steps 150 --batch-size 32 \
     --train-subset 3000 --val-size 500 --test-limit 1000 --threads 1 --stem $stem) ||
     { echo "FAIL: the training (--stem $stem) did not run"; exit 1; }
@@ -37,5 +38,10 @@ err=$("$py" "$ref" --subnet e64-d1.1-h1.1-f96.96 --stem 8 --steps 1 2>&1)
 rc=$?
 if [ $rc -ne 2 ] || [ "$(echo "$err" | grep -c .)" -gt 3 ] || ! echo "$err" | grep -q "\-\-stem '8'"; then
     echo "FAIL: a bad --stem gave exit $rc: $err"; exit 1
+fi
+err=$("$py" "$ref" --subnet e64-d1.1-h1.1-f96.96 --stem 8,16,32 --patch 2 --steps 1 2>&1)
+rc=$?
+if [ $rc -ne 2 ] || [ "$(echo "$err" | grep -c .)" -gt 3 ] || ! echo "$err" | grep -q "multiple of 4"; then
+    echo "FAIL: --patch 2 with a three-convolution stem gave exit $rc: $err"; exit 1
 fi
 echo "ok"
