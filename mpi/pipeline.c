@@ -70,7 +70,14 @@ int sn_dist_init(sn_dist *d, const sn_grid *g, sn_trainer *t, const sn_dist_opts
     d->mb = d->b_local / o->micro;
     d->rows_mb = lm ? d->mb * tl : d->mb;
     d->rows_global = lm ? o->batch * T : o->batch;
-    d->n_slots = P - g->p < o->micro ? P - g->p : o->micro;
+    /* 1F1B keeps at most P - p micro-batches in flight on stage p.  The
+     * first stage of a model with a stem keeps every micro-batch's workspace
+     * for the whole step instead, so that a step's members share one pass
+     * of the stem over each micro-batch (sn_acts_share_stem); a schedule of
+     * one member a step has nothing to share. */
+    const bool keep_all = sh->first && sn_space_has_stem(s) && o->micro <= SN_PIPE_MAX_SLOTS &&
+                          t->o.schedule != SN_SCHEDULE_FIXED;
+    d->n_slots = keep_all || o->micro < P - g->p ? o->micro : P - g->p;
     SN_CHECK(d->n_slots <= SN_PIPE_MAX_SLOTS);
     const int64_t E = s->embed[s->n_embed - 1], C = s->n_classes;
     bool ok = true;
@@ -86,7 +93,7 @@ int sn_dist_init(sn_dist *d, const sn_grid *g, sn_trainer *t, const sn_dist_opts
         sn_dist_free(d);
         return sn_errf(err, errlen, "out of memory allocating the pipeline's workspaces "
                                     "(%d micro-batches of %lld sequences in flight)",
-                       P - g->p, (long long)d->mb);
+                       d->n_slots, (long long)d->mb);
     }
     sn_shard_params(m, sh, &d->t_lo, &d->t_hi, &d->p_lo, &d->p_hi);
     sn_reduce_init(&d->red, g->replica, m->grads, d->p_lo, d->p_hi, o->bucket_bytes);

@@ -141,6 +141,15 @@ if [ -z "$only" ] || [ "$only" = image ]; then
     # windows, and the stem's gradients (summed over the sequence group like
     # the patch embedding's) are the same on every layout
     against_one image-stem "--stem 4,8" --patch 14 --stem 4,8
+    # more micro-batches than stages: the first stage keeps a workspace per
+    # micro-batch, so that the members share the stem's pass on each
+    if run image-stem-2pp2mb4 2 $image --patch 14 --stem 4,8 --pp 2 --micro-batches 4 &&
+        "$py" "$here/layouts_compare.py" "$tmp/image-stem-1" "$tmp/image-stem-2pp2mb4"; then
+        echo "ok   image 2 ranks --pp 2 --micro-batches 4 --stem 4,8"
+    else
+        echo "FAIL image 2 ranks --pp 2 --micro-batches 4 --stem 4,8: differs from one rank"
+        failed=1
+    fi
 
     # reshard on load: P2xS2 stops after 2 steps; 1 rank and D2 resume
     if run image-ps 4 $image --pp 2 --sp 2 --stop-after 2; then
