@@ -71,12 +71,13 @@ int sn_dist_init(sn_dist *d, const sn_grid *g, sn_trainer *t, const sn_dist_opts
     d->rows_mb = lm ? d->mb * tl : d->mb;
     d->rows_global = lm ? o->batch * T : o->batch;
     /* 1F1B keeps at most P - p micro-batches in flight on stage p.  The
-     * first stage of a model with a stem keeps every micro-batch's workspace
-     * for the whole step instead, so that a step's members share one pass
-     * of the stem over each micro-batch (sn_acts_share_stem); a schedule of
-     * one member a step has nothing to share. */
-    const bool keep_all = sh->first && sn_space_has_stem(s) && o->micro <= SN_PIPE_MAX_SLOTS &&
-                          t->o.schedule != SN_SCHEDULE_FIXED;
+     * first of several stages of a model with a stem keeps every
+     * micro-batch's workspace for the whole step instead, so that a step's
+     * members share one pass of the stem over each micro-batch
+     * (sn_acts_share_stem); a schedule of one member a step has nothing to
+     * share, and on one stage micro-batches are there to save memory. */
+    const bool keep_all = sh->first && P > 1 && sn_space_has_stem(s) &&
+                          o->micro <= SN_PIPE_MAX_SLOTS && t->o.schedule != SN_SCHEDULE_FIXED;
     d->n_slots = keep_all || o->micro < P - g->p ? o->micro : P - g->p;
     SN_CHECK(d->n_slots <= SN_PIPE_MAX_SLOTS);
     const int64_t E = s->embed[s->n_embed - 1], C = s->n_classes;

@@ -68,7 +68,8 @@ typedef struct sn_dist {
     int64_t rows_global;        /* loss rows per step: B, or B*T */
     int micro;
     int n_slots;                /* workspaces: micro-batches in flight on this stage, or all
-                                 * of them on the first stage of a model with a stem */
+                                 * of them on the first of several stages of a model with a
+                                 * stem (sn_dist_init) */
     sn_acts *acts[SN_PIPE_MAX_SLOTS];
     MPI_Request send_req[SN_PIPE_MAX_SLOTS][2];
     float *grad_in;             /* (mb*tl, E): gradient from the next stage */
