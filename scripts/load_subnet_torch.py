@@ -149,10 +149,16 @@ class Stem(nn.Module):
     def forward(self, images):
         y = F.gelu(self.conv1(images), approximate="tanh")
         y = F.gelu(self.conv2(y), approximate="tanh")   # (N, C2, rows/2, cols/2)
-        n, c, h, w = y.shape
-        g = self.grid
-        y = y.view(n, c, h // g, g, w // g, g).permute(0, 2, 4, 3, 5, 1)
-        return y.reshape(n, (h // g) * (w // g), g * g * c)
+        return stem_tokens(y, self.grid)
+
+
+def stem_tokens(y, g):
+    """A stem's output maps y (N, C, h, w) -> tokens (N, (h/g)*(w/g), g*g*C):
+    each token a g x g block, row-major over blocks, position-major inside
+    one (value (i*g + j)*C + c)."""
+    n, c, h, w = y.shape
+    y = y.view(n, c, h // g, g, w // g, g).permute(0, 2, 4, 3, 5, 1)
+    return y.reshape(n, (h // g) * (w // g), g * g * c)
 
 
 class SubnetViT(nn.Module):

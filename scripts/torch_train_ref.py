@@ -48,7 +48,8 @@ except ImportError as exc:
              "for /usr/bin/python3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load_subnet_torch import DEFAULT_DATA, SubnetViT, make_preprocess, read_idx  # noqa: E402
+from load_subnet_torch import (DEFAULT_DATA, SubnetViT, make_preprocess, read_idx,  # noqa: E402
+                               stem_tokens)
 from supernet_torch import parse_subnet  # noqa: E402
 
 
@@ -67,10 +68,7 @@ class DeeperStem(torch.nn.Module):
         y = images
         for conv in self.convs:
             y = F.gelu(conv(y), approximate="tanh")
-        n, c, h, w = y.shape
-        g = self.grid
-        y = y.view(n, c, h // g, g, w // g, g).permute(0, 2, 4, 3, 5, 1)
-        return y.reshape(n, (h // g) * (w // g), g * g * c)
+        return stem_tokens(y, self.grid)
 
 
 def usage_error(msg):
