@@ -4,7 +4,7 @@
 #
 #   scripts/quality.sh [--epochs E] [--out DIR] [--schedules "S1 S2 ..."]
 #                      [--ranks N] [--test-limit N] [--supernest FILE]
-#                      [-- extra train options]
+#                      [--archs "A1 A2 ..."] [-- extra train options]
 #
 # On Fashion-MNIST (the default data), for the same budget of E epochs
 # (default 1) each:
@@ -16,6 +16,8 @@
 #      directory is then DIR/deps_deps-delay-0.25_deps-ramp-0.2 and so on;
 #   2. trains each of five architectures of the default space, from the
 #      smallest to the largest, alone (--fixed-subnet), in DIR/alone-<i>;
+#      --archs names others (sub-network strings, smallest first), for a
+#      space set by the train options (--embed-choices and the like);
 #   3. evaluates every architecture cut from every supernet, and each
 #      stand-alone twin, on the test split (10,000 images, or the first N
 #      with --test-limit N);
@@ -34,10 +36,17 @@ me=quality.sh
 die() { echo "$me: $*" >&2; exit 1; }
 usage() {
     echo "usage: scripts/$me [--epochs E] [--out DIR] [--schedules \"S1 S2 ...\"] [--ranks N]" \
-         "[--test-limit N] [--supernest FILE] [-- train options]" >&2
+         "[--test-limit N] [--supernest FILE] [--archs \"A1 A2 ...\"] [-- train options]" >&2
     exit 2
 }
-epochs=1 out=runs/quality ranks=1 limit=0 sn=build/supernest
+epochs=1 out=runs/quality ranks=1 limit=0 sn=build/supernest archs_opt=
+# Five architectures of the default space, spread from the smallest to the
+# largest (every elastic dimension at its 1st, 2nd, 3rd, 4th and last choice).
+archs=(e64-d1.1-h1.1-f96.96
+       e96-d2.1-h1.1.1-f192.192.192
+       e128-d2.2-h2.2.2.2-f384.384.384.384
+       e160-d3.2-h2.2.2.2.2-f576.576.576.576.576
+       e192-d3.3-h3.3.3.3.3.3-f768.768.768.768.768.768)
 schedules="sandwich sortednet progressive deps sandwich-macs"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -47,6 +56,7 @@ while [ $# -gt 0 ]; do
         --ranks) [ $# -ge 2 ] || usage; ranks=$2; shift 2 ;;
         --test-limit) [ $# -ge 2 ] || usage; limit=$2; shift 2 ;;
         --supernest) [ $# -ge 2 ] || usage; sn=$2; shift 2 ;;
+        --archs) [ $# -ge 2 ] || usage; read -ra archs <<<"$2"; archs_opt=" --archs \"${archs[*]}\""; shift 2 ;;
         --) shift; break ;;
         *) usage ;;
     esac
@@ -55,6 +65,11 @@ extra=("$@")
 [[ $epochs =~ ^[1-9][0-9]*$ ]] || die "--epochs '$epochs': expected a positive whole number"
 [[ $ranks =~ ^[1-9][0-9]*$ ]] || die "--ranks '$ranks': expected a positive whole number"
 [[ $limit =~ ^(0|[1-9][0-9]*)$ ]] || die "--test-limit '$limit': expected a whole number (0: all test images)"
+[ ${#archs[@]} -gt 0 ] || die "--archs: expected one or more sub-network strings"
+for a in "${archs[@]}"; do   # supernest checks them against the space when it trains
+    [[ $a =~ ^e[0-9]+-d[0-9.]+-h[0-9.]+-f[0-9.]+$ ]] ||
+        die "--archs: '$a' is not a sub-network string (e.g. e64-d1.1-h1.1-f96.96)"
+done
 # run_of ENTRY: its run directory's name (deps:deps-delay=0.25 -> deps_deps-delay-0.25)
 run_of() {
     local d=${1//:/_}
@@ -74,14 +89,6 @@ done
 command -v gnuplot >/dev/null 2>&1 || die "gnuplot not found (Debian: apt-get install gnuplot-nox)"
 mkdir -p "$out"
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-
-# Five architectures of the default space, spread from the smallest to the
-# largest (every elastic dimension at its 1st, 2nd, 3rd, 4th and last choice).
-archs=(e64-d1.1-h1.1-f96.96
-       e96-d2.1-h1.1.1-f192.192.192
-       e128-d2.2-h2.2.2.2-f384.384.384.384
-       e160-d3.2-h2.2.2.2.2-f576.576.576.576.576
-       e192-d3.3-h3.3.3.3.3.3-f768.768.768.768.768.768)
 
 launch() {
     if [ "$ranks" -gt 1 ]; then
@@ -191,6 +198,8 @@ echo "$me: $evals evaluations, $reused of them kept from an earlier run"
 
 # the report
 md=$out/quality.md
+words=(zero one two three four five six seven eight nine ten)
+n_archs=${words[${#archs[@]}]:-${#archs[@]}}
 cols=$(( 5 + $(wc -w <<<"$schedules") ))
 {
     echo "# Quality report"
@@ -238,15 +247,15 @@ cols=$(( 5 + $(wc -w <<<"$schedules") ))
         tot_s=$((tot_s + sec)) tot_g=$((tot_g + g))
         printf '| alone, #%d | %d min %02d s | %.1f |\n' $((i + 1)) $((sec / 60)) $((sec % 60)) "$(awk -v g="$g" 'BEGIN { print g / 1000 }')"
     done
-    printf '| **the five alone** | **%d min %02d s** | **%.1f** |\n' $((tot_s / 60)) $((tot_s % 60)) "$(awk -v g="$tot_g" 'BEGIN { print g / 1000 }')"
+    printf '| **the %s alone** | **%d min %02d s** | **%.1f** |\n' "$n_archs" $((tot_s / 60)) $((tot_s % 60)) "$(awk -v g="$tot_g" 'BEGIN { print g / 1000 }')"
     echo
-    echo "One supernet training replaces the five stand-alone trainings above (and any other of"
+    echo "One supernet training replaces the $n_archs stand-alone trainings above (and any other of"
     echo "the space's sub-networks one would train alone)."
     echo
     echo "## Commands"
     echo
     echo '```'
-    echo "scripts/quality.sh --epochs $epochs --out $out --ranks $ranks --schedules \"$schedules\"${limit:+ --test-limit $limit}${extra[*]:+ -- ${extra[*]}}"
+    echo "scripts/quality.sh --epochs $epochs --out $out --ranks $ranks --schedules \"$schedules\"${limit:+ --test-limit $limit}$archs_opt${extra[*]:+ -- ${extra[*]}}"
     for s in $schedules; do
         echo "supernest train --epochs $epochs --run-dir $out/$(run_of "$s") --no-report --log-every 100 $(schedule_opts "$s")${extra[*]:+ ${extra[*]}}"
     done

@@ -10,7 +10,9 @@
 #  - run again, nothing is trained again, only the evaluation whose
 #    checkpoint changed is redone, and the table is the same;
 #  - bad arguments are refused with one line and a non-zero exit, and
-#    a training that fails ends the report with its one-line error.
+#    a training that fails ends the report with its one-line error;
+#  - --archs trains and tabulates other architectures (here two, of a
+#    smaller space set by the train options).
 #   usage: quality_test.sh SUPERNEST
 set -u
 sn=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -124,7 +126,28 @@ refuse "would share its run directory" --schedules "deps deps"
 refuse "not built" --supernest "$tmp/none"
 refuse "usage:" --frobnicate
 refuse "training nosuch failed" --schedules nosuch -- --train-subset 64 --batch-size 64 --val-size 100
+refuse "--archs: expected one or more" --archs " "
+refuse "--archs: 'e64-max' is not a sub-network string" --archs "e64-d1.1-h1.1-f96.96 e64-max"
+refuse "training alone-1 failed" --out "$tmp/bad-archs" --schedules sortednet --archs "e192-d1.1-h1.1-f96.96" \
+    -- --train-subset 64 --batch-size 64 --val-size 100 --embed-choices 64
 [ -z "$(ls "$tmp/bad" 2>/dev/null | grep -v '^nosuch')" ] || fail "a refused run left $(ls "$tmp/bad")"
 
-[ "$failed" -eq 0 ] && echo "ok   quality.sh: the table, the compute, the commands, a continued run (one evaluation redone) and 8 refusals"
+# --archs: other architectures, of a space set by the train options
+out2=$tmp/q2
+small=(--embed-choices 64,96 --heads-choices 1 --mlp-choices 96,192 --depths 1,1)
+if "$q" --supernest "$sn" --epochs 1 --out "$out2" --test-limit 100 --schedules "sandwich:no-distill" \
+        --archs "e64-d1.1-h1.1-f96.96 e96-d1.1-h1.1-f192.192" \
+        -- --train-subset 128 --batch-size 64 --val-size 100 --threads 1 "${small[@]}" >"$tmp/archs.out" 2>&1; then
+    awk -F'\t' 'NR > 1 { n++ } END { exit n == 2 ? 0 : 1 }' "$out2/quality.tsv" ||
+        { fail "--archs: quality.tsv rows:"; cat "$out2/quality.tsv"; }
+    grep -q '^| 2 | `e96-d1.1-h1.1-f192.192` |' "$out2/quality.md" || fail "--archs: no row for the second architecture"
+    grep -q '^| \*\*the two alone\*\* |' "$out2/quality.md" || fail "--archs: no compute row for the two alone"
+    grep -qF -- '--archs "e64-d1.1-h1.1-f96.96 e96-d1.1-h1.1-f192.192" -- --train-subset 128' "$out2/quality.md" ||
+        fail "--archs: the report's own command"
+    [ ! -e "$out2/alone-3" ] || fail "--archs: a third architecture was trained"
+else
+    fail "the report with --archs did not run:"; cat "$tmp/archs.out"
+fi
+
+[ "$failed" -eq 0 ] && echo "ok   quality.sh: the table, the compute, the commands, a continued run (one evaluation redone), other architectures (--archs) and 11 refusals"
 exit $failed
