@@ -317,8 +317,8 @@ struct sn_acts {
     /* backward scratch */
     float *dres;                 /* (BT, E) */
     float *dln;                  /* (BT, E) */
-    float *dbig;                 /* (BT, max(3HD, F)) */
-    float *dmid;                 /* (BT, max(HD, F)) */
+    float *dqkv;                 /* (BT, 3HD) */
+    float *dmid;                 /* (BT, max(HD, F)): dao, or the MLP's hidden gradient */
     float *dpooled;              /* (B, E) */
     float *att_scratch;          /* (scratch_threads, T, T); one-rank attention only */
     stem_acts stem;              /* all NULL unless the shard is first and has a stem */
@@ -348,7 +348,6 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
     const int64_t C = d.C, rows_out = s->task == SN_TASK_LM ? BT : max_batch;
     const int nb = sh->block_hi - sh->block_lo;
     a->n_slots = nb;
-    int64_t big = 3 * d.HD > d.F ? 3 * d.HD : d.F;
     int64_t mid = d.HD > d.F ? d.HD : d.F;
     a->scratch_threads = sh->attn ? 0 : SN_MAX_THREADS;
     /* sizes in floats, each rounded to 16 (64 bytes) */
@@ -363,7 +362,7 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
                        R16(BT * d.HD) + R16(BT * d.F) * 2;
     size_t total = per_block * (size_t)nb + R16(BT * d.E) * (size_t)(nb + 1) +
                    R16(BT * d.E) + R16(BT) * 2 + R16(max_batch * d.E) + R16(rows_out * C) +
-                   R16(BT * d.E) * 2 + R16(BT * big) + R16(BT * mid) + R16(max_batch * d.E) +
+                   R16(BT * d.E) * 2 + R16(BT * 3 * d.HD) + R16(BT * mid) + R16(max_batch * d.E) +
                    R16((int64_t)a->scratch_threads * tl * tl) + R16(stem ? 9 * d.C1 : 0) +
                    R16((int64_t)SN_MAX_THREADS * 3 * map) + R16(chunks * 10 * d.C1) +
                    R16(n2 * 9 * d.C1) * 2 + R16(n2 * d.C2) * 4;
@@ -398,7 +397,7 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
     TAKE(a->logits, rows_out * C);
     TAKE(a->dres, BT * d.E);
     TAKE(a->dln, BT * d.E);
-    TAKE(a->dbig, BT * big);
+    TAKE(a->dqkv, BT * 3 * d.HD);
     TAKE(a->dmid, BT * mid);
     TAKE(a->dpooled, max_batch * d.E);
     TAKE(a->att_scratch, (int64_t)a->scratch_threads * tl * tl);
@@ -444,13 +443,6 @@ void sn_acts_destroy(sn_acts *a)
 
 /* ---- forward and backward --------------------------------------------- */
 
-/* y += x, both (m, c) contiguous. */
-static void add_inplace(int nt, float *restrict y, const float *restrict x, int64_t n)
-{
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] += x[i];
-}
-
 static int64_t global_pos(const sn_shard *sh, int64_t i)
 {
     return sh->pos ? sh->pos[i] : i;
@@ -495,9 +487,8 @@ static void stem_backward(int nt, sn_model *m, sn_acts *a, const float *win, int
     sn_params *g = &m->g;
     memset(k->dz2, 0, (size_t)(n2 * C2) * sizeof(float));
     sn_gelu_backward(nt, k->dz2, C2, k->dfeat, C2, k->z2, C2, n2, C2);
-    memset(k->dcol2, 0, (size_t)(n2 * 9 * C1) * sizeof(float));
-    sn_linear_backward(nt, k->dcol2, 9 * C1, g->stem2_w, 9 * C1, g->stem2_b, k->dz2, C2,
-                       k->col2, 9 * C1, m->p.stem2_w, 9 * C1, n2, C2, 9 * C1);
+    sn_linear_backward_set(nt, k->dcol2, 9 * C1, g->stem2_w, 9 * C1, g->stem2_b, k->dz2, C2,
+                           k->col2, 9 * C1, m->p.stem2_w, 9 * C1, n2, C2, 9 * C1);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t ch = 0; ch < chunks; ch++) {
         float *z = k->scratch + (int64_t)omp_get_thread_num() * 3 * map, *da = z + map,
@@ -656,14 +647,14 @@ const float *sn_model_forward_shard(int nt, const sn_model *m, sn_acts *a, const
         else
             sn_attention_forward(nt, k->ao, hd, k->att, k->qkv, 3 * hd, b, tl, n->heads[i],
                                  d.D, causal);
-        sn_linear_forward(nt, k->xm, e, k->ao, hd, w->proj_w, d.HD, w->proj_b, BT, e, hd);
-        add_inplace(nt, k->xm, a->x[j], BT * e);
+        sn_linear_residual_forward(nt, k->xm, e, k->ao, hd, w->proj_w, d.HD, w->proj_b,
+                                   a->x[j], e, BT, e, hd);
         sn_layernorm_forward(nt, k->ln2, e, k->mean2, k->rstd2, k->xm, e,
                              w->ln2_g, w->ln2_b, BT, e);
-        sn_linear_forward(nt, k->h1, f, k->ln2, e, w->fc1_w, d.E, w->fc1_b, BT, f, e);
-        sn_gelu_forward(nt, k->h2, f, k->h1, f, BT, f);
-        sn_linear_forward(nt, a->x[j + 1], e, k->h2, f, w->fc2_w, d.F, w->fc2_b, BT, e, f);
-        add_inplace(nt, a->x[j + 1], k->xm, BT * e);
+        sn_linear_gelu_forward(nt, k->h1, f, k->h2, f, k->ln2, e, w->fc1_w, d.E, w->fc1_b,
+                               BT, f, e);
+        sn_linear_residual_forward(nt, a->x[j + 1], e, k->h2, f, w->fc2_w, d.F, w->fc2_b,
+                                   k->xm, e, BT, e, f);
     }
     const float *out = a->x[a->n_local];
     if (!sh->last) return out;
@@ -736,23 +727,19 @@ const float *sn_model_backward_shard(int nt, sn_model *m, sn_acts *a, const sn_s
         const int64_t h = n->heads[i], hd = h * d.D, f = n->mlp[i];
 
         /* x[j+1] = xm + fc2(gelu(fc1(ln2(xm)))) */
-        float *dh2 = a->dmid, *dh1 = a->dbig;
-        memset(dh2, 0, (size_t)(BT * f) * sizeof(float));
-        sn_linear_backward(nt, dh2, f, gw->fc2_w, d.F, gw->fc2_b, dres, e, k->h2, f,
-                           w->fc2_w, d.F, BT, e, f);
-        memset(dh1, 0, (size_t)(BT * f) * sizeof(float));
-        sn_gelu_backward(nt, dh1, f, dh2, f, k->h1, f, BT, f);
-        memset(a->dln, 0, (size_t)(BT * e) * sizeof(float));
-        sn_linear_backward(nt, a->dln, e, gw->fc1_w, d.E, gw->fc1_b, dh1, f, k->ln2, e,
-                           w->fc1_w, d.E, BT, f, e);
+        float *dh = a->dmid; /* of h2, then in place of h1 */
+        sn_linear_backward_set(nt, dh, f, gw->fc2_w, d.F, gw->fc2_b, dres, e, k->h2, f,
+                               w->fc2_w, d.F, BT, e, f);
+        sn_gelu_backward_inplace(nt, dh, f, k->h1, f, BT, f);
+        sn_linear_backward_set(nt, a->dln, e, gw->fc1_w, d.E, gw->fc1_b, dh, f, k->ln2, e,
+                               w->fc1_w, d.E, BT, f, e);
         sn_layernorm_backward(nt, dres, e, gw->ln2_g, gw->ln2_b, a->dln, e, k->xm, e,
                               k->mean2, k->rstd2, w->ln2_g, BT, e);
 
         /* xm = x[j] + proj(attention(qkv(ln1(x[j])))) */
-        float *dao = a->dmid, *dqkv = a->dbig;
-        memset(dao, 0, (size_t)(BT * hd) * sizeof(float));
-        sn_linear_backward(nt, dao, hd, gw->proj_w, d.HD, gw->proj_b, dres, e, k->ao, hd,
-                           w->proj_w, d.HD, BT, e, hd);
+        float *dao = a->dmid, *dqkv = a->dqkv;
+        sn_linear_backward_set(nt, dao, hd, gw->proj_w, d.HD, gw->proj_b, dres, e, k->ao, hd,
+                               w->proj_w, d.HD, BT, e, hd);
         memset(dqkv, 0, (size_t)(BT * 3 * hd) * sizeof(float));
         if (sh->attn) {
             sh->attn->backward(sh->attn->ctx, nt, dqkv, 3 * hd, dao, hd, k->att, k->ao, hd,
@@ -762,9 +749,8 @@ const float *sn_model_backward_shard(int nt, sn_model *m, sn_acts *a, const sn_s
             sn_attention_backward(att_nt, dqkv, 3 * hd, dao, hd, k->att, k->qkv, 3 * hd,
                                   a->att_scratch, b, tl, h, d.D);
         }
-        memset(a->dln, 0, (size_t)(BT * e) * sizeof(float));
-        sn_linear_backward(nt, a->dln, e, gw->qkv_w, d.E, gw->qkv_b, dqkv, 3 * hd, k->ln1, e,
-                           w->qkv_w, d.E, BT, 3 * hd, e);
+        sn_linear_backward_set(nt, a->dln, e, gw->qkv_w, d.E, gw->qkv_b, dqkv, 3 * hd, k->ln1,
+                               e, w->qkv_w, d.E, BT, 3 * hd, e);
         sn_layernorm_backward(nt, dres, e, gw->ln1_g, gw->ln1_b, a->dln, e, a->x[j], e,
                               k->mean1, k->rstd1, w->ln1_g, BT, e);
         grads_done(sh, m->info[block_tensor(s, l)].offset);

@@ -40,6 +40,40 @@ void sn_linear_forward(int nt, float *y, int64_t ldy,
     }
 }
 
+/* acc (w <= SN_COL_BLOCK) += the column sums of dy's m rows (row stride
+ * lddy), rows in order.  A full block has a constant trip count, which the
+ * compiler vectorises. */
+SN_VECTOR_CLONES
+static void colsum_block(double *restrict acc, const float *restrict dy, int64_t lddy,
+                         int64_t m, int64_t w)
+{
+    if (w == SN_COL_BLOCK) {
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < SN_COL_BLOCK; j++) acc[j] += dy[i * lddy + j];
+    } else {
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < w; j++) acc[j] += dy[i * lddy + j];
+    }
+}
+
+/* y = x w^T + b + r, r (m, n) ldr: the output projections' bias and
+ * residual added in one pass, in sn_linear_forward's then the residual's
+ * order of additions. */
+void sn_linear_residual_forward(int nt, float *y, int64_t ldy,
+                                const float *x, int64_t ldx,
+                                const float *w, int64_t ldw, const float *b,
+                                const float *r, int64_t ldr,
+                                int64_t m, int64_t n, int64_t k)
+{
+    sn_gemm(nt, false, true, m, n, k, 1.0f, x, ldx, w, ldw, 0.0f, y, ldy);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < m; i++) {
+        float *restrict yr = y + i * ldy;
+        const float *restrict rr = r + i * ldr;
+        for (int64_t j = 0; j < n; j++) yr[j] = (yr[j] + b[j]) + rr[j];
+    }
+}
+
 /* Column sums of dy (m, n) lddy added to db (n).  Threads own disjoint
  * column blocks and sum the rows in order, so the result does not depend
  * on nt. */
@@ -52,12 +86,23 @@ static void colsum_accumulate(int nt, float *db, const float *dy, int64_t lddy,
         int64_t j0 = blk * SN_COL_BLOCK;
         int64_t w = n - j0 < SN_COL_BLOCK ? n - j0 : SN_COL_BLOCK;
         double acc[SN_COL_BLOCK] = {0};
-        for (int64_t i = 0; i < m; i++) {
-            const float *restrict r = dy + i * lddy + j0;
-            for (int64_t j = 0; j < w; j++) acc[j] += r[j];
-        }
+        colsum_block(acc, dy + j0, lddy, m, w);
         for (int64_t j = 0; j < w; j++) db[j0 + j] += (float)acc[j];
     }
+}
+
+/* The two public forms of the linear backward: dx gets dy w times 1 plus
+ * dx_beta times its old value. */
+static void linear_backward(int nt, float dx_beta, float *dx, int64_t lddx,
+                            float *dw, int64_t lddw, float *db,
+                            const float *dy, int64_t lddy,
+                            const float *x, int64_t ldx,
+                            const float *w, int64_t ldw,
+                            int64_t m, int64_t n, int64_t k)
+{
+    if (dx) sn_gemm(nt, false, false, m, k, n, 1.0f, dy, lddy, w, ldw, dx_beta, dx, lddx);
+    if (dw) sn_gemm(nt, true, false, n, k, m, 1.0f, dy, lddy, x, ldx, 1.0f, dw, lddw);
+    if (db) colsum_accumulate(nt, db, dy, lddy, m, n);
 }
 
 void sn_linear_backward(int nt, float *dx, int64_t lddx,
@@ -67,9 +112,17 @@ void sn_linear_backward(int nt, float *dx, int64_t lddx,
                         const float *w, int64_t ldw,
                         int64_t m, int64_t n, int64_t k)
 {
-    if (dx) sn_gemm(nt, false, false, m, k, n, 1.0f, dy, lddy, w, ldw, 1.0f, dx, lddx);
-    if (dw) sn_gemm(nt, true, false, n, k, m, 1.0f, dy, lddy, x, ldx, 1.0f, dw, lddw);
-    if (db) colsum_accumulate(nt, db, dy, lddy, m, n);
+    linear_backward(nt, 1.0f, dx, lddx, dw, lddw, db, dy, lddy, x, ldx, w, ldw, m, n, k);
+}
+
+void sn_linear_backward_set(int nt, float *dx, int64_t lddx,
+                            float *dw, int64_t lddw, float *db,
+                            const float *dy, int64_t lddy,
+                            const float *x, int64_t ldx,
+                            const float *w, int64_t ldw,
+                            int64_t m, int64_t n, int64_t k)
+{
+    linear_backward(nt, 0.0f, dx, lddx, dw, lddw, db, dy, lddy, x, ldx, w, ldw, m, n, k);
 }
 
 /* --------------------------------------------------------------- layernorm */
@@ -101,6 +154,26 @@ void sn_layernorm_forward(int nt, float *y, int64_t ldy, float *mean, float *rst
         for (int64_t j = 0; j < c; j++) yr[j] = (xr[j] - mu) * rs * gamma[j] + beta[j];
         mean[i] = mu;
         rstd[i] = rs;
+    }
+}
+
+/* ag (w <= SN_COL_BLOCK) += the column sums of dy * xhat over m rows, xhat
+ * = (x - mean) * rstd, rows in order, vectorised as colsum_block. */
+SN_VECTOR_CLONES
+static void ln_param_block(double *restrict ag, const float *restrict dy, int64_t lddy,
+                           const float *restrict x, int64_t ldx, const float *restrict mean,
+                           const float *restrict rstd, int64_t m, int64_t w)
+{
+    for (int64_t i = 0; i < m; i++) {
+        const float *restrict xr = x + i * ldx;
+        const float *restrict dyr = dy + i * lddy;
+        float mu = mean[i], rs = rstd[i];
+        if (w == SN_COL_BLOCK) {
+            for (int64_t j = 0; j < SN_COL_BLOCK; j++)
+                ag[j] += (double)(dyr[j] * ((xr[j] - mu) * rs));
+        } else {
+            for (int64_t j = 0; j < w; j++) ag[j] += (double)(dyr[j] * ((xr[j] - mu) * rs));
+        }
     }
 }
 
@@ -144,15 +217,8 @@ void sn_layernorm_backward(int nt, float *dx, int64_t lddx,
         int64_t j0 = blk * SN_COL_BLOCK;
         int64_t w = c - j0 < SN_COL_BLOCK ? c - j0 : SN_COL_BLOCK;
         double ag[SN_COL_BLOCK] = {0}, ab[SN_COL_BLOCK] = {0};
-        for (int64_t i = 0; i < m; i++) {
-            const float *restrict xr = x + i * ldx + j0;
-            const float *restrict dyr = dy + i * lddy + j0;
-            float mu = mean[i], rs = rstd[i];
-            for (int64_t j = 0; j < w; j++) {
-                ag[j] += (double)(dyr[j] * ((xr[j] - mu) * rs));
-                ab[j] += (double)dyr[j];
-            }
-        }
+        ln_param_block(ag, dy + j0, lddy, x + j0, ldx, mean, rstd, m, w);
+        colsum_block(ab, dy + j0, lddy, m, w);
         for (int64_t j = 0; j < w; j++) {
             if (dgamma) dgamma[j0 + j] += (float)ag[j];
             if (dbeta) dbeta[j0 + j] += (float)ab[j];
@@ -201,24 +267,22 @@ static inline float fast_expf(float z)
  * u = k (x + c x^3). */
 /* One row each; cloned for AVX-512 and AVX2 so that the element-wise math
  * runs at the CPU's vector width whatever the build's -march. */
+static inline float gelu(float v)
+{
+    float u = SN_GELU_K * (v + SN_GELU_C * v * v * v);
+    return v / (1.0f + fast_expf(-2.0f * u));
+}
+
 SN_VECTOR_CLONES
 static void gelu_row(float *restrict yr, const float *restrict xr, int64_t c)
 {
-    for (int64_t j = 0; j < c; j++) {
-        float v = xr[j];
-        float u = SN_GELU_K * (v + SN_GELU_C * v * v * v);
-        yr[j] = v / (1.0f + fast_expf(-2.0f * u));
-    }
+    for (int64_t j = 0; j < c; j++) yr[j] = gelu(xr[j]);
 }
 
 SN_VECTOR_CLONES
 static void gelu_row_inplace(float *restrict r, int64_t c)
 {
-    for (int64_t j = 0; j < c; j++) {
-        float v = r[j];
-        float u = SN_GELU_K * (v + SN_GELU_C * v * v * v);
-        r[j] = v / (1.0f + fast_expf(-2.0f * u));
-    }
+    for (int64_t j = 0; j < c; j++) r[j] = gelu(r[j]);
 }
 
 void sn_gelu_forward(int nt, float *y, int64_t ldy, const float *x, int64_t ldx,
@@ -237,18 +301,26 @@ void sn_gelu_forward(int nt, float *y, int64_t ldy, const float *x, int64_t ldx,
  *          = s + 2 x s (1 - s) du/dx,  du/dx = k (1 + 3 c x^2).
  * Because fast_expf saturates at e^88, s >= 6e-39, and the negative tail's
  * gradient (exactly 0) is below 1e-12 only for x > -1e9 or so. */
+static inline float gelu_grad(float v)
+{
+    float v2 = v * v;
+    float u = SN_GELU_K * (v + SN_GELU_C * v2 * v);
+    float s = 1.0f / (1.0f + fast_expf(-2.0f * u));
+    float du = SN_GELU_K * (1.0f + 3.0f * SN_GELU_C * v2);
+    return s + 2.0f * v * s * (1.0f - s) * du;
+}
+
 SN_VECTOR_CLONES
 static void gelu_backward_row(float *restrict dxr, const float *restrict dyr,
                               const float *restrict xr, int64_t c)
 {
-    for (int64_t j = 0; j < c; j++) {
-        float v = xr[j];
-        float v2 = v * v;
-        float u = SN_GELU_K * (v + SN_GELU_C * v2 * v);
-        float s = 1.0f / (1.0f + fast_expf(-2.0f * u));
-        float du = SN_GELU_K * (1.0f + 3.0f * SN_GELU_C * v2);
-        dxr[j] += dyr[j] * (s + 2.0f * v * s * (1.0f - s) * du);
-    }
+    for (int64_t j = 0; j < c; j++) dxr[j] += dyr[j] * gelu_grad(xr[j]);
+}
+
+SN_VECTOR_CLONES
+static void gelu_backward_row_inplace(float *restrict dr, const float *restrict xr, int64_t c)
+{
+    for (int64_t j = 0; j < c; j++) dr[j] *= gelu_grad(xr[j]);
 }
 
 void sn_gelu_row(float *y, const float *x, int64_t c) { gelu_row(y, x, c); }
@@ -330,6 +402,26 @@ void sn_stem_conv1_grad(float *acc, const float *win, const float *dz, int64_t W
     stem_conv1_grad(acc, win, dz, W, C1);
 }
 
+SN_VECTOR_CLONES
+static void bias_gelu_row(float *restrict hr, float *restrict yr, const float *restrict b,
+                          int64_t c)
+{
+    for (int64_t j = 0; j < c; j++) {
+        hr[j] += b[j];
+        yr[j] = gelu(hr[j]);
+    }
+}
+
+void sn_linear_gelu_forward(int nt, float *h, int64_t ldh, float *y, int64_t ldy,
+                            const float *x, int64_t ldx,
+                            const float *w, int64_t ldw, const float *b,
+                            int64_t m, int64_t n, int64_t k)
+{
+    sn_gemm(nt, false, true, m, n, k, 1.0f, x, ldx, w, ldw, 0.0f, h, ldh);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < m; i++) bias_gelu_row(h + i * ldh, y + i * ldy, b, n);
+}
+
 void sn_gelu_backward_row(float *dx, const float *dy, const float *x, int64_t c)
 {
     gelu_backward_row(dx, dy, x, c);
@@ -341,6 +433,13 @@ void sn_gelu_backward(int nt, float *dx, int64_t lddx, const float *dy, int64_t 
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i = 0; i < m; i++)
         gelu_backward_row(dx + i * lddx, dy + i * lddy, x + i * ldx, c);
+}
+
+void sn_gelu_backward_inplace(int nt, float *d, int64_t ldd, const float *x, int64_t ldx,
+                              int64_t m, int64_t c)
+{
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < m; i++) gelu_backward_row_inplace(d + i * ldd, x + i * ldx, c);
 }
 
 /* --------------------------------------------------------------- attention */

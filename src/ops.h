@@ -3,9 +3,11 @@
  * Conventions (as in llm.c): outputs first, inputs const; matrices are
  * row-major with an explicit row stride (ld*, in elements) so that elastic
  * prefix slices of the supernet's weights are used in place; backward
- * functions ACCUMULATE (+=) into every gradient they are given, and a NULL
- * gradient pointer means "not needed".  nt is the number of threads the op
- * may use (>= 1).  No op allocates except where stated.
+ * functions ACCUMULATE (+=) into every gradient they are given (except
+ * where a _set or _inplace form says otherwise, to spare the caller zeroing
+ * a buffer), and a NULL gradient pointer means "not needed".  nt is the
+ * number of threads the op may use (>= 1).  No op allocates except where
+ * stated.
  */
 #ifndef SN_OPS_H
 #define SN_OPS_H
@@ -19,6 +21,19 @@ void sn_linear_forward(int nt, float *y, int64_t ldy,
                        const float *x, int64_t ldx,
                        const float *w, int64_t ldw, const float *b,
                        int64_t m, int64_t n, int64_t k);
+/* y = x w^T + b + r, r (m, n) ldr (the residual, which y must not
+ * overlap); b not NULL. */
+void sn_linear_residual_forward(int nt, float *y, int64_t ldy,
+                                const float *x, int64_t ldx,
+                                const float *w, int64_t ldw, const float *b,
+                                const float *r, int64_t ldr,
+                                int64_t m, int64_t n, int64_t k);
+/* h = x w^T + b (m, n) ldh, kept for backward, and y = gelu(h) (m, n) ldy,
+ * in one pass after the GEMM; b not NULL, y must not overlap h. */
+void sn_linear_gelu_forward(int nt, float *h, int64_t ldh, float *y, int64_t ldy,
+                            const float *x, int64_t ldx,
+                            const float *w, int64_t ldw, const float *b,
+                            int64_t m, int64_t n, int64_t k);
 /* dx += dy w; dw += dy^T x; db += column sums of dy.  Shapes as forward;
  * dx (m, k) lddx, dw (n, k) lddw, dy (m, n) lddy; no gradient may overlap
  * an input.  db is summed in an order independent of nt. */
@@ -28,6 +43,14 @@ void sn_linear_backward(int nt, float *dx, int64_t lddx,
                         const float *x, int64_t ldx,
                         const float *w, int64_t ldw,
                         int64_t m, int64_t n, int64_t k);
+/* The same, except that dx is overwritten (dx = dy w), so the caller need
+ * not zero it first. */
+void sn_linear_backward_set(int nt, float *dx, int64_t lddx,
+                            float *dw, int64_t lddw, float *db,
+                            const float *dy, int64_t lddy,
+                            const float *x, int64_t ldx,
+                            const float *w, int64_t ldw,
+                            int64_t m, int64_t n, int64_t k);
 
 /* Layer normalisation over the c features of each of m rows (eps 1e-5):
  * y = (x - mean) * rstd * gamma + beta.  mean, rstd (m) are saved for
@@ -71,6 +94,10 @@ void sn_gelu_backward_row(float *dx, const float *dy, const float *x, int64_t c)
 /* dx += dy * gelu'(x), x the forward input. */
 void sn_gelu_backward(int nt, float *dx, int64_t lddx, const float *dy, int64_t lddy,
                       const float *x, int64_t ldx, int64_t m, int64_t c);
+/* d *= gelu'(x) in place: the gradient of GELU's output (m, c) ldd becomes
+ * that of its input x (m, c) ldx. */
+void sn_gelu_backward_inplace(int nt, float *d, int64_t ldd, const float *x, int64_t ldx,
+                              int64_t m, int64_t c);
 
 /* Multi-head self-attention core for b sequences of t tokens, h heads of d
  * channels each.  qkv (b*t, 3*h*d) row stride ldqkv, each token's row laid

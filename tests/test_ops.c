@@ -276,6 +276,65 @@ static void test_linear_backward(void **state)
 
 /* -------------------------------------------------------------- layernorm */
 
+/* The fused and overwriting forms give bit for bit what the plain ops give
+ * (the same float operations in the same order): y = linear(x) + r,
+ * (h, y) = (linear(x), gelu(linear(x))), dx = dy w into a dirty buffer, and
+ * d = d gelu'(x) in place. */
+static void test_linear_fused_forms(void **state)
+{
+    (void)state;
+    sn_rng rng;
+    sn_rng_seed(&rng, 3, 0);
+    linear_case c;
+    linear_case_init(&c, &rng, 37, 19, 23, 5);
+    const int64_t ld = c.ldy, size = c.m * ld;
+    float *r = mat_new(&rng, c.m, c.n, ld, 1.0f);
+    float *want = mat_zero(c.m, c.n, ld), *got = mat_zero(c.m, c.n, ld);
+    float *h = mat_zero(c.m, c.n, ld);
+    for (int nt = 1; nt <= 2; nt++) {
+        sn_linear_forward(nt, c.y, ld, c.x, c.ldx, c.w, c.ldw, c.b, c.m, c.n, c.k);
+        for (int64_t i = 0; i < c.m; i++)
+            for (int64_t j = 0; j < c.n; j++) want[i * ld + j] = c.y[i * ld + j] + r[i * ld + j];
+        sn_linear_residual_forward(nt, got, ld, c.x, c.ldx, c.w, c.ldw, c.b, r, ld, c.m, c.n,
+                                   c.k);
+        check_same_bits("linear + residual", got, want, size);
+
+        sn_gelu_forward(nt, want, ld, c.y, ld, c.m, c.n);
+        sn_linear_gelu_forward(nt, h, ld, got, ld, c.x, c.ldx, c.w, c.ldw, c.b, c.m, c.n, c.k);
+        check_same_bits("linear then gelu: h", h, c.y, size);
+        check_same_bits("linear then gelu: y", got, want, size);
+    }
+
+    /* dx overwritten (a dirty buffer), dw and db still accumulated. */
+    const int64_t lddx = c.k + 4, lddw = c.k + 1;
+    float *dx0 = mat_zero(c.m, c.k, lddx), *dw0 = mat_zero(c.n, c.k, lddw);
+    float *db0 = mat_zero(1, c.n, c.n);
+    float *dx1 = mat_new(&rng, c.m, c.k, lddx, 3.0f), *dw1 = mat_zero(c.n, c.k, lddw);
+    float *db1 = mat_zero(1, c.n, c.n);
+    sn_linear_backward(2, dx0, lddx, dw0, lddw, db0, c.r, c.n, c.x, c.ldx, c.w, c.ldw, c.m, c.n,
+                       c.k);
+    sn_linear_backward_set(2, dx1, lddx, dw1, lddw, db1, c.r, c.n, c.x, c.ldx, c.w, c.ldw, c.m,
+                           c.n, c.k);
+    check_same_bits("linear backward, dx set", dx1, dx0, c.m * lddx);
+    check_same_bits("linear backward, dw", dw1, dw0, c.n * lddw);
+    check_same_bits("linear backward, db", db1, db0, c.n);
+    sn_linear_backward_set(1, dx1, lddx, dw1, lddw, db1, c.r, c.n, c.x, c.ldx, c.w, c.ldw, c.m,
+                           c.n, c.k);
+    check_same_bits("linear backward, dx set again", dx1, dx0, c.m * lddx);
+    check_doubled("linear backward_set dw", dw0, dw1, c.n, c.k, lddw);
+    check_doubled("linear backward_set db", db0, db1, 1, c.n, c.n);
+
+    /* GELU's backward in place: d (the output gradient r) times gelu'(x). */
+    float *gx = mat_zero(c.m, c.n, ld), *d = mat_copy(r, size);
+    sn_gelu_backward(1, gx, ld, r, ld, h, ld, c.m, c.n);
+    sn_gelu_backward_inplace(2, d, ld, h, ld, c.m, c.n);
+    check_same_bits("gelu backward in place", d, gx, size);
+
+    sn_free(r), sn_free(want), sn_free(got), sn_free(h), sn_free(gx), sn_free(d);
+    sn_free(dx0), sn_free(dw0), sn_free(db0), sn_free(dx1), sn_free(dw1), sn_free(db1);
+    linear_case_free(&c);
+}
+
 typedef struct {
     int64_t m, c, ldx, ldy;
     float *x, *y, *gamma, *beta, *mean, *rstd, *r;
@@ -848,6 +907,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_forward),    cmocka_unit_test(test_linear_backward),
+        cmocka_unit_test(test_linear_fused_forms),
         cmocka_unit_test(test_layernorm_forward), cmocka_unit_test(test_layernorm_backward),
         cmocka_unit_test(test_gelu),              cmocka_unit_test(test_attention_forward),
         cmocka_unit_test(test_attention_backward), cmocka_unit_test(test_meanpool),
