@@ -66,7 +66,7 @@ extra=("$@")
 [[ $ranks =~ ^[1-9][0-9]*$ ]] || die "--ranks '$ranks': expected a positive whole number"
 [[ $limit =~ ^(0|[1-9][0-9]*)$ ]] || die "--test-limit '$limit': expected a whole number (0: all test images)"
 [ ${#archs[@]} -gt 0 ] || die "--archs: expected one or more sub-network strings"
-for a in "${archs[@]}"; do   # supernest checks them against the space when it trains
+for a in "${archs[@]}"; do   # their form; supernest checks them against the space below
     [[ $a =~ ^e[0-9]+-d[0-9.]+-h[0-9.]+-f[0-9.]+$ ]] ||
         die "--archs: '$a' is not a sub-network string (e.g. e64-d1.1-h1.1-f96.96)"
 done
@@ -165,6 +165,23 @@ schedule_opts() {
     fi
     echo "$opts"
 }
+
+# check NAME OPTIONS...: the options of training NAME, checked by supernest
+# itself (train --dry-run: options, data, rank layout, --fixed-subnet)
+# before the first training starts, so that a wrong option or an
+# architecture outside the space stops the script at once, not after the
+# trainings before it (hours at the issue's budget)
+check() {
+    local name=$1 msg
+    shift
+    msg=$(launch train --dry-run --epochs "$epochs" "$@" "${extra[@]}" 2>&1) ||
+        die "$name: $(grep -m1 '^supernest' <<<"$msg" || tail -1 <<<"$msg")"
+}
+for s in $schedules; do
+    # shellcheck disable=SC2046
+    check "--schedules $s" $(schedule_opts "$s")
+done
+for a in "${archs[@]}"; do check "--archs $a" --fixed-subnet "$a"; done
 
 start=$SECONDS
 for s in $schedules; do

@@ -47,7 +47,7 @@ typedef struct train_args {
     double debug_ckpt_pause;
     double lr, min_lr, weight_decay, clip, smoothing, deps_delay, deps_ramp;
     double distill_weight, distill_ramp;
-    bool no_distill, quiet, no_report;
+    bool no_distill, quiet, no_report, dry_run;
 } train_args;
 
 static const char *USAGE =
@@ -371,7 +371,7 @@ static const char *const RESUME_MAY_CHANGE[] = {
     "blis-arch", "dp", "pp", "sp", "micro-batches", "ring", "bucket-kb", "log-every", "quiet",
     "no-report", "report-random", "checkpoint-every", "checkpoint-minutes", "keep",
     "skip-nonfinite", "debug-nan-step", "debug-nan-rank", "debug-checkpoint-pause", "seed",
-    "val-size", NULL};
+    "val-size", "dry-run", NULL};
 
 /* The checkpoint to resume from, and the seed it fixes: a resumed run
  * keeps its validation split and sampling, so --seed must agree, and so
@@ -919,6 +919,18 @@ static int run(train_ctx *c, char *err, size_t errlen)
                 (long long)to.adamw.total);
         return code;
     }
+    if (a->dry_run) {
+        print_header(c, &to);
+        if (a->fixed_subnet) {
+            char fs[SN_SUBNET_STRLEN];
+            sn_subnet_format(&fixed, fs, sizeof fs);
+            say(c, "fixed sub-network %s (%.2fM params)", fs,
+                (double)sn_subnet_params(&c->space, &fixed) / 1e6);
+        }
+        say(c, "dry run: the options, data and rank layout check out; nothing trained or "
+               "written");
+        return SN_EXIT_OK;
+    }
     c->info = (sn_file_info){.patch = c->lm ? 0 : (int)a->patch, .image_rows = c->train.rows,
                              .image_cols = c->train.cols, .norm_mean = c->norm.mean,
                              .norm_std = c->norm.std, .seed = (uint64_t)a->seed,
@@ -1069,6 +1081,7 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"debug-checkpoint-pause", SN_OPT_FLOAT, &a.debug_ckpt_pause, "S", "tests: wait S seconds between writing a checkpoint and renaming it into place", 0, 3600, 0},
         {"quiet", SN_OPT_FLAG, &a.quiet, NULL, "no per-step log lines on stdout", 0, 0, 0},
         {"no-report", SN_OPT_FLAG, &a.no_report, NULL, "skip the final evaluation of the largest, smallest and random sub-networks", 0, 0, 0},
+        {"dry-run", SN_OPT_FLAG, &a.dry_run, NULL, "check the options, the data, the rank layout, --fixed-subnet and a --resume checkpoint's options, print the run's plan, and exit without training or writing anything", 0, 0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0, 0},
     };
     const train_args defaults = a;

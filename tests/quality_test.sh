@@ -125,12 +125,16 @@ refuse "'deps:' is not NAME" --schedules "deps:"
 refuse "would share its run directory" --schedules "deps deps"
 refuse "not built" --supernest "$tmp/none"
 refuse "usage:" --frobnicate
-refuse "training nosuch failed" --schedules nosuch -- --train-subset 64 --batch-size 64 --val-size 100
+refuse "--schedules nosuch: supernest train: --schedule 'nosuch'" --schedules nosuch -- --train-subset 64 --batch-size 64 --val-size 100
 refuse "--archs: expected one or more" --archs " "
 refuse "--archs: 'e64-max' is not a sub-network string" --archs "e64-d1.1-h1.1-f96.96 e64-max"
-refuse "training alone-1 failed" --out "$tmp/bad-archs" --schedules sortednet --archs "e192-d1.1-h1.1-f96.96" \
+# an architecture outside the space, refused before the schedule's training
+refuse "--archs e192-d1.1-h1.1-f96.96: supernest train: sub-network 'e192-d1.1-h1.1-f96.96': embed 192 is not one of 64" \
+    --schedules sortednet --archs "e64-d1.1-h1.1-f96.96 e192-d1.1-h1.1-f96.96" \
     -- --train-subset 64 --batch-size 64 --val-size 100 --embed-choices 64
-[ -z "$(ls "$tmp/bad" 2>/dev/null | grep -v '^nosuch')" ] || fail "a refused run left $(ls "$tmp/bad")"
+refuse "--schedules deps:deps-delay=2: supernest train: --deps-delay" --schedules "sandwich deps:deps-delay=2" \
+    -- --train-subset 64 --batch-size 64 --val-size 100
+[ -z "$(ls "$tmp/bad" 2>/dev/null)" ] || fail "a refused run left $(ls "$tmp/bad")"
 
 # --archs: other architectures, of a space set by the train options
 out2=$tmp/q2
@@ -149,5 +153,5 @@ else
     fail "the report with --archs did not run:"; cat "$tmp/archs.out"
 fi
 
-[ "$failed" -eq 0 ] && echo "ok   quality.sh: the table, the compute, the commands, a continued run (one evaluation redone), other architectures (--archs) and 11 refusals"
+[ "$failed" -eq 0 ] && echo "ok   quality.sh: the table, the compute, the commands, a continued run (one evaluation redone), other architectures (--archs) and 12 refusals"
 exit $failed

@@ -54,6 +54,34 @@ fi
 grep -q "lr was 0.001, now 0.01" "$dir/err4"
 echo "config round trip ok"
 
+# --dry-run checks and plans, and writes nothing: a plan that checks out
+# exits 0; a sub-network outside the space exits 2 with one line; a run
+# directory's own config is continued in plan only (its files unchanged),
+# and an option the checkpoint disagrees with is refused as a real resume
+# would refuse it
+small="--steps 6 --batch-size 32 --train-subset 512 --val-size 500 --embed-choices 32,64 \
+--heads-choices 1,2 --head-dim 16 --mlp-choices 64,128 --depths 2,2 --min-depths 1,1"
+# shellcheck disable=SC2086
+"$sn" train --dry-run $small --fixed-subnet e64-d1.1-h2.2-f128.128 --run-dir "$dir/dry" >"$dir/dry.out"
+grep -q "^dry run: the options, data and rank layout check out" "$dir/dry.out"
+grep -q "^fixed sub-network e64-d1.1-h2.2-f128.128 " "$dir/dry.out"
+[ ! -e "$dir/dry" ] || { echo "FAIL: --dry-run wrote $dir/dry"; exit 1; }
+# shellcheck disable=SC2086
+if "$sn" train --dry-run $small --fixed-subnet e96-d1.1-h2.2-f128.128 >/dev/null 2>"$dir/dry.err"; then
+    echo "FAIL: --dry-run accepted a sub-network outside the space"; exit 1
+fi
+[ "$(wc -l <"$dir/dry.err")" -eq 1 ] && grep -q "embed 96 is not one of 32,64" "$dir/dry.err"
+before=$(cat "$dir/run/metrics.jsonl" "$dir/run/log" "$dir/run/checkpoints/latest" | cksum)
+"$sn" train --dry-run --config "$dir/run/config" >"$dir/dry2.out"
+grep -q "^dry run: " "$dir/dry2.out"
+if "$sn" train --dry-run --config "$dir/run/config" --lr 0.01 >/dev/null 2>"$dir/dry.err"; then
+    echo "FAIL: --dry-run accepted another --lr for a run it continues"; exit 1
+fi
+grep -q "lr was 0.001, now 0.01" "$dir/dry.err"
+[ "$before" = "$(cat "$dir/run/metrics.jsonl" "$dir/run/log" "$dir/run/checkpoints/latest" | cksum)" ] ||
+    { echo "FAIL: --dry-run changed the run directory"; exit 1; }
+echo "dry run ok"
+
 # ---- schedules ------------------------------------------------------------
 # A phased schedule continued from a checkpoint in the middle of a phase
 # trains what the uninterrupted run trains, bit for bit (weights and
