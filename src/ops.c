@@ -157,22 +157,29 @@ void sn_layernorm_forward(int nt, float *y, int64_t ldy, float *mean, float *rst
     }
 }
 
-/* ag (w <= SN_COL_BLOCK) += the column sums of dy * xhat over m rows, xhat
- * = (x - mean) * rstd, rows in order, vectorised as colsum_block. */
+/* ag, ab (w <= SN_COL_BLOCK) += the column sums of dy * xhat and of dy over
+ * m rows, xhat = (x - mean) * rstd, rows in order, in one pass over dy;
+ * vectorised as colsum_block. */
 SN_VECTOR_CLONES
-static void ln_param_block(double *restrict ag, const float *restrict dy, int64_t lddy,
-                           const float *restrict x, int64_t ldx, const float *restrict mean,
-                           const float *restrict rstd, int64_t m, int64_t w)
+static void ln_param_block(double *restrict ag, double *restrict ab, const float *restrict dy,
+                           int64_t lddy, const float *restrict x, int64_t ldx,
+                           const float *restrict mean, const float *restrict rstd, int64_t m,
+                           int64_t w)
 {
     for (int64_t i = 0; i < m; i++) {
         const float *restrict xr = x + i * ldx;
         const float *restrict dyr = dy + i * lddy;
         float mu = mean[i], rs = rstd[i];
         if (w == SN_COL_BLOCK) {
-            for (int64_t j = 0; j < SN_COL_BLOCK; j++)
+            for (int64_t j = 0; j < SN_COL_BLOCK; j++) {
                 ag[j] += (double)(dyr[j] * ((xr[j] - mu) * rs));
+                ab[j] += (double)dyr[j];
+            }
         } else {
-            for (int64_t j = 0; j < w; j++) ag[j] += (double)(dyr[j] * ((xr[j] - mu) * rs));
+            for (int64_t j = 0; j < w; j++) {
+                ag[j] += (double)(dyr[j] * ((xr[j] - mu) * rs));
+                ab[j] += (double)dyr[j];
+            }
         }
     }
 }
@@ -217,8 +224,7 @@ void sn_layernorm_backward(int nt, float *dx, int64_t lddx,
         int64_t j0 = blk * SN_COL_BLOCK;
         int64_t w = c - j0 < SN_COL_BLOCK ? c - j0 : SN_COL_BLOCK;
         double ag[SN_COL_BLOCK] = {0}, ab[SN_COL_BLOCK] = {0};
-        ln_param_block(ag, dy + j0, lddy, x + j0, ldx, mean, rstd, m, w);
-        colsum_block(ab, dy + j0, lddy, m, w);
+        ln_param_block(ag, ab, dy + j0, lddy, x + j0, ldx, mean, rstd, m, w);
         for (int64_t j = 0; j < w; j++) {
             if (dgamma) dgamma[j0 + j] += (float)ag[j];
             if (dbeta) dbeta[j0 + j] += (float)ab[j];
