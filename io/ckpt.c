@@ -159,7 +159,8 @@ int sn_h5_write_space(hid_t cfg, const sn_space *s, char *err, size_t errlen)
         sn_h5_attr_i32v(cfg, "n_tokens", &s->n_tokens, 1, err, errlen) ||
         sn_h5_attr_i32v(cfg, "token_dim", &s->token_dim, 1, err, errlen) ||
         sn_h5_attr_i32v(cfg, "n_classes", &s->n_classes, 1, err, errlen) ||
-        (sn_space_has_stem(s) && sn_h5_attr_i32v(cfg, "stem_channels", s->stem, 2, err, errlen)))
+        (sn_space_has_stem(s) &&
+         sn_h5_attr_i32v(cfg, "stem_channels", s->stem, sn_stem_convs(s), err, errlen)))
         return SN_ERR;
     return SN_OK;
 }
@@ -496,14 +497,17 @@ int sn_h5_read_space(hid_t g, const char *what, sn_space *s, char *err, size_t e
     if (n_min != s->n_stages)
         return sn_errf(err, errlen, "%s: min_depth has %d stages, max_depth %d", what, n_min,
                        s->n_stages);
-    /* files without a stem (all before format 1.1) have no stem_channels */
-    s->stem[0] = s->stem[1] = 0;
+    /* files without a stem (all before format 1.1) have no stem_channels;
+     * two values before format 1.2, two or three since */
+    memset(s->stem, 0, sizeof s->stem);
     int n_stem = 0;
     if (sn_h5_has(g, "stem_channels") &&
-        sn_h5_get_i32v(g, "stem_channels", s->stem, 2, &n_stem, what, err, errlen) != SN_OK)
+        sn_h5_get_i32v(g, "stem_channels", s->stem, SN_MAX_STEM_CONVS, &n_stem, what, err,
+                       errlen) != SN_OK)
         return SN_ERR;
-    if (sn_h5_has(g, "stem_channels") && n_stem != 2)
-        return sn_errf(err, errlen, "%s: stem_channels has %d values, expected 2", what, n_stem);
+    if (sn_h5_has(g, "stem_channels") && n_stem < 2)
+        return sn_errf(err, errlen, "%s: stem_channels has %d values, expected 2 or 3", what,
+                       n_stem);
     /* files written before the language model have no task: images */
     s->task = SN_TASK_IMAGE;
     if (sn_h5_has(g, "task")) {
@@ -546,7 +550,7 @@ static int read_config(hid_t g, const char *what, sn_file_info *info, char *err,
     if (s->task == SN_TASK_IMAGE &&
         (p <= 0 || r <= 0 || c <= 0 || r % p != 0 || c % p != 0 ||
          (r / p) * (c / p) != s->n_tokens ||
-         sn_image_token_dim(p, sn_space_has_stem(s)) != s->token_dim))
+         sn_image_token_dim(p, sn_stem_convs(s)) != s->token_dim))
         return sn_errf(err, errlen, "%s: patch %d of %dx%d images does not give the space's %d "
                                     "tokens of %d values", what, p, r, c, s->n_tokens,
                        s->token_dim);
@@ -582,10 +586,11 @@ static int check_weights_fit(hid_t f, const char *path, const sn_space *s, const
                              char *err, size_t errlen)
 {
     const double E = n ? n->embed : s->embed[s->n_embed - 1], D = s->head_dim,
-                 T = s->n_tokens, P = sn_space_embed_in(s), C = s->n_classes,
-                 C1 = s->stem[0], C2 = s->stem[1];
+                 T = s->n_tokens, P = sn_space_embed_in(s), C = s->n_classes;
     const int blocks = n ? n->n_blocks : sn_space_max_blocks(s);
-    double floats = C1 * 9 + C1 + C2 * 9 * C1 + C2 + E * P + E + T * E + 2 * E + C * E + C;
+    double floats = E * P + E + T * E + 2 * E + C * E + C;
+    for (int k = 0, in = 1; k < sn_stem_convs(s); in = s->stem[k++])
+        floats += (double)s->stem[k] * 9 * in + s->stem[k];
     for (int i = 0; i < blocks; i++) {
         const double HD = D * (n ? n->heads[i] : s->heads[s->n_heads - 1]),
                      F = n ? n->mlp[i] : s->mlp[s->n_mlp - 1];

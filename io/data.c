@@ -206,41 +206,40 @@ int sn_split_indices(int64_t total, int64_t n_val, uint64_t seed, int64_t **trai
     return SN_OK;
 }
 
-int sn_patch_dims(const sn_images *x, int p, bool stem, int *n_tokens, int *token_dim,
+int sn_patch_dims(const sn_images *x, int p, int stem_convs, int *n_tokens, int *token_dim,
                   char *err, size_t errlen)
 {
     if (p <= 0 || x->rows % p != 0 || x->cols % p != 0)
         return sn_errf(err, errlen, "patch size %d does not divide the %dx%d images", p, x->rows,
                        x->cols);
-    if (stem && p % 2 != 0)
-        return sn_errf(err, errlen, "patch size %d is odd: the convolutional stem (stride 2) "
-                       "needs an even one", p);
+    if (sn_stem_patch_check(p, stem_convs, err, errlen) != SN_OK) return SN_ERR;
     *n_tokens = (x->rows / p) * (x->cols / p);
-    *token_dim = sn_image_token_dim(p, stem);
+    *token_dim = sn_image_token_dim(p, stem_convs);
     return SN_OK;
 }
 
 /* p must satisfy sn_patch_dims and every idx[i] must be in [0, x->n). */
-void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p, bool stem,
+void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p, int stem_convs,
                      sn_norm norm, float *out, int32_t *labels)
 {
     SN_CHECK(p > 0 && x->rows % p == 0 && x->cols % p == 0);
-    sn_images_batch_at(x, idx, b, p, stem, norm, NULL, (x->rows / p) * (x->cols / p), out,
+    sn_images_batch_at(x, idx, b, p, stem_convs, norm, NULL, (x->rows / p) * (x->cols / p), out,
                        labels);
 }
 
-void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p, bool stem,
-                        sn_norm norm, const int32_t *pos, int64_t tl, float *out,
+void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p,
+                        int stem_convs, sn_norm norm, const int32_t *pos, int64_t tl, float *out,
                         int32_t *labels)
 {
-    SN_CHECK(p > 0 && x->rows % p == 0 && x->cols % p == 0 && (!stem || p % 2 == 0));
+    SN_CHECK(p > 0 && x->rows % p == 0 && x->cols % p == 0 &&
+             sn_stem_patch_check(p, stem_convs, NULL, 0) == SN_OK);
     /* One table entry per byte value, computed exactly as the documented
      * formula so that tokens match it bit for bit. */
     float lut[256];
     for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - norm.mean) / norm.std;
     const int pc_n = x->cols / p, n_tokens = (x->rows / p) * pc_n;
     /* the token's window: w x w pixels from `before` ahead of its patch */
-    const int w = stem ? p + SN_STEM_EXTRA : p, before = stem ? SN_STEM_BEFORE : 0;
+    const int w = sn_stem_window(p, stem_convs), before = sn_stem_before(stem_convs);
     const size_t npix = (size_t)x->rows * (size_t)x->cols;
     for (int64_t i = 0; i < b; i++) {
         SN_CHECK(idx[i] >= 0 && idx[i] < x->n);

@@ -60,20 +60,22 @@ int sn_split_indices(int64_t total, int64_t n_val, uint64_t seed,
                      char *err, size_t errlen);
 
 /* Tokens per image and values per token for patch size p: p*p, or with a
- * convolutional stem (src/arch.h) the (p+3)^2 pixels of its window; SN_ERR
- * unless p divides both rows and cols (and, with the stem, is even). */
-int sn_patch_dims(const sn_images *x, int p, bool stem, int *n_tokens, int *token_dim,
+ * convolutional stem of stem_convs (2 or 3; 0: none) convolutions
+ * (src/arch.h) the pixels of its window; SN_ERR unless p divides both rows
+ * and cols (and, with the stem, is a multiple of 2^(stem_convs-1)). */
+int sn_patch_dims(const sn_images *x, int p, int stem_convs, int *n_tokens, int *token_dim,
                   char *err, size_t errlen);
 /* Writes the tokens of images idx[0..b) into out (b, n_tokens, token_dim)
  * contiguous and their labels into labels (b): each token the p x p pixels
- * of its patch, or with stem the (p+3) x (p+3) window from 2 pixels before
- * the patch to 1 after (0 outside the image), rows in order. */
-void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p, bool stem,
+ * of its patch, or with a stem its window (sn_stem_window(p, stem_convs)
+ * pixels a side from sn_stem_before(stem_convs) before the patch; 0
+ * outside the image), rows in order. */
+void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p, int stem_convs,
                      sn_norm norm, float *out, int32_t *labels);
 /* As sn_images_batch, but only the tl tokens at positions pos[0..tl) of
  * each image (a rank of a sequence group; see src/seq.h): out (b, tl, token_dim). */
-void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p, bool stem,
-                        sn_norm norm, const int32_t *pos, int64_t tl, float *out,
+void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p,
+                        int stem_convs, sn_norm norm, const int32_t *pos, int64_t tl, float *out,
                         int32_t *labels);
 
 /* Deterministic epoch-wise shuffling of an index set.  Epoch k visits the

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define SN_FORMAT_MAJOR 1
-#define SN_FORMAT_MINOR 1
+#define SN_FORMAT_MINOR 2
 
 /* Silences HDF5's automatic error printing (errors come back as our own
  * messages).  Call once before any other function here. */

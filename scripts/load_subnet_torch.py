@@ -20,10 +20,13 @@ raw float32 bytes) when python3-xxhash is installed (otherwise it warns
 and skips the verification).
 
 The model (pre-LN transformer encoder, as src/model.c):
-    with a convolutional stem (/config stem_channels C1, C2; weights stem.*):
-        y = gelu_tanh(conv2(gelu_tanh(conv1(images))))   conv1 3x3, 1 -> C1, padding 2;
-                                                       conv2 3x3, C1 -> C2, stride 2
-        tokens = the (patch/2)x(patch/2) blocks of y, position-major (channels last)
+    with a convolutional stem of n = 2 or 3 convolutions (/config stem_channels
+    C1, C2[, C3]; weights stem.conv1.* .. stem.conv<n>.*):
+        y = gelu_tanh(conv_n(... gelu_tanh(conv1(images))))
+            conv1 3x3, 1 -> C1, zero padding n, stride 1;
+            conv2 .. conv_n 3x3, C(k-1) -> Ck, no padding, stride 2
+        tokens = the g x g blocks of y, g = patch / 2^(n-1), position-major
+                 (channels last)
     x = tokens @ patch_embed.weight^T + patch_embed.bias + pos_embed
     per block i (h_i heads of head_dim D, MLP width f_i, read off the shapes):
         x = x + proj(attn(qkv(LN1(x))))     qkv rows head-major: [q(D) k(D) v(D)] per head
@@ -133,23 +136,34 @@ class Block(nn.Module):
 
 
 class Stem(nn.Module):
-    """The convolutional stem: images (N, 1, rows, cols) -> tokens (N, T,
-    (patch/2)^2 * C2).  stem.conv1.weight and stem.conv2.weight are stored
-    in the file as (C1, 9) and (C2, 9*C1): these convolutions' weights in
-    (out, 3, 3, in) order, flattened."""
+    """The convolutional stem of n = len(channels) = 2 or 3 convolutions
+    (channels C1, C2[, C3]): images (N, 1, rows, cols) -> tokens (N, T,
+    g^2 * Cn), g = patch / 2^(n-1).  conv1 is 3x3, 1 -> C1, zero padding n,
+    stride 1; conv2 .. conv<n> are 3x3, C(k-1) -> Ck, no padding, stride 2;
+    each is followed by a tanh-approximated GELU.  stem.conv<k>.weight is
+    stored in the file as (Ck, 9*C(k-1)) (C0 = 1): the convolution's weight
+    in (out, 3, 3, in) order, flattened."""
 
-    def __init__(self, c1, c2, patch):
+    def __init__(self, channels, patch):
         super().__init__()
-        if patch % 2:
-            raise ValueError(f"patch {patch} is odd: the stem needs an even one")
-        self.grid = patch // 2
-        self.conv1 = nn.Conv2d(1, c1, 3, padding=2)
-        self.conv2 = nn.Conv2d(c1, c2, 3, stride=2)
+        channels = [int(c) for c in channels]
+        n = len(channels)
+        if n not in (2, 3) or min(channels) < 1:
+            raise ValueError(f"stem channels {channels}: expected two or three positive counts")
+        if patch < 1 or patch % 2 ** (n - 1):
+            raise ValueError(f"patch {patch}: a stem of {n} convolutions needs a multiple of "
+                             f"{2 ** (n - 1)}")
+        self.n_convs = n
+        self.grid = patch // 2 ** (n - 1)
+        self.conv1 = nn.Conv2d(1, channels[0], 3, padding=n)
+        for k in range(2, n + 1):
+            setattr(self, f"conv{k}", nn.Conv2d(channels[k - 2], channels[k - 1], 3, stride=2))
 
     def forward(self, images):
-        y = F.gelu(self.conv1(images), approximate="tanh")
-        y = F.gelu(self.conv2(y), approximate="tanh")   # (N, C2, rows/2, cols/2)
-        return stem_tokens(y, self.grid)
+        y = images
+        for k in range(1, self.n_convs + 1):
+            y = F.gelu(getattr(self, f"conv{k}")(y), approximate="tanh")
+        return stem_tokens(y, self.grid)   # y (N, Cn, rows/2^(n-1), cols/2^(n-1))
 
 
 def stem_tokens(y, g):
@@ -163,18 +177,15 @@ def stem_tokens(y, g):
 
 class SubnetViT(nn.Module):
     """A supernest sub-network: tokens (N, T, P) -> logits (N, C), or with
-    stem=(C1, C2, patch) (or a module of that mapping) images (N, 1, rows,
-    cols) -> logits.  Parameter names equal the dataset names under
+    stem=((C1, C2[, C3]), patch) (a Stem of those channels) images (N, 1,
+    rows, cols) -> logits.  Parameter names equal the dataset names under
     /weights of the model file."""
 
     def __init__(self, n_tokens, token_dim, embed, heads, mlp, head_dim, n_classes, stem=None):
         super().__init__()
         if len(heads) != len(mlp):
             raise ValueError(f"{len(heads)} heads values for {len(mlp)} MLP widths")
-        if isinstance(stem, nn.Module):  # a prototype's (torch_train_ref.py --stem C1,C2,C3)
-            self.stem = stem
-        else:
-            self.stem = Stem(*stem) if stem else None
+        self.stem = Stem(*stem) if stem else None
         self.patch_embed = nn.Linear(token_dim, embed)
         self.pos_embed = nn.Parameter(torch.zeros(n_tokens, embed))
         self.blocks = nn.ModuleList(Block(embed, h, head_dim, f) for h, f in zip(heads, mlp))
@@ -249,12 +260,12 @@ def load_model(path, verify=True):
     (float32, CPU), preprocess(images_uint8 (N, rows, cols)) -> tokens
     (N, T, patch^2) the model expects (with a stem the normalised images
     (N, 1, rows, cols)), info a dict (subnet, embed, heads, mlp, depth,
-    head_dim, n_classes, patch, image_rows, image_cols, stem_channels (None
-    without a stem), norm_mean, norm_std, params, format_version, program_version, created,
-    checksums_verified).  Raises FormatError for a file this reader must
-    not load: another format or format_version MAJOR, missing, extra or
-    misshapen datasets, or a checksum mismatch.  verify=False skips the
-    checksums."""
+    head_dim, n_classes, patch, image_rows, image_cols, stem_channels
+    ([C1, C2] or [C1, C2, C3]; None without a stem), norm_mean, norm_std,
+    params, format_version, program_version, created, checksums_verified).
+    Raises FormatError for a file this reader must not load: another format
+    or format_version MAJOR, missing, extra or misshapen datasets, or a
+    checksum mismatch.  verify=False skips the checksums."""
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -287,9 +298,9 @@ def load_model(path, verify=True):
         norm_std = _scalar(cfg, "norm_std", path, np.float32)
         depth = _ints(cfg, "max_depth", path)
         stem = _ints(cfg, "stem_channels", path) if "stem_channels" in cfg else None
-        if stem is not None and (len(stem) != 2 or min(stem) <= 0):
-            raise FormatError(f"{path}: /config stem_channels {stem}: expected two positive "
-                              f"channel counts")
+        if stem is not None and (len(stem) not in (2, 3) or min(stem) <= 0):
+            raise FormatError(f"{path}: /config stem_channels {stem}: expected two or three "
+                              f"positive channel counts")
         subnet = _text(cfg.get("subnet", ""))
         program_version = _text(f.attrs.get("program_version", ""))
         created = _text(f.attrs.get("created", ""))
@@ -324,9 +335,14 @@ def load_model(path, verify=True):
         raise FormatError(f"{path}: /weights/patch_embed.weight is not 2-D")
     embed, token_dim = shape("patch_embed.weight")
     n_tokens = shape("pos_embed")[0]
-    per_token = (patch // 2) ** 2 * stem[1] if stem else patch * patch
+    # a stem of n convolutions gives (patch / 2^(n-1))^2 outputs of C_n channels per token
+    step = 2 ** (len(stem) - 1) if stem else 1
+    if stem and patch > 0 and patch % step:
+        raise FormatError(f"{path}: /config patch {patch}: a stem of {len(stem)} convolutions "
+                          f"needs a multiple of {step}")
+    per_token = (patch // step) ** 2 * stem[-1] if stem else patch * patch
     if patch <= 0 or rows % patch or cols % patch or per_token != token_dim or \
-            (stem and patch % 2) or (rows // patch) * (cols // patch) != n_tokens:
+            (rows // patch) * (cols // patch) != n_tokens:
         raise FormatError(f"{path}: preprocessing ({rows}x{cols} images, patch {patch}) does not "
                           f"give the model's {n_tokens} tokens of {token_dim} values")
     n_blocks = 0
@@ -345,7 +361,7 @@ def load_model(path, verify=True):
         mlp.append(shape(f"blocks.{i}.mlp.fc1.weight")[0])
 
     model = SubnetViT(n_tokens, token_dim, embed, heads, mlp, head_dim, n_classes,
-                      (stem[0], stem[1], patch) if stem else None)
+                      (stem, patch) if stem else None)
     expected = model.state_dict()
     extra = sorted(set(weights) - set(expected))
     if extra:

@@ -7,10 +7,14 @@ is directly comparable with the C model's gradient buffer (zeros outside
 the slices the sub-network used, and in the alignment padding).
 
 Model (pre-LN transformer encoder, elastic by prefix slicing):
-    with a convolutional stem (the table has stem.*), each token is the
-    (p+3) x (p+3) pixel window its stem output depends on, and
-    tokens = gelu(conv2_stride2(gelu(conv1(window)))) flattened position-major
-    (both 3x3 convolutions without padding here: the window holds it)
+    with a convolutional stem of n = 2 or 3 convolutions (the table has
+    stem.conv1.* .. stem.conv<n>.*), each token is the pixel window its stem
+    output depends on: (p+3) x (p+3) for two convolutions, (p+5) x (p+5) for
+    three (side p + 2^(n-1) + 1, from n pixels before its patch, 0 outside
+    the image), and
+    tokens = gelu(conv_n_stride2(... gelu(conv2_stride2(gelu(conv1(window))))))
+    flattened position-major, (p/2^(n-1))^2 positions of C_n channels
+    (all 3x3 convolutions without padding here: the window holds it)
     x = tokens W_patch[:e]^T + b_patch[:e] + pos[:, :e]
     per kept block:  x = x + proj(attn(qkv(LN1(x))));  x = x + fc2(gelu(fc1(LN2(x))))
     logits = head(mean_t LN(x))
@@ -88,16 +92,22 @@ def _layernorm(x, g, b, e):
 
 
 def stem_forward(p, windows):
-    """The stem token by token: windows (B, T, W*W) -> features (B, T, G*G*C2)."""
+    """The stem token by token: windows (B, T, W*W) -> features (B, T, G*G*Cn),
+    with n = 3 convolutions if p has stem.conv3.weight, else 2."""
     B, T, WW = windows.shape
     W = math.isqrt(WW)
+    n = 3 if "stem.conv3.weight" in p else 2
     c1 = p["stem.conv1.weight"].shape[0]
-    c2 = p["stem.conv2.bias"].shape[0]
     x = windows.reshape(B * T, 1, W, W)
     x = F.gelu(F.conv2d(x, p["stem.conv1.weight"].view(c1, 1, 3, 3), p["stem.conv1.bias"]),
                approximate="tanh")
-    w2 = p["stem.conv2.weight"].view(c2, 3, 3, c1).permute(0, 3, 1, 2)  # stored (out, 3x3, in)
-    x = F.gelu(F.conv2d(x, w2, p["stem.conv2.bias"], stride=2), approximate="tanh")
+    c_in = c1
+    for k in range(2, n + 1):
+        c_out = p[f"stem.conv{k}.bias"].shape[0]
+        # stored (out, 3x3, in)
+        w = p[f"stem.conv{k}.weight"].view(c_out, 3, 3, c_in).permute(0, 3, 1, 2)
+        x = F.gelu(F.conv2d(x, w, p[f"stem.conv{k}.bias"], stride=2), approximate="tanh")
+        c_in = c_out
     return x.permute(0, 2, 3, 1).reshape(B, T, -1)
 
 

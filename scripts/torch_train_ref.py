@@ -8,12 +8,14 @@ architecture in PyTorch with the same recipe, so that a stand-alone
 accuracy can be told apart from an artefact of supernest's own code:
 
     model      load_subnet_torch.SubnetViT (the model of src/model.c), with
-               --stem C1,C2 its convolutional stem; --stem C1,C2,C3 a
-               prototype supernest does not have: three 3x3 convolutions
-               (padding 1, strides 1, 2, 2, each with GELU), a token the
-               (p/4)^2 outputs of the third at its patch
-    init       matrices and positions N(0, 0.02), the stem's convolutions
-               N(0, 2/fan-in), biases 0, LayerNorm gains 1
+               --stem C1,C2 or C1,C2,C3 the convolutional stem of `supernest
+               train --stem` (load_subnet_torch.Stem): n = 2 or 3 3x3
+               convolutions, each with GELU, conv1 zero-padded by n with
+               stride 1, the others unpadded with stride 2, a token the
+               (p/2^(n-1))^2 outputs of the last at its patch
+    init       matrices and positions N(0, 0.02), every stem convolution
+               N(0, 2/fan-in) (fan-in 9 * its input channels), biases 0,
+               LayerNorm gains 1
     data       Fashion-MNIST IDX files; --val-size training images held out
                (a random split); pixels (v/255 - mean)/std with the mean and
                std of the training images kept; PxP patches as tokens; a new
@@ -48,27 +50,8 @@ except ImportError as exc:
              "for /usr/bin/python3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load_subnet_torch import (DEFAULT_DATA, SubnetViT, make_preprocess, read_idx,  # noqa: E402
-                               stem_tokens)
+from load_subnet_torch import DEFAULT_DATA, SubnetViT, make_preprocess, read_idx  # noqa: E402
 from supernet_torch import parse_subnet  # noqa: E402
-
-
-class DeeperStem(torch.nn.Module):
-    """--stem C1,C2,C3: a prototype for sizing a deeper stem before building
-    it into supernest.  images (N, 1, rows, cols) -> tokens (N, T, (p/4)^2 * C3)."""
-
-    def __init__(self, c1, c2, c3, patch):
-        super().__init__()
-        self.grid = patch // 4
-        self.convs = torch.nn.ModuleList([torch.nn.Conv2d(1, c1, 3, padding=1),
-                                          torch.nn.Conv2d(c1, c2, 3, stride=2, padding=1),
-                                          torch.nn.Conv2d(c2, c3, 3, stride=2, padding=1)])
-
-    def forward(self, images):
-        y = images
-        for conv in self.convs:
-            y = F.gelu(conv(y), approximate="tanh")
-        return stem_tokens(y, self.grid)
 
 
 def usage_error(msg):
@@ -116,8 +99,8 @@ def main():
     p.add_argument("--train-subset", type=int, default=0, help="first N training images only")
     p.add_argument("--test-limit", type=int, default=0, help="first N test images only")
     p.add_argument("--patch", type=int, default=4)
-    p.add_argument("--stem", default="none", help="C1,C2: the convolutional stem of "
-                   "`supernest train --stem` (none: without)")
+    p.add_argument("--stem", default="none", help="C1,C2 or C1,C2,C3: the convolutional "
+                   "stem of `supernest train --stem`, two or three convolutions (none: without)")
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -127,6 +110,8 @@ def main():
         net = parse_subnet(a.subnet)
     except ValueError as exc:
         usage_error(str(exc))
+    if a.patch < 1:
+        usage_error(f"--patch {a.patch}: expected a positive patch size")
     stem = None
     if a.stem != "none":
         try:
@@ -135,7 +120,7 @@ def main():
             stem = ()
         if len(stem) not in (2, 3) or min(stem) < 1:
             usage_error(f"--stem '{a.stem}': expected none, two channel counts C1,C2 or three "
-                        "C1,C2,C3 (the prototype)")
+                        "C1,C2,C3")
         if a.patch % (2 ** (len(stem) - 1)):
             usage_error(f"--patch {a.patch}: a stem of {len(stem)} convolutions needs a "
                         f"multiple of {2 ** (len(stem) - 1)}")
@@ -177,18 +162,14 @@ def main():
     else:
         token_dim = (a.patch // 2 ** (len(stem) - 1)) ** 2 * stem[-1]
     n_classes = int(max(labels.max(), test_labels.max())) + 1
-    if stem and len(stem) == 3:
-        stem_arg = DeeperStem(*stem, a.patch)
-    else:
-        stem_arg = (stem[0], stem[1], a.patch) if stem else None
     model = SubnetViT(n_tokens, token_dim, net["embed"], net["heads"], net["mlp"], a.head_dim,
-                      n_classes, stem_arg)
+                      n_classes, (stem, a.patch) if stem else None)
     decay, other = [], []
     with torch.no_grad():
         for name, t in model.named_parameters():
             if name.endswith("ln1.weight") or name.endswith("ln2.weight") or name == "norm.weight":
                 t.fill_(1.0)
-            elif t.ndim == 4:  # the stem's convolutions: He's
+            elif t.ndim == 4:  # every stem convolution (conv1..conv3): He's, fan-in 9*in
                 t.normal_(0.0, math.sqrt(2.0 / t[0].numel()))
             elif t.ndim == 2:  # the weight matrices and the positions
                 t.normal_(0.0, 0.02)

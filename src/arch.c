@@ -89,39 +89,76 @@ int sn_space_validate(const sn_space *s, char *err, size_t errlen)
         check_positive("token_dim", s->token_dim, err, errlen) ||
         check_positive("n_classes", s->n_classes, err, errlen))
         return SN_ERR;
-    if (s->stem[0] == 0 && s->stem[1] == 0) return SN_OK;
-    if (s->stem[0] <= 0 || s->stem[1] <= 0 || s->stem[0] > SN_MAX_STEM ||
-        s->stem[1] > SN_MAX_STEM)
-        return sn_errf(err, errlen, "search space: stem channels %d,%d must both be in 1..%d "
-                       "(or both 0: no stem)", s->stem[0], s->stem[1], SN_MAX_STEM);
+    const int n = sn_stem_convs(s);
+    bool zeros = true;
+    for (int k = 0; k < SN_MAX_STEM_CONVS; k++) zeros = zeros && s->stem[k] == 0;
+    if (zeros) return SN_OK;
+    bool ok = n >= 2 && s->stem[0] <= SN_MAX_STEM && s->stem[1] <= SN_MAX_STEM;
+    for (int k = 2; k < SN_MAX_STEM_CONVS; k++)
+        ok = ok && (k < n ? s->stem[k] <= SN_MAX_STEM : s->stem[k] == 0);
+    if (!ok)
+        return sn_errf(err, errlen, "search space: stem channels %d,%d,%d: expected two or three "
+                       "channel counts in 1..%d, zeros after the last (or all 0: no stem)",
+                       s->stem[0], s->stem[1], s->stem[2], SN_MAX_STEM);
     if (s->task != SN_TASK_IMAGE)
         return sn_errf(err, errlen, "search space: a convolutional stem needs the image task");
-    const int64_t g = sn_stem_grid(s);
+    const int64_t g = sn_stem_grid(s), c = s->stem[n - 1];
     if (g < 1)
-        return sn_errf(err, errlen, "search space: token_dim %d is not the (p+3)^2 window of an "
-                       "even patch size p that a convolutional stem takes", s->token_dim);
-    if (g * g * s->stem[1] > SN_MAX_EMBED_IN)
+        return sn_errf(err, errlen, "search space: token_dim %d is not the (p+%d)^2 window of a "
+                       "patch size p that is a multiple of %d, which a stem of %d convolutions "
+                       "takes", s->token_dim, (1 << (n - 1)) + 1, 1 << (n - 1), n);
+    if (g * g * c > SN_MAX_EMBED_IN)
         return sn_errf(err, errlen, "search space: the stem gives %lld values per token (%lld x "
-                       "%lld outputs of %d channels), more than %d",
-                       (long long)(g * g * s->stem[1]), (long long)g, (long long)g, s->stem[1],
+                       "%lld outputs of %lld channels), more than %d",
+                       (long long)(g * g * c), (long long)g, (long long)g, (long long)c,
                        SN_MAX_EMBED_IN);
     return SN_OK;
 }
 
+int sn_stem_patch_check(int p, int convs, char *err, size_t errlen)
+{
+    const int step = convs > 0 ? 1 << (convs - 1) : 1;
+    if (p % step != 0)
+        return sn_errf(err, errlen, "patch size %d is not a multiple of %d, which a convolutional "
+                       "stem of %d convolutions (the later ones of stride 2) needs", p, step,
+                       convs);
+    return SN_OK;
+}
+
+void sn_stem_format(const sn_space *s, char *buf, size_t len)
+{
+    size_t at = 0;
+    snprintf(buf, len, "none");
+    for (int k = 0; k < sn_stem_convs(s) && at < len; k++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%d", k ? "," : "", s->stem[k]);
+}
+
 int sn_stem_grid(const sn_space *s)
 {
-    if (!sn_space_has_stem(s)) return 0;
+    const int n = sn_stem_convs(s);
+    if (n == 0) return 0;
+    const int64_t step = (int64_t)1 << (n - 1);
     int64_t w = 0;
     while ((w + 1) * (w + 1) <= s->token_dim) w++;
-    if (w * w != s->token_dim || w < SN_STEM_EXTRA + 2 || (w - SN_STEM_EXTRA) % 2) return 0;
-    return (int)((w - SN_STEM_EXTRA) / 2);
+    const int64_t p = w - step - 1;
+    if (w * w != s->token_dim || p < step || p % step) return 0;
+    return (int)(p / step);
+}
+
+int sn_stem_sides(const sn_space *s, int64_t side[SN_MAX_STEM_CONVS])
+{
+    const int n = sn_stem_convs(s);
+    if (n == 0) return 0;
+    side[n - 1] = sn_stem_grid(s);
+    for (int k = n - 1; k > 0; k--) side[k - 1] = 2 * side[k] + 1;
+    return n;
 }
 
 int sn_space_embed_in(const sn_space *s)
 {
     if (!sn_space_has_stem(s)) return s->token_dim;
     const int g = sn_stem_grid(s);
-    return g * g * s->stem[1];
+    return g * g * s->stem[sn_stem_convs(s) - 1];
 }
 
 int sn_space_max_blocks(const sn_space *s)
@@ -537,12 +574,13 @@ int sn_subnet_parse(const sn_space *s, const char *str, sn_subnet *out, char *er
 int64_t sn_subnet_params(const sn_space *s, const sn_subnet *n)
 {
     const int64_t e = n->embed, t = s->n_tokens, p = sn_space_embed_in(s), c = s->n_classes;
-    const int64_t c1 = s->stem[0], c2 = s->stem[1];
-    int64_t total = c1 * 9 + c1 + c2 * 9 * c1 + c2 /* stem (0 without one) */
-                  + p * e + e   /* patch embedding, weight (P, E) and bias */
+    int64_t total = p * e + e   /* patch embedding, weight (P, E) and bias */
                   + t * e       /* positions (T, E) */
                   + 2 * e       /* final norm */
                   + c * e + c;  /* classifier */
+    /* the stem's convolutions, 3x3 each (none without a stem) */
+    for (int k = 0, in = 1; k < sn_stem_convs(s); in = s->stem[k++])
+        total += (int64_t)s->stem[k] * 9 * in + s->stem[k];
     for (int i = 0; i < n->n_blocks; i++) {
         const int64_t inner = (int64_t)n->heads[i] * s->head_dim, f = n->mlp[i];
         total += 2 * e                       /* ln1 */
@@ -561,11 +599,11 @@ int64_t sn_subnet_macs(const sn_space *s, const sn_subnet *n)
     int64_t total = s->task == SN_TASK_LM
                         ? t * e * c          /* embedding lookup; a prediction per token */
                         : t * p * e + e * c; /* patch embedding; one prediction per sequence */
-    if (sn_space_has_stem(s)) {
-        /* per token: conv1 at the (2g+1)^2 positions conv2 reads, conv2 at g^2 */
-        const int64_t g = sn_stem_grid(s), c1 = s->stem[0], c2 = s->stem[1];
-        total += t * ((2 * g + 1) * (2 * g + 1) * 9 * c1 + g * g * 9 * c1 * c2);
-    }
+    /* per token: each convolution at the positions the next one reads (the
+     * last at g x g) */
+    int64_t side[SN_MAX_STEM_CONVS];
+    for (int k = 0, n_convs = sn_stem_sides(s, side), in = 1; k < n_convs; in = s->stem[k++])
+        total += t * side[k] * side[k] * 9 * in * s->stem[k];
     for (int i = 0; i < n->n_blocks; i++) {
         const int64_t inner = (int64_t)n->heads[i] * s->head_dim, f = n->mlp[i];
         total += t * e * 3 * inner   /* qkv */
@@ -592,7 +630,7 @@ bool sn_space_equal(const sn_space *a, const sn_space *b)
            a->n_stages == b->n_stages && same_ints(a->min_depth, b->min_depth, a->n_stages) &&
            same_ints(a->max_depth, b->max_depth, a->n_stages) && a->head_dim == b->head_dim &&
            a->task == b->task && a->n_tokens == b->n_tokens && a->token_dim == b->token_dim &&
-           a->n_classes == b->n_classes && a->stem[0] == b->stem[0] && a->stem[1] == b->stem[1];
+           a->n_classes == b->n_classes && same_ints(a->stem, b->stem, SN_MAX_STEM_CONVS);
 }
 
 static size_t put_list(char *buf, size_t len, size_t at, const char *label, const int *v, int n)
@@ -619,6 +657,9 @@ void sn_space_format(const sn_space *s, char *buf, size_t len)
         at += (size_t)snprintf(buf + at, len - at, " head_dim %d %s tokens %dx%d classes %d",
                                s->head_dim, s->task == SN_TASK_LM ? "lm" : "image", s->n_tokens,
                                s->token_dim, s->n_classes);
-    if (sn_space_has_stem(s) && at < len)
-        snprintf(buf + at, len - at, " stem %d,%d", s->stem[0], s->stem[1]);
+    if (sn_space_has_stem(s) && at < len) {
+        char stem[64];
+        sn_stem_format(s, stem, sizeof stem);
+        snprintf(buf + at, len - at, " stem %s", stem);
+    }
 }

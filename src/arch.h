@@ -26,6 +26,7 @@
 #define SN_MAX_BLOCKS 64
 #define SN_SUBNET_STRLEN 1024
 #define SN_MAX_STEM 1024 /* channels of a stem convolution */
+#define SN_MAX_STEM_CONVS 3 /* convolutions of the stem (2 or 3) */
 #define SN_MAX_EMBED_IN (1 << 24) /* values per token the stem may give the patch embedding */
 
 /* What the tokens are and what the network predicts. */
@@ -54,8 +55,9 @@ typedef struct sn_space {
     int token_dim;                  /* input values per token: patch size^2, or with the
                                        stem the (patch+3)^2 pixels of its window */
     int n_classes;                  /* classifier outputs */
-    int stem[2];                    /* image task: channels of the convolutional stem's two
-                                       convolutions; {0, 0}: none (see sn_stem_*) */
+    int stem[SN_MAX_STEM_CONVS];    /* image task: channels of the convolutional stem's 2 or 3
+                                       convolutions, 0 after the last; all 0: none (see
+                                       sn_stem_*) */
 } sn_space;
 
 typedef struct sn_subnet {
@@ -73,34 +75,56 @@ typedef struct sn_subnet {
  * embed 192, 3 heads, MLP 768. */
 void sn_space_default(sn_space *s);
 
-/* The convolutional stem (image task, optional): each token's patch of
- * p x p pixels (p even) goes through
- *     conv1: 3x3, 1 -> stem[0] channels, zero padding 2, stride 1, GELU
- *     conv2: 3x3, stem[0] -> stem[1] channels, no padding, stride 2, GELU
- * over the whole image, and the token is the (p/2) x (p/2) block of conv2's
- * output at its patch (features position-major: (i*(p/2) + j)*stem[1] + c),
- * which the patch embedding then projects to e.  conv2's output at row k
- * sees pixels 2k-2 .. 2k+2, so a token sees the (p+3) x (p+3) window of
- * pixels from 2 before its patch to 1 after (zeros outside the image): that
- * window is the token's input (token_dim = (p+3)^2), and the stem is
- * computed token by token, which lets a sequence-parallel rank compute its
- * own tokens only. */
-/* Token side of the window for patch p with the stem: p + 3. */
-#define SN_STEM_EXTRA 3
-/* Pixels of the window before the patch (the rest, 1, after). */
-#define SN_STEM_BEFORE 2
-static inline bool sn_space_has_stem(const sn_space *s) { return s->stem[0] > 0; }
-/* Values per token of the image task for patch size p: p*p, or with a
- * stem the (p+3)^2 pixels of its window. */
-static inline int sn_image_token_dim(int p, bool stem)
+/* The convolutional stem (image task, optional) of n = 2 or 3
+ * convolutions, each 3x3 and followed by GELU:
+ *     conv1: 1 -> stem[0] channels, zero padding n, stride 1
+ *     conv2 .. conv n: stem[k-2] -> stem[k-1] channels, no padding, stride 2
+ * over the whole image (28 x 28: two give 30 x 30 then 14 x 14; three give
+ * 32 x 32, 15 x 15, then 7 x 7).  A token's patch of p x p pixels (p a
+ * multiple of 2^(n-1)) is the g x g block, g = p / 2^(n-1), of the last
+ * convolution's output at its patch (features position-major:
+ * (i*g + j)*stem[n-1] + c), which the patch embedding then projects to e.
+ * That block depends on the window of p + 2^(n-1) + 1 pixels a side from n
+ * before the patch to the rest after (zeros outside the image): the window
+ * is the token's input (token_dim its square), and the stem is computed
+ * token by token over it without padding, which lets a sequence-parallel
+ * rank compute its own tokens only. */
+/* Convolutions of s's stem: 0 (none), 2 or 3 (valid spaces). */
+static inline int sn_stem_convs(const sn_space *s)
 {
-    const int w = stem ? p + SN_STEM_EXTRA : p;
+    int n = 0;
+    while (n < SN_MAX_STEM_CONVS && s->stem[n] > 0) n++;
+    return n;
+}
+static inline bool sn_space_has_stem(const sn_space *s) { return s->stem[0] > 0; }
+/* Side of a token's input for patch p with a stem of `convs` convolutions
+ * (0: none, the patch itself): p + 2^(convs-1) + 1. */
+static inline int sn_stem_window(int p, int convs)
+{
+    return convs > 0 ? p + (1 << (convs - 1)) + 1 : p;
+}
+/* Pixels of the window before the patch: the stem's conv1 padding. */
+static inline int sn_stem_before(int convs) { return convs; }
+/* Values per token of the image task for patch size p: p*p, or with a
+ * stem of `convs` convolutions the pixels of its window. */
+static inline int sn_image_token_dim(int p, int convs)
+{
+    const int w = sn_stem_window(p, convs);
     return w * w;
 }
-/* p/2: conv2 outputs per token side (0 without a stem). */
+/* SN_ERR (the problem in err) unless patch p suits a stem of `convs`
+ * convolutions: any p without one, a multiple of 2^(convs-1) with one. */
+int sn_stem_patch_check(int p, int convs, char *err, size_t errlen);
+/* The stem's channels as "C1,C2" or "C1,C2,C3" ("none" without one). */
+void sn_stem_format(const sn_space *s, char *buf, size_t len);
+/* g: the last convolution's outputs per token side (0 without a stem). */
 int sn_stem_grid(const sn_space *s);
+/* Positions per token side at which each convolution is computed, token
+ * by token: side[n-1] = g, side[k-1] = 2*side[k] + 1 (conv1 over the
+ * window's side - 2).  Returns n (0 without a stem). */
+int sn_stem_sides(const sn_space *s, int64_t side[SN_MAX_STEM_CONVS]);
 /* Values the patch embedding takes per token: token_dim without a stem,
- * (p/2)^2 * stem[1] with one (at most SN_MAX_EMBED_IN in a valid space). */
+ * g^2 * stem[n-1] with one (at most SN_MAX_EMBED_IN in a valid space). */
 int sn_space_embed_in(const sn_space *s);
 
 /* Checks that every list is non-empty, ascending and positive, depths

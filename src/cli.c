@@ -582,10 +582,12 @@ int sn_space_from_flags(const sn_space_flags *f, sn_space *s, char *err, size_t 
                        f->min_depths, m, s->n_stages);
     s->head_dim = (int)f->head_dim;
     if (strcmp(f->stem, "none") == 0) return SN_OK;
-    int k = sn_parse_int_list("--stem", f->stem, s->stem, 2, err, errlen);
+    int k = sn_parse_int_list("--stem", f->stem, s->stem, SN_MAX_STEM_CONVS, err, errlen);
     if (k < 0) return SN_ERR;
-    if (k != 2 || s->stem[0] > SN_MAX_STEM || s->stem[1] > SN_MAX_STEM)
-        return sn_errf(err, errlen, "--stem '%s': expected none or two channel counts C1,C2 in "
-                       "1..%d", f->stem, SN_MAX_STEM);
+    bool ok = k >= 2;
+    for (int i = 0; i < k; i++) ok = ok && s->stem[i] <= SN_MAX_STEM;
+    if (!ok)
+        return sn_errf(err, errlen, "--stem '%s': expected none, or two or three channel counts "
+                       "C1,C2[,C3] in 1..%d", f->stem, SN_MAX_STEM);
     return SN_OK;
 }

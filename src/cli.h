@@ -107,7 +107,7 @@ int sn_parse_int_list(const char *what, const char *s, int *out, int max,
 typedef struct sn_space_flags {
     const char *embed, *heads, *mlp, *depths, *min_depths;
     int64_t head_dim;
-    const char *stem;       /* "C1,C2" or "none" */
+    const char *stem;       /* "C1,C2", "C1,C2,C3" or "none" */
 } sn_space_flags;
 
 /* The option-table entries of the flags in f (an sn_space_flags lvalue),
@@ -123,9 +123,10 @@ typedef struct sn_space_flags {
      0, 0, 0},                                                                                     \
     {"head-dim", SN_OPT_INT, &(f).head_dim, "D", "search space: channels per attention head", 1,    \
      4096, 0},                                                                                     \
-    {"stem", SN_OPT_STR, &(f).stem, "C1,C2|none", "image task: a convolutional stem before the "    \
-     "patch embedding, 3x3 convolutions of C1 and C2 channels (the second of stride 2); none: "      \
-     "the patches' pixels go straight into it", 0, 0, 0}
+    {"stem", SN_OPT_STR, &(f).stem, "C1,C2[,C3]|none", "image task: a convolutional stem "       \
+     "before the patch embedding, 3x3 convolutions of C1, C2 (and C3) channels (all but the "      \
+     "first of stride 2; with three the patch a multiple of 4); none: the patches' pixels go "     \
+     "straight into it", 0, 0, 0}
 
 /* Points f at the default space's lists, formatted into text (static
  * storage, for option defaults and --help). */

@@ -144,7 +144,7 @@ static int run(eval_args *a, const sn_mpi_info *mpi, int *code, char *err, size_
     if (sn_images_load_dir(a->data, val ? "train" : "test", &x, err, errlen) != SN_OK) goto out;
     int n_tokens, token_dim;
     if (x.rows != info->image_rows || x.cols != info->image_cols ||
-        sn_patch_dims(&x, info->patch, sn_space_has_stem(&m->space), &n_tokens, &token_dim, err, errlen) != SN_OK ||
+        sn_patch_dims(&x, info->patch, sn_stem_convs(&m->space), &n_tokens, &token_dim, err, errlen) != SN_OK ||
         n_tokens != m->space.n_tokens || token_dim != m->space.token_dim) {
         sn_errf(err, errlen, "%s: images are %dx%d, %s expects %dx%d", a->data, x.rows, x.cols,
                 path, info->image_rows, info->image_cols);

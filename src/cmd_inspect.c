@@ -333,11 +333,14 @@ static void print_text(const inspection *x)
         printf("%-14s %dx%d images in %dx%d patches, pixel v -> (v/255 - %.6g) / %.6g\n",
                "preprocessing", in->image_rows, in->image_cols, in->patch, in->patch,
                (double)in->norm_mean, (double)in->norm_std);
-        if (sn_space_has_stem(s))
-            printf("%-14s 3x3 convolutions of %d then %d channels (the second of stride 2), "
+        if (sn_space_has_stem(s)) {
+            char stem[64];
+            const int w = sn_stem_window(in->patch, sn_stem_convs(s));
+            sn_stem_format(s, stem, sizeof stem);
+            printf("%-14s 3x3 convolutions of %s channels (all but the first of stride 2), "
                    "each token the %dx%d pixel window its %dx%d patch's outputs see\n", "stem",
-                   s->stem[0], s->stem[1], in->patch + SN_STEM_EXTRA, in->patch + SN_STEM_EXTRA,
-                   in->patch, in->patch);
+                   stem, w, w, in->patch, in->patch);
+        }
     }
     if (in->is_model) {
         sn_subnet big;

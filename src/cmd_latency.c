@@ -54,13 +54,13 @@ static int build_space(const lat_args *a, sn_space *s, char *err, size_t errlen)
         if (IMAGE_SIDE % a->patch != 0)
             return sn_errf(err, errlen, "--patch %lld does not divide the %d-pixel image side",
                            (long long)a->patch, IMAGE_SIDE);
-        if (sn_space_has_stem(s) && a->patch % 2 != 0)
-            return sn_errf(err, errlen, "--patch %lld is odd: the convolutional stem (stride 2) "
-                           "needs an even one", (long long)a->patch);
+        char msg[256];
+        if (sn_stem_patch_check((int)a->patch, sn_stem_convs(s), msg, sizeof msg) != SN_OK)
+            return sn_errf(err, errlen, "--patch: %s", msg);
         const int side = IMAGE_SIDE / (int)a->patch;
         s->task = SN_TASK_IMAGE;
         s->n_tokens = side * side;
-        s->token_dim = sn_image_token_dim((int)a->patch, sn_space_has_stem(s));
+        s->token_dim = sn_image_token_dim((int)a->patch, sn_stem_convs(s));
         s->n_classes = IMAGE_CLASSES;
     } else {
         return sn_errf(err, errlen, "--task '%s': expected image or lm", a->task);

@@ -451,7 +451,7 @@ static int setup_data(train_ctx *c, int *code, char *err, size_t errlen)
         return SN_ERR;
     if (a->train_subset > 0 && a->train_subset < c->n_train) c->n_train = a->train_subset;
     int n_tokens, token_dim;
-    if (sn_patch_dims(&c->train, (int)a->patch, sn_space_has_stem(&c->space), &n_tokens, &token_dim, err, errlen) != SN_OK)
+    if (sn_patch_dims(&c->train, (int)a->patch, sn_stem_convs(&c->space), &n_tokens, &token_dim, err, errlen) != SN_OK)
         return SN_ERR;
     c->space.n_tokens = n_tokens;
     c->space.token_dim = token_dim;
@@ -688,7 +688,7 @@ static void next_batch(train_ctx *c)
         sn_text_batch(&c->text, mine, bl, a->seq_len, d->pos, tl, c->input, c->labels);
     } else {
         sn_loader_next(&c->loader, c->ids, a->batch);
-        sn_images_batch_at(&c->train, mine, bl, (int)a->patch, sn_space_has_stem(&c->space),
+        sn_images_batch_at(&c->train, mine, bl, (int)a->patch, sn_stem_convs(&c->space),
                            c->norm, d->pos, tl, c->input,
                            c->labels);
     }
@@ -868,12 +868,14 @@ static void print_header(train_ctx *c, const sn_train_opts *to)
                (long long)c->text.train_end, a->data,
                (long long)(c->text.val_end - c->text.train_end),
                (long long)(c->text.n - c->text.val_end), c->space.n_tokens);
-    else if (sn_space_has_stem(&c->space))
+    else if (sn_space_has_stem(&c->space)) {
+        char stem[64];
+        sn_stem_format(&c->space, stem, sizeof stem);
         say(c, "supernest train: %lld training images (%lld held out for validation), %d "
-               "tokens of %d values (pixel windows through a %d,%d convolutional stem)",
+               "tokens of %d values (pixel windows through a %s convolutional stem)",
                (long long)c->n_train, (long long)c->n_val, c->space.n_tokens,
-               c->space.token_dim, c->space.stem[0], c->space.stem[1]);
-    else
+               c->space.token_dim, stem);
+    } else
         say(c, "supernest train: %lld training images (%lld held out for validation), %d "
                "tokens of %d values",
                (long long)c->n_train, (long long)c->n_val, c->space.n_tokens,

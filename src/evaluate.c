@@ -29,7 +29,7 @@ sn_eval_result sn_evaluate(int nt, const sn_model *m, sn_acts *a, int64_t batch,
     for (int64_t at = 0; at < count; at += batch) {
         int64_t b = count - at < batch ? count - at : batch;
         for (int64_t i = 0; i < b; i++) ids[i] = idx ? idx[first + at + i] : first + at + i;
-        sn_images_batch(x, ids, b, patch, sn_space_has_stem(&m->space), norm, tokens, labels);
+        sn_images_batch(x, ids, b, patch, sn_stem_convs(&m->space), norm, tokens, labels);
         const float *out = sn_eval_batch(nt, m, a, NULL, n, tokens, labels, b, &loss_sum,
                                          &correct);
         if (logits) {

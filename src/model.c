@@ -18,7 +18,10 @@ static int max_choice(const int *v, int n) { return v[n - 1]; }
 typedef struct dims {
     int64_t E, H, D, F, T, P, C, HD;
     int64_t PI;             /* values per token of the input (token_dim) */
-    int64_t G, W1, C1, C2;  /* stem: outputs per token side, conv1 positions per side, channels */
+    /* stem: convolutions, each one's positions per token side (the last's
+     * G) and channels (0 without a stem) */
+    int n_stem;
+    int64_t side[SN_MAX_STEM_CONVS], ch[SN_MAX_STEM_CONVS];
 } dims;
 
 static dims space_dims(const sn_space *s)
@@ -33,10 +36,8 @@ static dims space_dims(const sn_space *s)
     d.P = sn_space_embed_in(s);
     d.PI = s->token_dim;
     d.C = s->n_classes;
-    d.G = sn_stem_grid(s);
-    d.W1 = 2 * d.G + 1;
-    d.C1 = s->stem[0];
-    d.C2 = s->stem[1];
+    d.n_stem = sn_stem_sides(s, d.side);
+    for (int k = 0; k < SN_MAX_STEM_CONVS; k++) d.ch[k] = k < d.n_stem ? s->stem[k] : 0;
     return d;
 }
 
@@ -69,11 +70,12 @@ int sn_param_table(const sn_space *s, sn_param_info *info, size_t *total)
     size_t off = 0;
     const sn_axis X = SN_AXIS_FIXED, E = SN_AXIS_EMBED, Q = SN_AXIS_QKV, H = SN_AXIS_HEADS,
                   F = SN_AXIS_MLP;
-    if (sn_space_has_stem(s)) {
-        add_tensor(info, &n, &off, "stem.conv1.weight", -1, d.C1, X, 9, X, true);
-        add_tensor(info, &n, &off, "stem.conv1.bias", -1, d.C1, X, 0, X, false);
-        add_tensor(info, &n, &off, "stem.conv2.weight", -1, d.C2, X, 9 * d.C1, X, true);
-        add_tensor(info, &n, &off, "stem.conv2.bias", -1, d.C2, X, 0, X, false);
+    for (int k = 0; k < d.n_stem; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "stem.conv%d.weight", k + 1);
+        add_tensor(info, &n, &off, name, -1, d.ch[k], X, 9 * (k ? d.ch[k - 1] : 1), X, true);
+        snprintf(name, sizeof name, "stem.conv%d.bias", k + 1);
+        add_tensor(info, &n, &off, name, -1, d.ch[k], X, 0, X, false);
     }
     add_tensor(info, &n, &off, "patch_embed.weight", -1, d.E, E, d.P, X, true);
     add_tensor(info, &n, &off, "patch_embed.bias", -1, d.E, E, 0, X, false);
@@ -109,11 +111,9 @@ void sn_params_bind(const sn_space *s, float *base, sn_params *p)
     int n = sn_param_table(s, info, &total);
     int k = 0;
     memset(p, 0, sizeof *p);
-    if (sn_space_has_stem(s)) {
-        p->stem1_w = base + info[k++].offset;
-        p->stem1_b = base + info[k++].offset;
-        p->stem2_w = base + info[k++].offset;
-        p->stem2_b = base + info[k++].offset;
+    for (int c = 0; c < sn_stem_convs(s); c++) {
+        p->stem_w[c] = base + info[k++].offset;
+        p->stem_b[c] = base + info[k++].offset;
     }
     p->patch_w = base + info[k++].offset;
     p->patch_b = base + info[k++].offset;
@@ -232,11 +232,11 @@ void sn_shard_full(const sn_space *s, sn_shard *sh)
 }
 
 /* Index in the table of the first tensor of supernet block l (blocks.l.*):
- * the embedding's tensors (the stem's four, then three) come first, 12 per
- * block follow. */
+ * the embedding's tensors (the stem's two per convolution, then three) come
+ * first, 12 per block follow. */
 enum { BLOCK_TENSORS = 12 };
 
-static int embed_tensors(const sn_space *s) { return sn_space_has_stem(s) ? 7 : 3; }
+static int embed_tensors(const sn_space *s) { return 2 * sn_stem_convs(s) + 3; }
 
 static int block_tensor(const sn_space *s, int l)
 {
@@ -276,20 +276,20 @@ typedef struct block_acts {
     float *h2;          /* (BT, f) after GELU */
 } block_acts;
 
-/* The stem's workspace (first stage with a stem only); W1 = 2G+1 conv1
- * positions per token side, G conv2 outputs per side.  conv1 runs token by
- * token in a thread's scratch and is recomputed in backward, so only
- * conv2's input patches and output are kept. */
+/* The stem's workspace (first stage with a stem only).  Convolution k+1
+ * runs at side[k]^2 positions per token (dims.side); conv1 runs token by
+ * token in a thread's scratch and is recomputed in backward, so only the
+ * later convolutions' input patches and outputs are kept, for each of them
+ * (index k = 1 .. n-1; [0] unused) over all BT tokens' positions. */
 typedef struct stem_acts {
     float *w1t;         /* (9, C1) conv1's weight transposed: channels innermost */
-    float *scratch;     /* (SN_MAX_THREADS, 3, W1*W1*C1) per-thread conv1 maps */
+    float *scratch;     /* (SN_MAX_THREADS, 3, side0^2*C1) per-thread conv1 maps */
     float *partial;     /* (chunks, 10*C1) conv1's weight and bias gradient per chunk */
-    float *col2;        /* (BT*G*G, 9*C1) conv2's input patches */
-    float *z2;          /* (BT*G*G, C2) before GELU */
-    float *a2;          /* (BT*G*G, C2) = (BT, P) the tokens' features */
-    float *dfeat;       /* (BT, P) backward scratch */
-    float *dz2;         /* (BT*G*G, C2) */
-    float *dcol2;       /* (BT*G*G, 9*C1) */
+    float *col[SN_MAX_STEM_CONVS];  /* (BT*side^2, 9*C_in) input patches */
+    float *z[SN_MAX_STEM_CONVS];    /* (BT*side^2, C) before GELU */
+    float *act[SN_MAX_STEM_CONVS];  /* (BT*side^2, C) after; the last (BT, P): the features */
+    float *dact[SN_MAX_STEM_CONVS]; /* backward: act's gradient, then z's (in place) */
+    float *dcol[SN_MAX_STEM_CONVS]; /* backward: col's gradient */
     /* Passes sharing one stem computation (sn_acts_share_stem): share
      * forward/backward pairs over the same input; fwd and bwd count the
      * group's forwards and backwards so far (unused with share 1). */
@@ -354,18 +354,24 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
 #define R16(x) ((((size_t)(x)) + 15) & ~(size_t)15)
     /* an engine saves a log-sum-exp per row and head, not probabilities */
     const int64_t att = sh->attn ? max_batch * d.H * tl : max_batch * d.H * tl * tl;
-    /* the stem's buffers in floats (0 without them): conv1 positions, conv2 outputs */
+    /* the stem's buffers in floats (0 without them): conv1's map of a token,
+     * and each later convolution's input patches and outputs */
     const bool stem = sh->first && sn_space_has_stem(s);
-    const int64_t map = stem ? d.W1 * d.W1 * d.C1 : 0, n2 = stem ? BT * d.G * d.G : 0;
+    const int64_t map = stem ? d.side[0] * d.side[0] * d.ch[0] : 0;
     const int64_t chunks = stem ? (BT + STEM_CHUNK - 1) / STEM_CHUNK : 0;
+    size_t stem_gemms = 0;
+    for (int k = 1; stem && k < d.n_stem; k++) {
+        const int64_t rows = BT * d.side[k] * d.side[k];
+        stem_gemms += R16(rows * 9 * d.ch[k - 1]) * 2 + R16(rows * d.ch[k]) * 3;
+    }
     size_t per_block = R16(BT * d.E) * 3 + R16(BT) * 4 + R16(BT * 3 * d.HD) + R16(att) +
                        R16(BT * d.HD) + R16(BT * d.F) * 2;
     size_t total = per_block * (size_t)nb + R16(BT * d.E) * (size_t)(nb + 1) +
                    R16(BT * d.E) + R16(BT) * 2 + R16(max_batch * d.E) + R16(rows_out * C) +
                    R16(BT * d.E) * 2 + R16(BT * 3 * d.HD) + R16(BT * mid) + R16(max_batch * d.E) +
-                   R16((int64_t)a->scratch_threads * tl * tl) + R16(stem ? 9 * d.C1 : 0) +
-                   R16((int64_t)SN_MAX_THREADS * 3 * map) + R16(chunks * 10 * d.C1) +
-                   R16(n2 * 9 * d.C1) * 2 + R16(n2 * d.C2) * 4;
+                   R16((int64_t)a->scratch_threads * tl * tl) + R16(stem ? 9 * d.ch[0] : 0) +
+                   R16((int64_t)SN_MAX_THREADS * 3 * map) + R16(chunks * 10 * d.ch[0]) +
+                   stem_gemms;
     a->arena = sn_alloc(total * sizeof(float));
     if (!a->arena) {
         sn_free(a);
@@ -403,15 +409,17 @@ sn_acts *sn_acts_create_shard(const sn_space *s, const sn_shard *sh, int64_t max
     TAKE(a->att_scratch, (int64_t)a->scratch_threads * tl * tl);
     if (stem) {
         stem_acts *k = &a->stem;
-        TAKE(k->w1t, 9 * d.C1);
+        TAKE(k->w1t, 9 * d.ch[0]);
         TAKE(k->scratch, (int64_t)SN_MAX_THREADS * 3 * map);
-        TAKE(k->partial, chunks * 10 * d.C1);
-        TAKE(k->col2, n2 * 9 * d.C1);
-        TAKE(k->z2, n2 * d.C2);
-        TAKE(k->a2, n2 * d.C2);
-        TAKE(k->dfeat, n2 * d.C2);
-        TAKE(k->dz2, n2 * d.C2);
-        TAKE(k->dcol2, n2 * 9 * d.C1);
+        TAKE(k->partial, chunks * 10 * d.ch[0]);
+        for (int c = 1; c < d.n_stem; c++) {
+            const int64_t rows = BT * d.side[c] * d.side[c];
+            TAKE(k->col[c], rows * 9 * d.ch[c - 1]);
+            TAKE(k->z[c], rows * d.ch[c]);
+            TAKE(k->act[c], rows * d.ch[c]);
+            TAKE(k->dact[c], rows * d.ch[c]);
+            TAKE(k->dcol[c], rows * 9 * d.ch[c - 1]);
+        }
         k->share = 1;
     }
 #undef TAKE
@@ -448,47 +456,73 @@ static int64_t global_pos(const sn_shard *sh, int64_t i)
     return sh->pos ? sh->pos[i] : i;
 }
 
-/* The stem over BT tokens' pixel windows win (BT, (2G+3)^2): their
- * features (BT, P) into a->stem.a2.  conv1 (9 taps, too few for a GEMM to
- * pay) runs token by token in a thread's scratch and writes conv2's input
- * patches, tap-major then channel ((dy*3 + dx)*C1 + c, the order of
- * stem.conv2.weight's columns); conv2 is one GEMM over all of them. */
+/* The stem over BT tokens' pixel windows win (BT, token_dim): their
+ * features (BT, P) into the last a->stem.act.  conv1 (9 taps, too few for a
+ * GEMM to pay) runs token by token in a thread's scratch and writes conv2's
+ * input patches, tap-major then channel ((dy*3 + dx)*C1 + c, the order of
+ * stem.conv2.weight's columns); each later convolution is one GEMM over all
+ * tokens' positions, whose outputs are gathered, token by token, into the
+ * next one's patches. */
 static void stem_forward(int nt, const sn_model *m, sn_acts *a, const float *win, int64_t BT)
 {
     const dims d = space_dims(&m->space);
-    const int64_t G = d.G, W1 = d.W1, W = W1 + 2, C1 = d.C1, C2 = d.C2, map = W1 * W1 * C1;
+    const int64_t W1 = d.side[0], W = W1 + 2, C1 = d.ch[0], map = W1 * W1 * C1;
     stem_acts *k = &a->stem;
     for (int64_t c = 0; c < C1; c++)
-        for (int64_t tap = 0; tap < 9; tap++) k->w1t[tap * C1 + c] = m->p.stem1_w[c * 9 + tap];
+        for (int64_t tap = 0; tap < 9; tap++)
+            k->w1t[tap * C1 + c] = m->p.stem_w[0][c * 9 + tap];
+    const int64_t per1 = d.side[1] * d.side[1] * 9 * C1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t r = 0; r < BT; r++) {
         float *z = k->scratch + (int64_t)omp_get_thread_num() * 3 * map, *act = z + map;
-        sn_stem_conv1(win + r * d.PI, W, C1, k->w1t, m->p.stem1_b, z);
+        sn_stem_conv1(win + r * d.PI, W, C1, k->w1t, m->p.stem_b[0], z);
         sn_gelu_row(act, z, map);
-        sn_stem_gather(k->col2 + r * G * G * 9 * C1, act, W1, C1);
+        sn_stem_gather(k->col[1] + r * per1, act, W1, C1);
     }
-    const int64_t n2 = BT * G * G;
-    sn_linear_forward(nt, k->z2, C2, k->col2, 9 * C1, m->p.stem2_w, 9 * C1, m->p.stem2_b, n2,
-                      C2, 9 * C1);
-    sn_gelu_forward(nt, k->a2, C2, k->z2, C2, n2, C2);
+    for (int c = 1; c < d.n_stem; c++) {
+        const int64_t rows = BT * d.side[c] * d.side[c], in = 9 * d.ch[c - 1], out = d.ch[c];
+        sn_linear_forward(nt, k->z[c], out, k->col[c], in, m->p.stem_w[c], in, m->p.stem_b[c],
+                          rows, out, in);
+        sn_gelu_forward(nt, k->act[c], out, k->z[c], out, rows, out);
+        if (c + 1 == d.n_stem) break;
+        const int64_t here = d.side[c] * d.side[c] * out,
+                      next = d.side[c + 1] * d.side[c + 1] * 9 * out;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t r = 0; r < BT; r++)
+            sn_stem_gather(k->col[c + 1] + r * next, k->act[c] + r * here, d.side[c], out);
+    }
 }
 
 /* Backward of stem_forward over the same windows, given the features'
- * gradient a->stem.dfeat: conv2's gradients by GEMM, then conv1 token by
- * token (recomputed, its input gradient gathered from conv2's patches'),
- * its weight and bias gradients summed per chunk of tokens and the chunks
- * added in order. */
+ * gradient in the last a->stem.dact (consumed): each GEMM convolution's
+ * gradients, last first, its input patches' gradient scattered token by
+ * token onto the previous one's output; then conv1 token by token
+ * (recomputed, its output gradient scattered from conv2's patches'), its
+ * weight and bias gradients summed per chunk of tokens and the chunks added
+ * in order. */
 static void stem_backward(int nt, sn_model *m, sn_acts *a, const float *win, int64_t BT)
 {
     const dims d = space_dims(&m->space);
-    const int64_t G = d.G, W1 = d.W1, W = W1 + 2, C1 = d.C1, C2 = d.C2, map = W1 * W1 * C1;
-    const int64_t n2 = BT * G * G, chunks = (BT + STEM_CHUNK - 1) / STEM_CHUNK;
+    const int64_t W1 = d.side[0], W = W1 + 2, C1 = d.ch[0], map = W1 * W1 * C1;
+    const int64_t chunks = (BT + STEM_CHUNK - 1) / STEM_CHUNK;
     stem_acts *k = &a->stem;
     sn_params *g = &m->g;
-    memset(k->dz2, 0, (size_t)(n2 * C2) * sizeof(float));
-    sn_gelu_backward(nt, k->dz2, C2, k->dfeat, C2, k->z2, C2, n2, C2);
-    sn_linear_backward_set(nt, k->dcol2, 9 * C1, g->stem2_w, 9 * C1, g->stem2_b, k->dz2, C2,
-                           k->col2, 9 * C1, m->p.stem2_w, 9 * C1, n2, C2, 9 * C1);
+    for (int c = d.n_stem - 1; c >= 1; c--) {
+        const int64_t rows = BT * d.side[c] * d.side[c], in = 9 * d.ch[c - 1], out = d.ch[c];
+        sn_gelu_backward_inplace(nt, k->dact[c], out, k->z[c], out, rows, out);
+        sn_linear_backward_set(nt, k->dcol[c], in, g->stem_w[c], in, g->stem_b[c], k->dact[c],
+                               out, k->col[c], in, m->p.stem_w[c], in, rows, out, in);
+        if (c == 1) break;
+        const int64_t prev = d.side[c - 1] * d.side[c - 1] * d.ch[c - 1],
+                      here = d.side[c] * d.side[c] * in;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t r = 0; r < BT; r++) {
+            float *da = k->dact[c - 1] + r * prev;
+            memset(da, 0, (size_t)prev * sizeof(float));
+            sn_stem_scatter(da, k->dcol[c] + r * here, d.side[c - 1], d.ch[c - 1]);
+        }
+    }
+    const int64_t per1 = d.side[1] * d.side[1] * 9 * C1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t ch = 0; ch < chunks; ch++) {
         float *z = k->scratch + (int64_t)omp_get_thread_num() * 3 * map, *da = z + map,
@@ -498,9 +532,9 @@ static void stem_backward(int nt, sn_model *m, sn_acts *a, const float *win, int
         const int64_t r_end = (ch + 1) * STEM_CHUNK < BT ? (ch + 1) * STEM_CHUNK : BT;
         for (int64_t r = ch * STEM_CHUNK; r < r_end; r++) {
             const float *w = win + r * d.PI;
-            sn_stem_conv1(w, W, C1, k->w1t, m->p.stem1_b, z);
+            sn_stem_conv1(w, W, C1, k->w1t, m->p.stem_b[0], z);
             memset(da, 0, (size_t)(2 * map) * sizeof(float)); /* da and dz */
-            sn_stem_scatter(da, k->dcol2 + r * G * G * 9 * C1, W1, C1);
+            sn_stem_scatter(da, k->dcol[1] + r * per1, W1, C1);
             sn_gelu_backward_row(dz, da, z, map);
             sn_stem_conv1_grad(acc, w, dz, W, C1);
         }
@@ -508,8 +542,9 @@ static void stem_backward(int nt, sn_model *m, sn_acts *a, const float *win, int
     for (int64_t ch = 0; ch < chunks; ch++) {
         const float *acc = k->partial + ch * 10 * C1;
         for (int64_t c = 0; c < C1; c++) {
-            for (int64_t tap = 0; tap < 9; tap++) g->stem1_w[c * 9 + tap] += acc[tap * C1 + c];
-            g->stem1_b[c] += acc[9 * C1 + c];
+            for (int64_t tap = 0; tap < 9; tap++)
+                g->stem_w[0][c * 9 + tap] += acc[tap * C1 + c];
+            g->stem_b[0][c] += acc[9 * C1 + c];
         }
     }
 }
@@ -543,7 +578,7 @@ static void embed_forward(int nt, const sn_model *m, sn_acts *a, const sn_shard 
                 SN_CHECK(input == k->input && b == k->b && k->fwd < k->share);
             }
             if (k->share > 1) k->fwd++;
-            feat = k->a2;
+            feat = k->act[d.n_stem - 1];
         }
         sn_linear_forward(nt, x0, e, feat, d.P, m->p.patch_w, d.P, m->p.patch_b, BT, e, d.P);
     }
@@ -589,10 +624,11 @@ static void embed_backward(int nt, sn_model *m, sn_acts *a, const sn_shard *sh,
          * the stem's backward runs once, after the last of them */
         stem_acts *k = &a->stem;
         SN_CHECK(k->share == 1 || k->bwd < k->fwd);
+        float *dfeat = k->dact[d.n_stem - 1];
         if (k->share == 1 || k->bwd == 0)
-            memset(k->dfeat, 0, (size_t)(BT * d.P) * sizeof(float));
-        sn_linear_backward(nt, k->dfeat, d.P, g->patch_w, d.P, g->patch_b, dres, e, k->a2, d.P,
-                           m->p.patch_w, d.P, BT, e, d.P);
+            memset(dfeat, 0, (size_t)(BT * d.P) * sizeof(float));
+        sn_linear_backward(nt, dfeat, d.P, g->patch_w, d.P, g->patch_b, dres, e,
+                           k->act[d.n_stem - 1], d.P, m->p.patch_w, d.P, BT, e, d.P);
         if (k->share == 1) {
             stem_backward(nt, m, a, input, BT);
         } else if (++k->bwd == k->share) {

@@ -45,10 +45,9 @@ typedef struct sn_block_params {
 
 typedef struct sn_params {
     /* the convolutional stem (NULL without one; src/arch.h): */
-    float *stem1_w;         /* (C1, 9): conv1 as (out, 3x3) */
-    float *stem1_b;         /* (C1) */
-    float *stem2_w;         /* (C2, 9*C1): conv2 as (out, 3x3, in) */
-    float *stem2_b;         /* (C2) */
+    float *stem_w[SN_MAX_STEM_CONVS]; /* conv k+1 as (out, 3x3, in): (C1, 9), (C2, 9*C1),
+                                         (C3, 9*C2) */
+    float *stem_b[SN_MAX_STEM_CONVS]; /* (C1), (C2), (C3) */
     float *patch_w;         /* (E, P), P = sn_space_embed_in */
     float *patch_b;         /* (E) */
     float *pos;             /* (T, E) */
@@ -85,7 +84,9 @@ typedef struct sn_param_info {
 /* Threads an op may use at most (the attention scratch is sized for it). */
 #define SN_MAX_THREADS 64
 
-#define SN_MAX_PARAM_TENSORS (12 + 12 * SN_MAX_BLOCKS)
+/* the stem's two per convolution, the embedding's three, twelve per block, the
+ * final norm's and the head's two each */
+#define SN_MAX_PARAM_TENSORS (2 * SN_MAX_STEM_CONVS + 7 + 12 * SN_MAX_BLOCKS)
 
 /* The parameter table of space s: fills info[0..n) in buffer order and
  * returns n; the total size in floats goes to *total. */

@@ -188,6 +188,7 @@ edit(ck, "patch", setattr_("config", "patch", np.array([5], np.int32)))
 edit(ck, "std", setattr_("config", "norm_std", np.float32(0)))
 edit(ck, "stem-zero", setattr_("config", "stem_channels", np.array([0, 8], np.int32)))
 edit(ck, "stem-three", setattr_("config", "stem_channels", np.array([4, 8, 16], np.int32)))
+edit(ck, "stem-four", setattr_("config", "stem_channels", np.array([4, 8, 16, 32], np.int32)))
 edit(ck, "embed-text", setattr_("config", "embed_choices", "32,64"))
 edit(ck, "task", setattr_("config", "task", "video"))
 edit(ck, "step", setattr_("train", "step", np.int64(-5)))
@@ -410,9 +411,12 @@ expect ckpt-task 1 "task 'video' is not one this version knows" "${E[@]}" h5/tas
 expect ckpt-patch 1 "patch 5 of 28x28 images does not give the space's 16 tokens of 49 values" \
     "${E[@]}" h5/patch.h5
 expect ckpt-norm 1 "normalisation mean" "${E[@]}" h5/std.h5
-expect ckpt-stem-zero 1 "stem channels 0,8 must both be in 1..1024" "${E[@]}" h5/stem-zero.h5
-expect ckpt-stem-three 1 "attribute 'stem_channels' has 3 values (1..2 allowed)" "${E[@]}" \
+expect ckpt-stem-zero 1 "stem channels 0,8,0: expected two or three channel counts in 1..1024" \
+    "${E[@]}" h5/stem-zero.h5
+expect ckpt-stem-three 1 "token_dim 49 is not the (p+5)^2 window of a patch size p" "${E[@]}" \
     h5/stem-three.h5
+expect ckpt-stem-four 1 "attribute 'stem_channels' has 4 values (1..3 allowed)" "${E[@]}" \
+    h5/stem-four.h5
 expect ckpt-no-train 1 "the /train group is missing" "${E[@]}" h5/notrain.h5
 expect ckpt-no-weights 1 "group /weights is missing" "${E[@]}" h5/noweights.h5
 expect ckpt-weights-dataset 1 "dataset patch_embed.weight is missing" "${E[@]}" h5/weights-dataset.h5

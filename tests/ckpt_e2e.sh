@@ -27,7 +27,7 @@ import json, sys, h5py, numpy as np, xxhash
 d = sys.argv[1]
 a = h5py.File(f"{d}/a/checkpoints/ckpt-00000008.h5", "r")
 b = h5py.File(f"{d}/nfs:b/checkpoints/ckpt-00000008.h5", "r")
-assert a.attrs["format"] == "supernest-checkpoint" and a.attrs["format_version"] == "1.1"
+assert a.attrs["format"] == "supernest-checkpoint" and a.attrs["format_version"] == "1.2"
 for group in ("weights", "optimizer/m", "optimizer/v"):
     assert sorted(a[group]) == sorted(b[group]) and len(a[group]) > 0
     for name in a[group]:

@@ -81,13 +81,14 @@ expect 2 "--distill-ramp 1.5: must be in" train --distill-ramp 1.5
 expect 2 "--distill-weight is for in-place distillation" train --no-distill --distill-weight 0.5
 expect 2 "--distill-ramp is for in-place distillation" train --schedule sortednet --distill-ramp 0.5
 expect 2 "--distill-weight is for in-place distillation" train --fixed-subnet max --distill-weight 0.5
-expect 2 "--stem '32': expected none or two channel counts C1,C2 in 1..1024" train --stem 32
-expect 2 "--stem '2000,8': expected none or two channel counts" train --stem 2000,8
+expect 2 "--stem '32': expected none, or two or three channel counts C1,C2" train --stem 32
+expect 2 "--stem '2000,8': expected none, or two or three channel counts" train --stem 2000,8
 expect 2 "--stem '0,8': value out of range" train --stem 0,8
-expect 2 "--stem '4,8,16': more than 2 values" train --stem 4,8,16
-expect 2 "patch size 7 is odd: the convolutional stem" train --stem 4,8 --patch 7
+expect 2 "--stem '4,8,16,32': more than 3 values" train --stem 4,8,16,32
+expect 2 "patch size 7 is not a multiple of 2, which a convolutional stem of 2 convolutions" train --stem 4,8 --patch 7
+expect 2 "patch size 14 is not a multiple of 4, which a convolutional stem of 3 convolutions" train --stem 4,8,16 --patch 14
 expect 2 "--stem is for the image task" train --stem 4,8 --task lm
-expect 2 "--patch 7 is odd: the convolutional stem" latency-table --stem 4,8 --patch 7 -o "$tmp/lat.h5"
+expect 2 "--patch: patch size 7 is not a multiple of 2" latency-table --stem 4,8 --patch 7 -o "$tmp/lat.h5"
 expect 2 "--sample-by 'flops': expected uniform" train --sample-by flops
 expect 2 "--macs-buckets is for --sample-by macs or log-macs" train --macs-buckets 4
 expect 2 "--macs-buckets 0: must be in 1..1000" train --sample-by macs --macs-buckets 0

@@ -10,8 +10,9 @@
 # final weights (its checkpoint, read with h5py) must equal the one-rank
 # run's within the tolerance layouts_compare.py states.  Then: --schedule
 # deps (loss weights below 1) on D2 and P2xS2 against one rank; the
-# convolutional stem (each sequence rank computing its own tokens' stem
-# from their pixel windows) on D2 and P2xS2 against one rank; a P2xS2
+# convolutional stem of two and of three convolutions (each sequence rank
+# computing its own tokens' stem from their pixel windows) on D2 and P2xS2
+# against one rank; a P2xS2
 # checkpoint resumes on 1 rank and on D2 and continues the same training;
 # and every refused layout ends every rank with one line and a non-zero
 # exit status (no hang).
@@ -141,6 +142,9 @@ if [ -z "$only" ] || [ "$only" = image ]; then
     # windows, and the stem's gradients (summed over the sequence group like
     # the patch embedding's) are the same on every layout
     against_one image-stem "--stem 4,8" --patch 14 --stem 4,8
+    # three convolutions: each token's 9 x 9 window, conv2 at 3 x 3
+    # positions of it (4 x 4 patches: 49 tokens, unevenly split by --sp 2)
+    against_one image-stem3 "--stem 4,8,16" --patch 4 --stem 4,8,16
     # more micro-batches than stages: the first stage keeps a workspace per
     # micro-batch, so that the members share the stem's pass on each
     if run image-stem-2pp2mb4 2 $image --patch 14 --stem 4,8 --pp 2 --micro-batches 4 &&

@@ -415,13 +415,30 @@ static void test_space_validate(void **state)
     s.n_classes = -3;
     expect_space_error(&s, "n_classes");
 
-    /* the stem: both channel counts or neither, the image task, a window
-     * token_dim, a patch-embedding input that fits (and no overflow on the
-     * way for a token_dim near INT_MAX) */
+    /* the stem: two or three channel counts or none, the image task, a
+     * window token_dim, a patch-embedding input that fits (and no overflow
+     * on the way for a token_dim near INT_MAX) */
     sn_space_default(&s);
     s.stem[0] = 0;
     s.stem[1] = 8;
-    expect_space_error(&s, "stem channels 0,8 must both be in 1..1024");
+    expect_space_error(&s, "stem channels 0,8,0: expected two or three channel counts in "
+                           "1..1024");
+    s.stem[0] = 8;
+    s.stem[1] = 0;
+    expect_space_error(&s, "stem channels 8,0,0: expected two or three");
+    s.stem[1] = 16;
+    s.stem[2] = 2000;
+    expect_space_error(&s, "stem channels 8,16,2000: expected two or three");
+    s.stem[1] = 0;
+    s.stem[2] = 16;
+    expect_space_error(&s, "stem channels 8,0,16: expected two or three");
+    sn_space_default(&s);
+    s.stem[0] = 32;
+    s.stem[1] = 64;
+    s.stem[2] = 128;
+    s.token_dim = 49; /* the window of patch 4 with two convolutions, not three */
+    expect_space_error(&s, "token_dim 49 is not the (p+5)^2 window of a patch size p that is a "
+                           "multiple of 4");
     sn_space_default(&s);
     s.stem[0] = 32;
     s.stem[1] = 64;
@@ -462,6 +479,35 @@ static void test_params_macs_stem(void **state)
     assert_int_equal(sn_subnet_macs(&s, &n),
                      macs_by_formula(192, 6, heads, mlp, 64, 49, 256, 10) + stem_macs);
     assert_int_equal(sn_subnet_params(&s, &n), 2749066);
+
+    /* three convolutions, 32, 64 and 128 channels: a 9 x 9 window, conv1 at
+     * 7 x 7 positions, conv2 at 3 x 3, conv3 at one: 128 values a token */
+    s.token_dim = 81;
+    s.stem[2] = 128;
+    if (sn_space_validate(&s, err, sizeof err) != SN_OK) fail_msg("%s", err);
+    assert_int_equal(sn_stem_convs(&s), 3);
+    assert_int_equal(sn_stem_grid(&s), 1);
+    assert_int_equal(sn_space_embed_in(&s), 128);
+    int64_t side[SN_MAX_STEM_CONVS];
+    assert_int_equal(sn_stem_sides(&s, side), 3);
+    assert_int_equal(side[0], 7);
+    assert_int_equal(side[1], 3);
+    assert_int_equal(side[2], 1);
+    sn_subnet_max(&s, &n);
+    const int64_t stem3_params = stem_params + 128 * 9 * 64 + 128;
+    const int64_t stem3_macs = 49 * (49 * 9 * 32 + 9 * 9 * 32 * 64 + 9 * 64 * 128);
+    assert_int_equal(sn_subnet_params(&s, &n),
+                     params_by_formula(192, 6, heads, mlp, 64, 49, 128, 10) + stem3_params);
+    assert_int_equal(sn_subnet_macs(&s, &n),
+                     macs_by_formula(192, 6, heads, mlp, 64, 49, 128, 10) + stem3_macs);
+    char buf[256];
+    sn_space_format(&s, buf, sizeof buf);
+    assert_non_null(strstr(buf, " stem 32,64,128"));
+    /* the patch sizes a stem takes */
+    assert_int_equal(sn_stem_patch_check(6, 2, err, sizeof err), SN_OK);
+    assert_int_equal(sn_stem_patch_check(6, 3, err, sizeof err), SN_ERR);
+    assert_non_null(strstr(err, "patch size 6 is not a multiple of 4"));
+    assert_int_equal(sn_stem_patch_check(7, 0, err, sizeof err), SN_OK);
 }
 
 static void test_sample(void **state)

@@ -487,23 +487,23 @@ static void test_images_batch(void **state)
     sn_images x;
     tiny_set(&x, pixels, labels);
     int nt, td;
-    assert_int_equal(sn_patch_dims(&x, 2, false, &nt, &td, err, sizeof err), SN_OK);
+    assert_int_equal(sn_patch_dims(&x, 2, 0, &nt, &td, err, sizeof err), SN_OK);
     assert_int_equal(nt, 6);
     assert_int_equal(td, 4);
-    assert_int_equal(sn_patch_dims(&x, 1, false, &nt, &td, err, sizeof err), SN_OK);
+    assert_int_equal(sn_patch_dims(&x, 1, 0, &nt, &td, err, sizeof err), SN_OK);
     assert_int_equal(nt, 24);
     assert_int_equal(td, 1);
-    assert_int_equal(sn_patch_dims(&x, 4, false, &nt, &td, err, sizeof err), SN_ERR);
+    assert_int_equal(sn_patch_dims(&x, 4, 0, &nt, &td, err, sizeof err), SN_ERR);
     assert_contains(err, "patch size 4");
-    assert_int_equal(sn_patch_dims(&x, 3, false, &nt, &td, err, sizeof err), SN_ERR);
-    assert_int_equal(sn_patch_dims(&x, 0, false, &nt, &td, err, sizeof err), SN_ERR);
+    assert_int_equal(sn_patch_dims(&x, 3, 0, &nt, &td, err, sizeof err), SN_ERR);
+    assert_int_equal(sn_patch_dims(&x, 0, 0, &nt, &td, err, sizeof err), SN_ERR);
 
     sn_norm norm = {.mean = 0.25f, .std = 0.5f};
     int64_t idx[4] = {2, 0, 2, 1};
     float out[4 * 6 * 4];     // (b, n_tokens, p*p)
     int32_t lab[4];
     memset(out, 0xff, sizeof out);
-    sn_images_batch(&x, idx, 4, 2, false, norm, out, lab);
+    sn_images_batch(&x, idx, 4, 2, 0, norm, out, lab);
     /* Naive: token t is patch (t / 3, t % 3); value k is pixel (k / 2, k % 2)
      * inside it. */
     for (int b = 0; b < 4; b++) {
@@ -517,7 +517,7 @@ static void test_images_batch(void **state)
             }
     }
     /* Patch 1 is the image itself, row-major. */
-    sn_images_batch(&x, idx, 1, 1, false, norm, out, lab);
+    sn_images_batch(&x, idx, 1, 1, 0, norm, out, lab);
     for (int j = 0; j < 24; j++)
         assert_float_equal(out[j], (pixels[2 * 24 + j] / 255.0f - 0.25f) / 0.5f, 1e-6);
 }
@@ -525,6 +525,59 @@ static void test_images_batch(void **state)
 /* With the convolutional stem a token is the (p+3)^2 window from 2 pixels
  * before its patch to 1 after, zeros outside the image; the patch must be
  * even. */
+/* Every token of 2 of 3 rows x cols images is the window of a stem of
+ * `convs` convolutions for patch p (sn_stem_window pixels a side from
+ * `convs` before the patch, zeros outside), and one sequence rank's tokens
+ * (positions tl-2 and 1) are the same windows. */
+static void check_windows(int rows, int cols, int p, int convs, int want_w)
+{
+    char err[256];
+    const int npix = rows * cols;
+    uint8_t *pixels = malloc((size_t)(3 * npix));
+    int32_t labels[3] = {4, 0, 9}, lab[2];
+    assert_non_null(pixels);
+    for (int i = 0; i < 3 * npix; i++) pixels[i] = (uint8_t)((i * 37 + 11) % 256);
+    sn_images x = {.n = 3, .rows = rows, .cols = cols, .pixels = pixels, .labels = labels,
+                   .n_classes = 10};
+    int nt, td;
+    if (sn_patch_dims(&x, p, convs, &nt, &td, err, sizeof err) != SN_OK) fail_msg("%s", err);
+    const int pc = cols / p, w = want_w;
+    assert_int_equal(nt, (rows / p) * pc);
+    assert_int_equal(td, w * w);
+    sn_norm norm = {.mean = 0.25f, .std = 0.5f};
+    int64_t idx[2] = {1, 2};
+    float *out = malloc((size_t)(2 * nt * td) * sizeof(float)),
+          *part = malloc((size_t)(2 * 2 * td) * sizeof(float));
+    assert_non_null(out);
+    assert_non_null(part);
+    memset(out, 0xff, (size_t)(2 * nt * td) * sizeof(float));
+    sn_images_batch(&x, idx, 2, p, convs, norm, out, lab);
+    int zeros = 0;
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < nt; t++)
+            for (int k = 0; k < td; k++) {
+                int r = (t / pc) * p - convs + k / w, c = (t % pc) * p - convs + k % w;
+                float want = 0.0f;
+                if (r >= 0 && r < rows && c >= 0 && c < cols)
+                    want = (pixels[idx[b] * npix + r * cols + c] / 255.0f - norm.mean) / norm.std;
+                else
+                    zeros++;
+                assert_float_equal(out[(b * nt + t) * td + k], want, 1e-6);
+            }
+    assert_true(zeros > 0);
+    assert_int_equal(lab[0], 0);
+    assert_int_equal(lab[1], 9);
+    const int32_t pos[2] = {nt - 2, 1};
+    sn_images_batch_at(&x, idx, 2, p, convs, norm, pos, 2, part, lab);
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 2; k++)
+            assert_memory_equal(part + (b * 2 + k) * td, out + (b * nt + pos[k]) * td,
+                                (size_t)td * sizeof(float));
+    free(part);
+    free(out);
+    free(pixels);
+}
+
 static void test_images_batch_stem(void **state)
 {
     (void)state;
@@ -534,39 +587,14 @@ static void test_images_batch_stem(void **state)
     sn_images x;
     tiny_set(&x, pixels, labels);   /* 4x6 images */
     int nt, td;
-    assert_int_equal(sn_patch_dims(&x, 2, true, &nt, &td, err, sizeof err), SN_OK);
-    assert_int_equal(nt, 6);
-    assert_int_equal(td, 25);
-    assert_int_equal(sn_patch_dims(&x, 1, true, &nt, &td, err, sizeof err), SN_ERR);
-    assert_contains(err, "patch size 1 is odd");
-
-    sn_norm norm = {.mean = 0.25f, .std = 0.5f};
-    int64_t idx[2] = {1, 2};
-    float out[2 * 6 * 25];
-    int32_t lab[2];
-    memset(out, 0xff, sizeof out);
-    sn_images_batch(&x, idx, 2, 2, true, norm, out, lab);
-    int zeros = 0;
-    for (int b = 0; b < 2; b++)
-        for (int t = 0; t < 6; t++)
-            for (int k = 0; k < 25; k++) {
-                int r = (t / 3) * 2 - 2 + k / 5, c = (t % 3) * 2 - 2 + k % 5;
-                float want = 0.0f;
-                if (r >= 0 && r < 4 && c >= 0 && c < 6)
-                    want = (pixels[idx[b] * 24 + r * 6 + c] / 255.0f - norm.mean) / norm.std;
-                else
-                    zeros++;
-                assert_float_equal(out[(b * 6 + t) * 25 + k], want, 1e-6);
-            }
-    assert_true(zeros > 0);
-    /* one sequence rank's tokens (positions 4 and 1) are the same windows */
-    const int32_t pos[2] = {4, 1};
-    float part[2 * 2 * 25];
-    sn_images_batch_at(&x, idx, 2, 2, true, norm, pos, 2, part, lab);
-    for (int b = 0; b < 2; b++)
-        for (int k = 0; k < 2; k++)
-            assert_memory_equal(part + (b * 2 + k) * 25, out + (b * 6 + pos[k]) * 25,
-                                25 * sizeof(float));
+    assert_int_equal(sn_patch_dims(&x, 1, 2, &nt, &td, err, sizeof err), SN_ERR);
+    assert_contains(err, "patch size 1 is not a multiple of 2");
+    assert_int_equal(sn_patch_dims(&x, 2, 3, &nt, &td, err, sizeof err), SN_ERR);
+    assert_contains(err, "patch size 2 is not a multiple of 4");
+    check_windows(4, 6, 2, 2, 5);   /* two convolutions: p + 3, from 2 before */
+    check_windows(8, 12, 4, 2, 7);
+    check_windows(8, 12, 4, 3, 9);  /* three: p + 5, from 3 before */
+    check_windows(16, 8, 8, 3, 13);
 }
 
 /* ---- split and loader --------------------------------------------------- */

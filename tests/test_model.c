@@ -442,34 +442,39 @@ static void redraw_params(sn_model *m, uint64_t seed)
     }
 }
 
-/* A space's task dimensions with the convolutional stem of c1, c2
- * channels over 4x4 patches: each token a 7x7 window, the stem's 2x2
- * outputs of c2 channels the patch embedding's input.  The reference
- * computes the stem with PyTorch's conv2d on each window. */
-static void add_stem(sn_space *s, int c1, int c2)
+/* A space's task dimensions with the convolutional stem of c1, c2 (and,
+ * if c3 > 0, c3) channels over 4x4 patches: each token a 7x7 window, the
+ * stem's 2x2 outputs of c2 channels the patch embedding's input; with
+ * three convolutions a 9x9 window and one output of c3 channels.  The
+ * reference computes the stem with PyTorch's conv2d on each window. */
+static void add_stem(sn_space *s, int c1, int c2, int c3)
 {
     char err[256];
-    s->token_dim = 49;
+    s->token_dim = c3 > 0 ? 81 : 49;
     s->stem[0] = c1;
     s->stem[1] = c2;
-    assert_int_equal(sn_space_validate(s, err, sizeof err), SN_OK);
-    assert_int_equal(sn_space_embed_in(s), 4 * c2);
+    s->stem[2] = c3;
+    if (sn_space_validate(s, err, sizeof err) != SN_OK) fail_msg("%s", err);
+    assert_int_equal(sn_space_embed_in(s), c3 > 0 ? c3 : 4 * c2);
 }
 
-/* The small space, without and with a stem of 4 and 6 channels. */
+/* The small space, without a stem, with one of 4 and 6 channels, and with
+ * one of 4, 6 and 5. */
 static void test_small_space(void **state)
 {
     (void)state;
-    for (int stem = 0; stem < 2; stem++) {
+    static const char *what[] = {"small space", "small space with a stem",
+                                 "small space with a stem of three convolutions"};
+    for (int stem = 0; stem < 3; stem++) {
         sn_space s;
         char err[256];
         small_space(&s);
-        if (stem) add_stem(&s, 4, 6);
+        if (stem) add_stem(&s, 4, 6, stem == 2 ? 5 : 0);
         assert_int_equal(sn_space_validate(&s, err, sizeof err), SN_OK);
         sn_model *m = sn_model_create(&s, 42);
         assert_non_null(m);
-        /* the stem's tensors come first, with the embedding */
-        assert_string_equal(m->info[stem ? 4 : 0].name, "patch_embed.weight");
+        /* the stem's tensors come first, two per convolution, with the embedding */
+        assert_string_equal(m->info[stem ? 2 * (stem + 1) : 0].name, "patch_embed.weight");
         redraw_params(m, 42);
         ref_case cases[4];
         memset(cases, 0, sizeof cases);
@@ -480,21 +485,24 @@ static void test_small_space(void **state)
         parse_or_fail(&s, "e48-d2.1-h2.1.2-f32.96.64", &cases[3].net);
         cases[3].soft = true;
         cases[3].teacher = 0;
-        check_space(stem ? "small space with a stem" : "small space", m, 4, cases, 4);
+        check_space(what[stem], m, 4, cases, 4);
         sn_model_destroy(m);
     }
 }
 
 /* The real space at its training init (He's for the stem's convolutions),
- * without and with the stem of 32 and 64 channels: the largest
+ * without a stem, with one of 32 and 64 channels and with one of 32, 64
+ * and 128: the largest
  * sub-network, and one random sub-network distilled from it. */
 static void test_default_space(void **state)
 {
     (void)state;
-    for (int stem = 0; stem < 2; stem++) {
+    static const char *what[] = {"default space", "default space with a stem",
+                                 "default space with a stem of three convolutions"};
+    for (int stem = 0; stem < 3; stem++) {
         sn_space s;
         sn_space_default(&s);
-        if (stem) add_stem(&s, 32, 64);
+        if (stem) add_stem(&s, 32, 64, stem == 2 ? 128 : 0);
         sn_model *m = sn_model_create(&s, 1);
         assert_non_null(m);
         ref_case cases[2];
@@ -505,7 +513,7 @@ static void test_default_space(void **state)
         sn_subnet_sample(&s, &r, &cases[1].net);
         cases[1].soft = true;
         cases[1].teacher = 0;
-        check_space(stem ? "default space with a stem" : "default space", m, 3, cases, 2);
+        check_space(what[stem], m, 3, cases, 2);
         sn_model_destroy(m);
     }
 }
@@ -514,13 +522,12 @@ static void test_default_space(void **state)
  * (sn_acts_share_stem): the same logits, bit for bit, and the same
  * gradients, up to the order of the sums, as a stem computed by every
  * member; after the group, forwards compute the stem again. */
-static void test_shared_stem(void **state)
+static void check_shared_stem(int c3)
 {
-    (void)state;
     enum { B = 4, N = 3 };
     sn_space s;
     small_space(&s);
-    add_stem(&s, 4, 6);
+    add_stem(&s, 4, 6, c3);
     sn_model *m = sn_model_create(&s, 7);
     assert_non_null(m);
     redraw_params(m, 7);
@@ -531,8 +538,8 @@ static void test_shared_stem(void **state)
     parse_or_fail(&s, "min", &nets[1]);
     parse_or_fail(&s, "e48-d2.1-h2.1.2-f32.96.64", &nets[2]);
     const int64_t C = s.n_classes, nt = B * s.n_tokens * s.token_dim;
-    float tokens[B * 9 * 49], dlogits[N][B * 5], logits[2][N][B * 5];
-    assert_int_equal(nt, (int64_t)(sizeof tokens / sizeof *tokens));
+    float *tokens = malloc((size_t)nt * sizeof(float)), dlogits[N][B * 5], logits[2][N][B * 5];
+    assert_non_null(tokens);
     sn_rng r;
     sn_rng_seed(&r, 11, 0);
     for (int64_t i = 0; i < nt; i++) tokens[i] = sn_rng_normal(&r);
@@ -574,13 +581,21 @@ static void test_shared_stem(void **state)
         }
         /* every tensor has a gradient here; the stem's the sum of N passes */
         if (!(scale > 0.0) || diff > 1e-5 * scale)
-            fail_msg("%s: gradient differs by %.3g (largest %.3g) with the stem shared",
-                     t->name, diff, scale);
+            fail_msg("%s: gradient differs by %.3g (largest %.3g) with the stem (%d) shared",
+                     t->name, diff, scale, c3);
     }
+    free(tokens);
     free(grads[0]);
     free(grads[1]);
     sn_acts_destroy(a);
     sn_model_destroy(m);
+}
+
+static void test_shared_stem(void **state)
+{
+    (void)state;
+    check_shared_stem(0);
+    check_shared_stem(5); /* three convolutions */
 }
 
 int main(int argc, char **argv)

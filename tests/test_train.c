@@ -83,7 +83,7 @@ static double slice_loss(sn_model *m, sn_acts *a, sn_norm norm, float *tok, int3
     int64_t correct = 0, ids[BATCH];
     for (int64_t at = 0; at < N_IMAGES; at += BATCH) {
         for (int64_t i = 0; i < BATCH; i++) ids[i] = at + i;
-        sn_images_batch(&train, ids, BATCH, 4, false, norm, tok, lab);
+        sn_images_batch(&train, ids, BATCH, 4, 0, norm, tok, lab);
         sn_eval_batch(2, m, a, NULL, &big, tok, lab, BATCH, &sum, &correct);
     }
     return sum / N_IMAGES;
@@ -111,7 +111,7 @@ static void train_run(const sn_train_opts *o, uint64_t seed, run_out *out)
     out->eval_before = slice_loss(m, tr.acts, norm, tok, lab);
     for (int step = 0; step < STEPS; step++) {
         sn_loader_next(&l, ids, BATCH);
-        sn_images_batch(&train, ids, BATCH, 4, false, norm, tok, lab);
+        sn_images_batch(&train, ids, BATCH, 4, 0, norm, tok, lab);
         sn_step_stats st;
         int rc = sn_train_step(&tr, tok, lab, BATCH, &st, err, sizeof err);
         if (rc != SN_OK) fail_msg("train step %d: %s", step, err);

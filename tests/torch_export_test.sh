@@ -1,9 +1,10 @@
 #!/bin/bash
 # Deployment end to end: a sub-network exported by supernest, loaded into
 # plain PyTorch by scripts/load_subnet_torch.py, gives supernest eval's
-# logits (within float32 rounding) and accuracy, with and without a
-# convolutional stem (which PyTorch computes over whole images, supernest
-# token by token over pixel windows); a model file of another
+# logits (within float32 rounding) and accuracy, without a convolutional
+# stem and with one of two and of three convolutions (which PyTorch
+# computes over whole images, supernest token by token over pixel
+# windows); a model file of another
 # format MAJOR, a damaged file and wrong logits are refused.
 # usage: torch_export_test.sh SUPERNEST PYTHON   (PYTHON: with torch, h5py, numpy, xxhash)
 set -u
@@ -35,9 +36,8 @@ PY
 labels="$dir/data/t10k-labels-idx1-ubyte"
 
 t0=$SECONDS
-for run in run run-stem; do
-    stem=none
-    [ $run = run-stem ] && stem=4,8
+for run in run run-stem run-stem3; do
+    case $run in run) stem=none;; run-stem) stem=4,8;; run-stem3) stem=4,8,16;; esac
     "$sn" train --steps 4 --embed-choices 32,64 --heads-choices 1,2 --head-dim 16 \
         --mlp-choices 64,128 --depths 2,2 --min-depths 1,1 --batch-size 32 --train-subset 200 \
         --val-size 500 --report-random 0 --threads 2 --quiet --stem $stem --run-dir "$dir/$run" \
@@ -57,8 +57,10 @@ for sub in max $mix; do
     "$sn" export --checkpoint "$dir/run" --subnet $sub -o "$dir/$sub.h5" >/dev/null || fail "export $sub"
     "$sn" export --checkpoint "$dir/run-stem" --subnet $sub -o "$dir/stem-$sub.h5" >/dev/null ||
         fail "export $sub with a stem"
+    "$sn" export --checkpoint "$dir/run-stem3" --subnet $sub -o "$dir/stem3-$sub.h5" \
+        >/dev/null || fail "export $sub with a stem of three convolutions"
 done
-"$py" - "$dir" max $mix stem-max stem-$mix <<'PY' || fail "making stressed model files"
+"$py" - "$dir" max $mix stem-max stem-$mix stem3-max stem3-$mix <<'PY' || fail "making stressed model files"
 import shutil, sys, h5py, numpy as np, xxhash
 d = sys.argv[1]
 rng = np.random.default_rng(7)
@@ -77,8 +79,8 @@ for sub in sys.argv[2:]:
             ds[...] = a
             ds.attrs["checksum"] = "xxh3-64:" + xxhash.xxh3_64_hexdigest(a.tobytes())
 PY
-for sub in max $mix stem-max stem-$mix stressed-max stressed-$mix stressed-stem-max \
-    stressed-stem-$mix; do
+for sub in max $mix stem-max stem-$mix stem3-max stem3-$mix stressed-max stressed-$mix \
+    stressed-stem-max stressed-stem-$mix stressed-stem3-max stressed-stem3-$mix; do
     m="$dir/$sub.h5"
     [ -f "$m" ] || continue
     "$sn" eval --model "$m" --data "$dir/data" --logits "$dir/$sub.f32" --limit $n --threads 2 \

@@ -58,7 +58,7 @@ static void load_images(const char *images, const uint8_t *data, size_t size, in
             break;
         }
     int n_tokens, token_dim;
-    if (sn_patch_dims(&x, p, false, &n_tokens, &token_dim, err, sizeof err) != SN_OK)
+    if (sn_patch_dims(&x, p, 0, &n_tokens, &token_dim, err, sizeof err) != SN_OK)
         sn_fuzz_fail(err);
     if ((int64_t)n_tokens * token_dim != (int64_t)x.rows * x.cols) sn_fuzz_fail("patch dims");
     sn_norm norm = sn_images_norm(&x, NULL, 0);
@@ -66,12 +66,14 @@ static void load_images(const char *images, const uint8_t *data, size_t size, in
     int64_t b = x.n > 1 ? 2 : 1;
     float *tokens = malloc((size_t)(b * n_tokens * token_dim) * sizeof(float));
     int32_t labels_out[2];
-    if (tokens) sn_images_batch(&x, idx, b, p, false, norm, tokens, labels_out);
+    if (tokens) sn_images_batch(&x, idx, b, p, 0, norm, tokens, labels_out);
     free(tokens);
-    /* the stem's windows (an even patch): every value read inside the image */
-    if (p % 2 == 0 && sn_patch_dims(&x, p, true, &n_tokens, &token_dim, err, sizeof err) == SN_OK) {
+    /* the windows of a stem of two and of three convolutions (a patch
+     * their strides divide): every value read inside the image */
+    for (int convs = 2; convs <= 3; convs++) {
+        if (sn_patch_dims(&x, p, convs, &n_tokens, &token_dim, NULL, 0) != SN_OK) continue;
         tokens = malloc((size_t)(b * n_tokens * token_dim) * sizeof(float));
-        if (tokens) sn_images_batch(&x, idx, b, p, true, norm, tokens, labels_out);
+        if (tokens) sn_images_batch(&x, idx, b, p, convs, norm, tokens, labels_out);
         free(tokens);
     }
     sn_images_free(&x);
