@@ -55,7 +55,7 @@ import sys, h5py, numpy as np, xxhash
 for path, task, tokens in ((sys.argv[1], "image", 49), (sys.argv[2], "lm", 32)):
     with h5py.File(path, "r") as f:
         assert f.attrs["format"] == "supernest-latency", f.attrs["format"]
-        assert f.attrs["format_version"] == "1.1"
+        assert f.attrs["format_version"] == "1.2"
         for a in ("program_version", "created"):
             assert a in f.attrs, a
         c = f["config"].attrs

@@ -10,9 +10,9 @@
 # final weights (its checkpoint, read with h5py) must equal the one-rank
 # run's within the tolerance layouts_compare.py states.  Then: --schedule
 # deps (loss weights below 1) on D2 and P2xS2 against one rank; the
-# convolutional stem of two and of three convolutions (each sequence rank
-# computing its own tokens' stem from their pixel windows) on D2 and P2xS2
-# against one rank; a P2xS2
+# convolutional stem (each sequence rank computing its own tokens' stem
+# from their pixel windows) on D2 and P2xS2 against one rank, and with
+# three convolutions on D2 and P2; a P2xS2
 # checkpoint resumes on 1 rank and on D2 and continues the same training;
 # and every refused layout ends every rank with one line and a non-zero
 # exit status (no hang).
@@ -143,8 +143,24 @@ if [ -z "$only" ] || [ "$only" = image ]; then
     # the patch embedding's) are the same on every layout
     against_one image-stem "--stem 4,8" --patch 14 --stem 4,8
     # three convolutions: each token's 9 x 9 window, conv2 at 3 x 3
-    # positions of it (4 x 4 patches: 49 tokens, unevenly split by --sp 2)
-    against_one image-stem3 "--stem 4,8,16" --patch 4 --stem 4,8,16
+    # positions of it (4 x 4 patches: 49 tokens, which no --sp splits; a
+    # sequence rank's windows are test_data's), on D2 and on P2 with the
+    # members sharing the stem's pass on each of 2 micro-batches
+    if run image-stem3-1 1 $image --patch 4 --stem 4,8,16; then
+        for layout in "2 --dp 2" "2 --pp 2 --micro-batches 2"; do
+            set -- $layout
+            np=$1
+            shift
+            name="image-stem3-$np$(echo "$*" | tr -d ' -')"
+            if run "$name" "$np" $image --patch 4 --stem 4,8,16 "$@" &&
+                "$py" "$here/layouts_compare.py" "$tmp/image-stem3-1" "$tmp/$name"; then
+                echo "ok   image $np ranks $* --stem 4,8,16"
+            else
+                echo "FAIL image $np ranks $* --stem 4,8,16: differs from one rank"
+                failed=1
+            fi
+        done
+    fi
     # more micro-batches than stages: the first stage keeps a workspace per
     # micro-batch, so that the members share the stem's pass on each
     if run image-stem-2pp2mb4 2 $image --patch 14 --stem 4,8 --pp 2 --micro-batches 4 &&
