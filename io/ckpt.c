@@ -588,9 +588,7 @@ static int check_weights_fit(hid_t f, const char *path, const sn_space *s, const
     const double E = n ? n->embed : s->embed[s->n_embed - 1], D = s->head_dim,
                  T = s->n_tokens, P = sn_space_embed_in(s), C = s->n_classes;
     const int blocks = n ? n->n_blocks : sn_space_max_blocks(s);
-    double floats = E * P + E + T * E + 2 * E + C * E + C;
-    for (int k = 0, in = 1; k < sn_stem_convs(s); in = s->stem[k++])
-        floats += (double)s->stem[k] * 9 * in + s->stem[k];
+    double floats = E * P + E + T * E + 2 * E + C * E + C + (double)sn_stem_params(s);
     for (int i = 0; i < blocks; i++) {
         const double HD = D * (n ? n->heads[i] : s->heads[s->n_heads - 1]),
                      F = n ? n->mlp[i] : s->mlp[s->n_mlp - 1];

@@ -133,6 +133,14 @@ void sn_stem_format(const sn_space *s, char *buf, size_t len)
         at += (size_t)snprintf(buf + at, len - at, "%s%d", k ? "," : "", s->stem[k]);
 }
 
+int64_t sn_stem_params(const sn_space *s)
+{
+    int64_t total = 0;
+    for (int k = 0, in = 1; k < sn_stem_convs(s); in = s->stem[k++])
+        total += (int64_t)s->stem[k] * 9 * in + s->stem[k];
+    return total;
+}
+
 int sn_stem_grid(const sn_space *s)
 {
     const int n = sn_stem_convs(s);
@@ -577,10 +585,8 @@ int64_t sn_subnet_params(const sn_space *s, const sn_subnet *n)
     int64_t total = p * e + e   /* patch embedding, weight (P, E) and bias */
                   + t * e       /* positions (T, E) */
                   + 2 * e       /* final norm */
-                  + c * e + c;  /* classifier */
-    /* the stem's convolutions, 3x3 each (none without a stem) */
-    for (int k = 0, in = 1; k < sn_stem_convs(s); in = s->stem[k++])
-        total += (int64_t)s->stem[k] * 9 * in + s->stem[k];
+                  + c * e + c   /* classifier */
+                  + sn_stem_params(s);
     for (int i = 0; i < n->n_blocks; i++) {
         const int64_t inner = (int64_t)n->heads[i] * s->head_dim, f = n->mlp[i];
         total += 2 * e                       /* ln1 */

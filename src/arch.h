@@ -117,6 +117,8 @@ static inline int sn_image_token_dim(int p, int convs)
 int sn_stem_patch_check(int p, int convs, char *err, size_t errlen);
 /* The stem's channels as "C1,C2" or "C1,C2,C3" ("none" without one). */
 void sn_stem_format(const sn_space *s, char *buf, size_t len);
+/* Parameters of the stem's convolutions (0 without a stem). */
+int64_t sn_stem_params(const sn_space *s);
 /* g: the last convolution's outputs per token side (0 without a stem). */
 int sn_stem_grid(const sn_space *s);
 /* Positions per token side at which each convolution is computed, token
