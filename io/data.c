@@ -17,6 +17,8 @@
  * of a loader from stream LOADER_STREAM + k of the loader's seed. */
 #define SPLIT_STREAM 0x53504c4954ULL
 #define LOADER_STREAM 0x4c4f414400000000ULL
+/* ("AUG" << 40): step s's augmentation draws from stream AUGMENT_STREAM + s */
+#define AUGMENT_STREAM 0x4155470000000000ULL
 
 /* On SN_ERR *out is left empty (safe to pass to sn_images_free). */
 int sn_images_load(const char *images_path, const char *labels_path, sn_images *out, char *err,
@@ -223,13 +225,29 @@ void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p, i
                      sn_norm norm, float *out, int32_t *labels)
 {
     SN_CHECK(p > 0 && x->rows % p == 0 && x->cols % p == 0);
-    sn_images_batch_at(x, idx, b, p, stem_convs, norm, NULL, (x->rows / p) * (x->cols / p), out,
-                       labels);
+    sn_images_batch_at(x, idx, b, p, stem_convs, norm, NULL, (x->rows / p) * (x->cols / p), NULL,
+                       out, labels);
+}
+
+void sn_augment_draw(uint64_t seed, int64_t step, int64_t b, int max_shift, bool flip,
+                     sn_augment *out)
+{
+    SN_CHECK(step >= 0 && b >= 0 && max_shift >= 0);
+    memset(out, 0, (size_t)b * sizeof *out);
+    if (max_shift == 0 && !flip) return;
+    sn_rng r;
+    sn_rng_seed(&r, seed, AUGMENT_STREAM + (uint64_t)step);
+    const uint64_t span = 2 * (uint64_t)max_shift + 1;
+    for (int64_t i = 0; i < b; i++) {
+        out[i].dy = (int)sn_rng_below(&r, span) - max_shift;
+        out[i].dx = (int)sn_rng_below(&r, span) - max_shift;
+        out[i].flip = flip && sn_rng_below(&r, 2) == 1;
+    }
 }
 
 void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p,
-                        int stem_convs, sn_norm norm, const int32_t *pos, int64_t tl, float *out,
-                        int32_t *labels)
+                        int stem_convs, sn_norm norm, const int32_t *pos, int64_t tl,
+                        const sn_augment *aug, float *out, int32_t *labels)
 {
     SN_CHECK(p > 0 && x->rows % p == 0 && x->cols % p == 0 &&
              sn_stem_patch_check(p, stem_convs, NULL, 0) == SN_OK);
@@ -237,23 +255,33 @@ void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p
      * formula so that tokens match it bit for bit. */
     float lut[256];
     for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - norm.mean) / norm.std;
-    const int pc_n = x->cols / p, n_tokens = (x->rows / p) * pc_n;
+    const int rows = x->rows, cols = x->cols;
+    const int pc_n = cols / p, n_tokens = (rows / p) * pc_n;
     /* the token's window: w x w pixels from `before` ahead of its patch */
     const int w = sn_stem_window(p, stem_convs), before = sn_stem_before(stem_convs);
-    const size_t npix = (size_t)x->rows * (size_t)x->cols;
+    const size_t npix = (size_t)rows * (size_t)cols;
     for (int64_t i = 0; i < b; i++) {
         SN_CHECK(idx[i] >= 0 && idx[i] < x->n);
         const uint8_t *img = x->pixels + (size_t)idx[i] * npix;      // (rows, cols)
         float *tok = out + (size_t)i * (size_t)tl * (size_t)(w * w); // (tl, w*w)
+        const sn_augment a = aug ? aug[i] : (sn_augment){0, 0, false};
         for (int64_t k = 0; k < tl; k++) {
             const int t = pos ? pos[k] : (int)k;
             SN_CHECK(t >= 0 && t < n_tokens);
             const int r0 = (t / pc_n) * p - before, c0 = (t % pc_n) * p - before;
-            for (int y = r0; y < r0 + w; y++)
-                for (int xx = c0; xx < c0 + w; xx++)
-                    *tok++ = y >= 0 && y < x->rows && xx >= 0 && xx < x->cols
-                                 ? lut[img[(size_t)y * x->cols + (size_t)xx]]
-                                 : 0.0f;
+            for (int y = r0; y < r0 + w; y++) {
+                const int sy = y - a.dy;  // the source row of the altered image's row y
+                for (int xx = c0; xx < c0 + w; xx++) {
+                    int sx = xx - a.dx;
+                    if (a.flip) sx = cols - 1 - sx;
+                    /* outside the frame: the stem's zero padding; inside
+                     * it but moved in from outside the image: black */
+                    *tok++ = y < 0 || y >= rows || xx < 0 || xx >= cols ? 0.0f
+                             : sy < 0 || sy >= rows || sx < 0 || sx >= cols
+                                 ? lut[0]
+                                 : lut[img[(size_t)sy * (size_t)cols + (size_t)sx]];
+                }
+            }
         }
         labels[i] = x->labels[idx[i]];
     }

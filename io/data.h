@@ -72,11 +72,28 @@ int sn_patch_dims(const sn_images *x, int p, int stem_convs, int *n_tokens, int 
  * outside the image), rows in order. */
 void sn_images_batch(const sn_images *x, const int64_t *idx, int64_t b, int p, int stem_convs,
                      sn_norm norm, float *out, int32_t *labels);
+/* How one training image is altered before it is cut into tokens
+ * (augmentation): mirrored left-right if flip, then moved dy rows down
+ * and dx columns right; the pixels moved in are black (byte 0), and what
+ * moves out of the frame is lost.  {0, 0, false} leaves the image as is. */
+typedef struct sn_augment {
+    int dy, dx;
+    bool flip;
+} sn_augment;
+/* The alterations of the images at positions 0..b of the batch of
+ * optimizer step `step` (0-based): dy and dx uniform in [-max_shift,
+ * max_shift], flip with probability 1/2 if flip.  A function of (seed,
+ * step, position) alone, so every rank of a run draws the same for the
+ * same image and a resumed run draws what the uninterrupted one would;
+ * max_shift 0 without flip draws nothing and leaves out all zero. */
+void sn_augment_draw(uint64_t seed, int64_t step, int64_t b, int max_shift, bool flip,
+                     sn_augment *out);
 /* As sn_images_batch, but only the tl tokens at positions pos[0..tl) of
- * each image (a rank of a sequence group; see src/seq.h): out (b, tl, token_dim). */
+ * each image (a rank of a sequence group; see src/seq.h): out (b, tl,
+ * token_dim); with aug (not NULL) image i is first altered by aug[i]. */
 void sn_images_batch_at(const sn_images *x, const int64_t *idx, int64_t b, int p,
-                        int stem_convs, sn_norm norm, const int32_t *pos, int64_t tl, float *out,
-                        int32_t *labels);
+                        int stem_convs, sn_norm norm, const int32_t *pos, int64_t tl,
+                        const sn_augment *aug, float *out, int32_t *labels);
 
 /* Deterministic epoch-wise shuffling of an index set.  Epoch k visits the
  * indices in a permutation derived from (seed, k) alone, so that a

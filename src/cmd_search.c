@@ -330,7 +330,7 @@ static sn_eval_result group_eval(search_ctx *c, const sn_subnet *net)
             sn_text_batch(&c->text, c->g_ids, b, T, d->pos, tl, c->g_input, c->g_labels);
         } else {
             sn_images_batch_at(&c->images, c->val_idx + at, b, ed.patch,
-                               sn_stem_convs(&c->model->space), ed.norm, d->pos, tl,
+                               sn_stem_convs(&c->model->space), ed.norm, d->pos, tl, NULL,
                                c->g_input, c->g_labels);
         }
         double l;

@@ -38,7 +38,7 @@ typedef struct train_args {
     const char *task, *data, *run_dir, *fixed_subnet, *blis_arch;
     const char *checkpoint_dir, *resume, *ring;
     const char *schedule, *phases, *sample_by, *sort_channels;
-    int64_t steps, epochs, batch, seed, val_size, train_subset, patch, threads;
+    int64_t steps, epochs, batch, seed, val_size, train_subset, patch, shift, threads;
     int64_t seq_len, dp, pp, sp, micro, bucket_kb;
     int64_t sandwich_random, subnets_per_step, macs_buckets, warmup, log_every, report_random;
     sn_space_flags space;
@@ -47,7 +47,7 @@ typedef struct train_args {
     double debug_ckpt_pause;
     double lr, min_lr, weight_decay, clip, smoothing, deps_delay, deps_ramp;
     double distill_weight, distill_ramp;
-    bool no_distill, quiet, no_report, dry_run;
+    bool no_distill, hflip, quiet, no_report, dry_run;
 } train_args;
 
 static const char *USAGE =
@@ -143,6 +143,7 @@ typedef struct train_ctx {
     void *input;                    /* this rank's tokens: (b_local, tl, P) or ids (b_local, tl) */
     int32_t *labels;                /* (b_local) or (b_local, tl) */
     int64_t *ids;                   /* (B) image indices or window starts of the step */
+    sn_augment *aug;                /* (B) the step's image alterations (--shift, --hflip) */
     sn_acts *eval_acts;             /* one-rank workspace for evaluation */
     sn_attn_engine *eval_attn;      /* its attention engine (language model) */
     int64_t eval_batch;
@@ -166,6 +167,7 @@ static void ctx_free(train_ctx *c)
     sn_free(c->input);
     sn_free(c->labels);
     sn_free(c->ids);
+    sn_free(c->aug);
     sn_acts_destroy(c->eval_acts);
     sn_ring_destroy(c->eval_attn);
     sn_free(c->eval_tokens);
@@ -421,6 +423,9 @@ static int setup_text(train_ctx *c, int *code, char *err, size_t errlen)
     if (sn_space_has_stem(&c->space))
         return sn_errf(err, errlen, "--stem is for the image task (a language model's tokens "
                        "are bytes, not pixels)");
+    if (a->shift > 0 || a->hflip)
+        return sn_errf(err, errlen, "--%s is for the image task (it alters images; a language "
+                       "model's sequences are text)", a->shift > 0 ? "shift" : "hflip");
     c->space.task = SN_TASK_LM;
     c->space.n_tokens = (int)a->seq_len;
     c->space.token_dim = 256;
@@ -450,6 +455,10 @@ static int setup_data(train_ctx *c, int *code, char *err, size_t errlen)
                          &c->val_idx, &c->n_val, err, errlen) != SN_OK)
         return SN_ERR;
     if (a->train_subset > 0 && a->train_subset < c->n_train) c->n_train = a->train_subset;
+    if (a->shift >= c->train.rows || a->shift >= c->train.cols)
+        return sn_errf(err, errlen, "--shift %lld: the images are %dx%d, so a shift that large "
+                       "can move all of an image out of the frame", (long long)a->shift,
+                       c->train.rows, c->train.cols);
     int n_tokens, token_dim;
     if (sn_patch_dims(&c->train, (int)a->patch, sn_stem_convs(&c->space), &n_tokens, &token_dim, err, errlen) != SN_OK)
         return SN_ERR;
@@ -688,8 +697,9 @@ static void next_batch(train_ctx *c)
         sn_text_batch(&c->text, mine, bl, a->seq_len, d->pos, tl, c->input, c->labels);
     } else {
         sn_loader_next(&c->loader, c->ids, a->batch);
+        sn_augment_draw((uint64_t)a->seed, c->tr.step, a->batch, (int)a->shift, a->hflip, c->aug);
         sn_images_batch_at(&c->train, mine, bl, (int)a->patch, sn_stem_convs(&c->space),
-                           c->norm, d->pos, tl, c->input,
+                           c->norm, d->pos, tl, c->aug + (int64_t)c->grid.d * bl, c->input,
                            c->labels);
     }
 }
@@ -827,6 +837,7 @@ static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size
     c->input = sn_alloc((size_t)(bl * tl) * in_bytes);
     c->labels = sn_alloc((size_t)(bl * tl) * sizeof(int32_t));
     c->ids = sn_alloc((size_t)a->batch * sizeof(int64_t));
+    c->aug = sn_alloc((size_t)a->batch * sizeof *c->aug);
     /* evaluation runs the whole model on each rank: long sequences in
      * smaller batches */
     c->eval_batch = c->lm ? (a->batch < 8 ? a->batch : 8) : a->batch;
@@ -834,7 +845,7 @@ static int setup_training(train_ctx *c, const sn_train_opts *to, char *err, size
     c->eval_tokens = sn_alloc((size_t)(c->eval_batch * T * c->space.token_dim) * sizeof(float));
     c->eval_ids = sn_alloc((size_t)(c->eval_batch * T) * sizeof(int32_t));
     c->eval_labels = sn_alloc((size_t)(c->eval_batch * T) * sizeof(int32_t));
-    if (!c->input || !c->labels || !c->ids || !c->eval_acts || !c->eval_tokens ||
+    if (!c->input || !c->labels || !c->ids || !c->aug || !c->eval_acts || !c->eval_tokens ||
         !c->eval_ids || !c->eval_labels)
         return sn_errf(err, errlen, "out of memory allocating batch buffers");
     return SN_OK;
@@ -880,6 +891,14 @@ static void print_header(train_ctx *c, const sn_train_opts *to)
                "tokens of %d values",
                (long long)c->n_train, (long long)c->n_val, c->space.n_tokens,
                c->space.token_dim);
+    if (a->shift > 0 || a->hflip) {
+        char moved[64] = "";
+        if (a->shift > 0)
+            snprintf(moved, sizeof moved, "%smoved by up to %lld pixels each way",
+                     a->hflip ? ", then " : "", (long long)a->shift);
+        say(c, "augmentation: training images %s%s",
+            a->hflip ? "mirrored left-right half the time" : "", moved);
+    }
     say(c, "search space: %.3g sub-networks, largest %s (%.2fM params), smallest %s (%.2fM)",
            sn_space_count(&c->space), maxs, (double)sn_subnet_params(&c->space, &big) / 1e6, mins,
            (double)sn_subnet_params(&c->space, &small) / 1e6);
@@ -1066,6 +1085,8 @@ int sn_cmd_train(int argc, char **argv, const sn_mpi_info *mpi)
         {"val-size", SN_OPT_INT, &a.val_size, "N", "training images held out for validation", 0, 1e9, 0},
         {"train-subset", SN_OPT_INT, &a.train_subset, "N", "train on the first N images of the training split only (0: all)", 0, 1e12, 0},
         {"patch", SN_OPT_INT, &a.patch, "P", "patch size: tokens are PxP pixel patches", 1, 64, 0},
+        {"shift", SN_OPT_INT, &a.shift, "N", "augmentation: move each training image by up to N pixels each way, drawn anew every time it is seen (0: off)", 0, 1 << 20, 0},
+        {"hflip", SN_OPT_FLAG, &a.hflip, NULL, "augmentation: mirror each training image left-right with probability 1/2", 0, 0, 0},
         SN_SPACE_OPTIONS(a.space),
         {"threads", SN_OPT_INT, &a.threads, "N", "compute threads (0: the cores of this node divided among its ranks)", 0, SN_MAX_THREADS, 0},
         {"blis-arch", SN_OPT_STR, &a.blis_arch, "NAME", "BLIS kernels: auto (fastest this CPU supports), skx, haswell, zen3, generic, ...", 0, 0, 0},

@@ -281,6 +281,13 @@ expect flag-train-resume-schedule 2 "--schedule was sandwich, now progressive" \
     train --steps 3 "${space[@]}" "${img[@]}" --resume run --run-dir rs1 --schedule progressive
 expect flag-train-resume-seed 1 "was trained with --seed 1, not 5" \
     train --steps 3 "${space[@]}" "${img[@]}" --resume run --run-dir r2 --seed 5
+expect flag-train-resume-shift 2 "--shift was 0, now 2" \
+    train --steps 3 "${space[@]}" "${img[@]}" --resume run --run-dir r11 --shift 2
+expect flag-train-resume-hflip 2 "--hflip was false, now true" \
+    train --steps 3 "${space[@]}" "${img[@]}" --resume run --run-dir r12 --hflip
+expect flag-train-shift-range 2 "--shift -1: must be in 0.." train --shift -1
+expect flag-train-shift-large 2 "--shift 28: the images are 28x28, so a shift that large" \
+    train --steps 1 "${space[@]}" "${img[@]}" --shift 28
 expect flag-eval-none 2 "give exactly one of --checkpoint and --model" eval
 expect flag-eval-both 2 "give exactly one of --checkpoint and --model" eval --checkpoint run --model model.h5
 expect flag-eval-split 2 "--split 'train': expected val or test" eval --checkpoint run --split train
@@ -382,6 +389,8 @@ expect idx-text-file 1 "txt/ok.txt: not a directory (images are read from a dire
 
 # ---- text for --task lm ------------------------------------------------------------------
 L=(train --task lm --steps 1 "${space[@]}" --seq-len 32 --batch-size 4 --threads 1 --quiet --no-report)
+expect text-shift 2 "--shift is for the image task" "${L[@]}" --data txt/ok.txt --shift 2
+expect text-hflip 2 "--hflip is for the image task" "${L[@]}" --data txt/ok.txt --hflip
 expect text-missing 1 "txt/missing: cannot open: No such file or directory" "${L[@]}" --data txt/missing
 expect text-empty 1 "txt/empty: empty file" "${L[@]}" --data txt/empty
 expect text-binary 1 "txt/binary: not text:" "${L[@]}" --data txt/binary

@@ -13,9 +13,10 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 small=(--embed-choices 32,64 --heads-choices 1,2 --head-dim 16 --mlp-choices 64,128
        --depths 2,2 --min-depths 1,1 --batch-size 32 --train-subset 200 --val-size 500
-       --report-random 0 --log-every 1 --threads 2 --quiet)
+       --report-random 0 --log-every 1 --threads 2 --quiet --shift 2 --hflip)
 
-# 1. 8 steps in one go == 3 steps, stop, resume, 5 more: same losses, weights, moments.
+# 1. 8 steps in one go == 3 steps, stop, resume, 5 more: same losses, weights, moments
+# (and the same augmentation draws).
 # Run b's directory has a colon, which MPI-IO (ROMIO) would read as a file
 # system prefix ("nfs:"): its checkpoints are written and resumed all the same.
 "$sn" train --steps 8 "${small[@]}" --run-dir "$dir/a" >/dev/null || fail "run a"

@@ -142,6 +142,15 @@ if [ -z "$only" ] || [ "$only" = image ]; then
     # windows, and the stem's gradients (summed over the sequence group like
     # the patch embedding's) are the same on every layout
     against_one image-stem "--stem 4,8" --patch 14 --stem 4,8
+    # augmentation: every rank draws the same shift and mirror for an
+    # image (a sequence rank cuts its tokens from the same altered image),
+    # and the draws change the run (the comparison notices them)
+    against_one image-augment "--shift 3 --hflip" --patch 14 --stem 4,8 --shift 3 --hflip
+    if [ -d "$tmp/image-augment-1" ] &&
+        "$py" "$here/layouts_compare.py" "$tmp/image-stem-1" "$tmp/image-augment-1" >/dev/null; then
+        echo "FAIL --shift 3 --hflip trained what the run without them trained"
+        failed=1
+    fi
     # three convolutions: each token's 9 x 9 window, conv2 at 3 x 3
     # positions of it (4 x 4 patches: 49 tokens, which no --sp splits; a
     # sequence rank's windows are test_data's), on D2 and on P2 with the

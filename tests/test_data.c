@@ -568,7 +568,7 @@ static void check_windows(int rows, int cols, int p, int convs, int want_w)
     assert_int_equal(lab[0], 0);
     assert_int_equal(lab[1], 9);
     const int32_t pos[2] = {nt - 2, 1};
-    sn_images_batch_at(&x, idx, 2, p, convs, norm, pos, 2, part, lab);
+    sn_images_batch_at(&x, idx, 2, p, convs, norm, pos, 2, NULL, part, lab);
     for (int b = 0; b < 2; b++)
         for (int k = 0; k < 2; k++)
             assert_memory_equal(part + (b * 2 + k) * td, out + (b * nt + pos[k]) * td,
@@ -595,6 +595,119 @@ static void test_images_batch_stem(void **state)
     check_windows(8, 12, 4, 2, 7);
     check_windows(8, 12, 4, 3, 9);  /* three: p + 5, from 3 before */
     check_windows(16, 8, 8, 3, 13);
+}
+
+/* The draws of --shift and --hflip: a function of (seed, step) and the
+ * position in the batch, in range, all values reached, none when off. */
+static void test_augment_draw(void **state)
+{
+    (void)state;
+    enum { B = 400 };
+    static sn_augment a[B], b[B], c[B];
+    sn_augment_draw(7, 12, B, 2, true, a);
+    sn_augment_draw(7, 12, B, 2, true, b);
+    assert_memory_equal(a, b, sizeof a);
+    sn_augment_draw(7, 12, 10, 2, true, c);   /* a rank's prefix draws the same */
+    assert_memory_equal(a, c, 10 * sizeof *a);
+    sn_augment_draw(7, 13, B, 2, true, c);
+    assert_memory_not_equal(a, c, sizeof a);
+    sn_augment_draw(8, 12, B, 2, true, c);
+    assert_memory_not_equal(a, c, sizeof a);
+    int dy_seen[5] = {0}, dx_seen[5] = {0}, flips = 0;
+    for (int i = 0; i < B; i++) {
+        assert_in_range(a[i].dy + 2, 0, 4);
+        assert_in_range(a[i].dx + 2, 0, 4);
+        dy_seen[a[i].dy + 2]++;
+        dx_seen[a[i].dx + 2]++;
+        flips += a[i].flip;
+    }
+    for (int v = 0; v < 5; v++) {
+        assert_true(dy_seen[v] > B / 10);
+        assert_true(dx_seen[v] > B / 10);
+    }
+    assert_in_range(flips, B / 2 - B / 8, B / 2 + B / 8);
+    /* shifts alone never mirror; mirroring alone never shifts; off is all zero */
+    sn_augment_draw(7, 12, B, 3, false, b);
+    for (int i = 0; i < B; i++) {
+        assert_false(b[i].flip);
+        assert_in_range(b[i].dx + 3, 0, 6);
+    }
+    sn_augment_draw(7, 12, B, 0, true, b);
+    flips = 0;
+    for (int i = 0; i < B; i++) {
+        assert_int_equal(b[i].dy, 0);
+        assert_int_equal(b[i].dx, 0);
+        flips += b[i].flip;
+    }
+    assert_true(flips > 0 && flips < B);
+    memset(b, 0xff, sizeof b);
+    sn_augment_draw(7, 12, B, 0, false, b);
+    memset(c, 0, sizeof c);
+    assert_memory_equal(b, c, sizeof b);
+}
+
+/* Tokens of altered images (sn_images_batch_at with aug) are the tokens of
+ * the images altered beforehand, pixel by pixel, with black moved in:
+ * without a stem and with stems of 2 and 3 convolutions, whole images and
+ * one sequence rank's positions. */
+static void check_augmented(int p, int convs)
+{
+    enum { ROWS = 8, COLS = 12, NPIX = ROWS * COLS, NA = 6 };
+    static const sn_augment augs[NA] = {{0, 0, false}, {0, 0, true}, {2, -1, false},
+                                        {-3, 2, true}, {1, 11, false}, {-7, -5, true}};
+    uint8_t pixels[2 * NPIX], moved[NA * NPIX];
+    int32_t labels[2] = {3, 8}, moved_labels[NA], lab[NA];
+    for (int i = 0; i < 2 * NPIX; i++) pixels[i] = (uint8_t)(1 + (i * 53 + 5) % 255);
+    int64_t idx[NA];
+    for (int k = 0; k < NA; k++) {
+        idx[k] = k % 2;
+        moved_labels[k] = labels[k % 2];
+        const sn_augment *a = &augs[k];
+        for (int r = 0; r < ROWS; r++)
+            for (int c = 0; c < COLS; c++) {
+                int sr = r - a->dy, sc = c - a->dx;
+                bool in = sr >= 0 && sr < ROWS && sc >= 0 && sc < COLS;
+                if (a->flip) sc = COLS - 1 - sc;
+                moved[k * NPIX + r * COLS + c] = in ? pixels[idx[k] * NPIX + sr * COLS + sc] : 0;
+            }
+    }
+    sn_images x = {.n = 2, .rows = ROWS, .cols = COLS, .pixels = pixels, .labels = labels,
+                   .n_classes = 10};
+    sn_images xm = {.n = NA, .rows = ROWS, .cols = COLS, .pixels = moved,
+                    .labels = moved_labels, .n_classes = 10};
+    char err[256];
+    int nt, td;
+    if (sn_patch_dims(&x, p, convs, &nt, &td, err, sizeof err) != SN_OK) fail_msg("%s", err);
+    const size_t n = (size_t)(NA * nt * td);
+    float *want = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+    assert_non_null(want);
+    assert_non_null(got);
+    const int64_t ident[NA] = {0, 1, 2, 3, 4, 5};
+    const sn_norm norm = {.mean = 0.3f, .std = 0.4f};
+    sn_images_batch(&xm, ident, NA, p, convs, norm, want, lab);
+    sn_images_batch_at(&x, idx, NA, p, convs, norm, NULL, nt, augs, got, lab);
+    assert_memory_equal(got, want, n * sizeof(float));
+    for (int k = 0; k < NA; k++) assert_int_equal(lab[k], labels[k % 2]);
+    /* the first alteration changes nothing: the same as no aug at all */
+    sn_images_batch_at(&x, idx, 1, p, convs, norm, NULL, nt, NULL, got, lab);
+    assert_memory_equal(got, want, (size_t)(nt * td) * sizeof(float));
+    const int32_t pos[2] = {nt - 1, 1};
+    sn_images_batch_at(&x, idx, NA, p, convs, norm, pos, 2, augs, got, lab);
+    for (int k = 0; k < NA; k++)
+        for (int j = 0; j < 2; j++)
+            assert_memory_equal(got + (k * 2 + j) * td, want + (k * nt + pos[j]) * td,
+                                (size_t)td * sizeof(float));
+    free(want);
+    free(got);
+}
+
+static void test_images_batch_augment(void **state)
+{
+    (void)state;
+    check_augmented(2, 0);
+    check_augmented(4, 0);
+    check_augmented(2, 2);
+    check_augmented(4, 3);
 }
 
 /* ---- split and loader --------------------------------------------------- */
@@ -781,6 +894,8 @@ int main(void)
         cmocka_unit_test(test_images_norm),
         cmocka_unit_test(test_images_batch),
         cmocka_unit_test(test_images_batch_stem),
+        cmocka_unit_test(test_augment_draw),
+        cmocka_unit_test(test_images_batch_augment),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_loader),
         cmocka_unit_test(test_fashion_mnist),
