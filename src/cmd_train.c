@@ -341,6 +341,9 @@ static int check_options(train_ctx *c, char *err, size_t errlen)
     if (sl->seen == SN_SEEN_ARGV && !c->lm)
         return sn_errf(err, errlen, "--seq-len is for --task lm; the image task's sequence is "
                                     "its patches (--patch)");
+    if (c->lm && (a->shift > 0 || a->hflip))
+        return sn_errf(err, errlen, "--%s is for the image task (it alters images; a language "
+                       "model's sequences are text)", a->shift > 0 ? "shift" : "hflip");
     if (strcmp(a->ring, "plain") != 0 && strcmp(a->ring, "token") != 0)
         return sn_errf(err, errlen, "--ring '%s': expected plain (key/value blocks travel the "
                                     "ring) or token (TokenRing: queries one way, outputs back)",
@@ -423,9 +426,6 @@ static int setup_text(train_ctx *c, int *code, char *err, size_t errlen)
     if (sn_space_has_stem(&c->space))
         return sn_errf(err, errlen, "--stem is for the image task (a language model's tokens "
                        "are bytes, not pixels)");
-    if (a->shift > 0 || a->hflip)
-        return sn_errf(err, errlen, "--%s is for the image task (it alters images; a language "
-                       "model's sequences are text)", a->shift > 0 ? "shift" : "hflip");
     c->space.task = SN_TASK_LM;
     c->space.n_tokens = (int)a->seq_len;
     c->space.token_dim = 256;
