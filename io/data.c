@@ -233,8 +233,10 @@ void sn_augment_draw(uint64_t seed, int64_t step, int64_t b, int max_shift, bool
                      sn_augment *out)
 {
     SN_CHECK(step >= 0 && b >= 0 && max_shift >= 0);
-    memset(out, 0, (size_t)b * sizeof *out);
-    if (max_shift == 0 && !flip) return;
+    if (max_shift == 0 && !flip) {
+        memset(out, 0, (size_t)b * sizeof *out);
+        return;
+    }
     sn_rng r;
     sn_rng_seed(&r, seed, AUGMENT_STREAM + (uint64_t)step);
     const uint64_t span = 2 * (uint64_t)max_shift + 1;
