@@ -350,6 +350,9 @@ static int check_options(train_ctx *c, char *err, size_t errlen)
                        a->ring);
     if (check_schedule(c, err, errlen) != SN_OK) return SN_ERR;
     if (sn_space_from_flags(&a->space, &c->space, err, errlen) != SN_OK) return SN_ERR;
+    if (c->lm && sn_space_has_stem(&c->space))
+        return sn_errf(err, errlen, "--stem is for the image task (a language model's tokens "
+                       "are bytes, not pixels)");
     if (a->checkpoint_dir) {
         c->ckpt_dir = a->checkpoint_dir;
     } else if (a->run_dir) {
@@ -423,9 +426,6 @@ static int setup_text(train_ctx *c, int *code, char *err, size_t errlen)
     *code = SN_EXIT_FAILURE;
     if (sn_text_load(a->data, a->seq_len, &c->text, err, errlen) != SN_OK) return SN_ERR;
     *code = SN_EXIT_USAGE;
-    if (sn_space_has_stem(&c->space))
-        return sn_errf(err, errlen, "--stem is for the image task (a language model's tokens "
-                       "are bytes, not pixels)");
     c->space.task = SN_TASK_LM;
     c->space.n_tokens = (int)a->seq_len;
     c->space.token_dim = 256;

@@ -88,6 +88,7 @@ expect 2 "--stem '4,8,16,32': more than 3 values" train --stem 4,8,16,32
 expect 2 "patch size 7 is not a multiple of 2, which a convolutional stem of 2 convolutions" train --stem 4,8 --patch 7
 expect 2 "patch size 14 is not a multiple of 4, which a convolutional stem of 3 convolutions" train --stem 4,8,16 --patch 14
 expect 2 "--stem is for the image task" train --stem 4,8 --task lm
+expect 2 "--stem is for the image task" train --stem 4,8 --task lm --data "$tmp/no-such-text"
 expect 2 "--patch: patch size 7 is not a multiple of 2" latency-table --stem 4,8 --patch 7 -o "$tmp/lat.h5"
 expect 2 "--sample-by 'flops': expected uniform" train --sample-by flops
 expect 2 "--macs-buckets is for --sample-by macs or log-macs" train --macs-buckets 4
