@@ -20,7 +20,11 @@ accuracy can be told apart from an artefact of supernest's own code:
                (a random split); pixels (v/255 - mean)/std with the mean and
                std of the training images kept; PxP patches as tokens; a new
                random order every epoch; steps of --batch-size images, as many
-               as ceil(kept images / batch) per epoch
+               as ceil(kept images / batch) per epoch; with --hflip each
+               training image mirrored left-right with probability 1/2, then
+               with --shift N moved by dy, dx uniform in [-N, N] (black moved
+               in), drawn anew each time it is seen (supernest train's
+               --hflip and --shift); validation and test images unaltered
     loss       cross-entropy with label smoothing
     optimizer  AdamW, decoupled weight decay on the weight matrices (and
                convolution kernels) only,
@@ -71,6 +75,26 @@ def lr_at(step, lr, min_lr, warmup, total):
     return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
+def augment(images, shift, flip, rng):
+    """uint8 images (N, rows, cols), each mirrored left-right with
+    probability 1/2 (flip), then moved by dy, dx uniform in [-shift, shift]
+    with black (0) moved in."""
+    out = images.copy()
+    n, rows, cols = out.shape
+    if flip:
+        mirrored = rng.random(n) < 0.5
+        out[mirrored] = out[mirrored, :, ::-1]
+    if shift:
+        dy = rng.integers(-shift, shift + 1, n)
+        dx = rng.integers(-shift, shift + 1, n)
+        framed = np.zeros((n, rows + 2 * shift, cols + 2 * shift), dtype=out.dtype)
+        framed[:, shift:shift + rows, shift:shift + cols] = out
+        for i in range(n):  # pixel (y, x) moves to (y + dy, x + dx)
+            y0, x0 = shift - dy[i], shift - dx[i]
+            out[i] = framed[i, y0:y0 + rows, x0:x0 + cols]
+    return out
+
+
 def accuracy(model, tokens, labels, batch=500):
     model.eval()
     right = 0
@@ -99,6 +123,10 @@ def main():
     p.add_argument("--train-subset", type=int, default=0, help="first N training images only")
     p.add_argument("--test-limit", type=int, default=0, help="first N test images only")
     p.add_argument("--patch", type=int, default=4)
+    p.add_argument("--shift", type=int, default=0, help="augmentation: move each training image "
+                   "by up to N pixels each way (0: off)")
+    p.add_argument("--hflip", action="store_true", help="augmentation: mirror each training "
+                   "image left-right with probability 1/2")
     p.add_argument("--stem", default="none", help="C1,C2 or C1,C2,C3: the convolutional "
                    "stem of `supernest train --stem`, two or three convolutions (none: without)")
     p.add_argument("--head-dim", type=int, default=64)
@@ -124,9 +152,9 @@ def main():
         if a.patch % (2 ** (len(stem) - 1)):
             usage_error(f"--patch {a.patch}: a stem of {len(stem)} convolutions needs a "
                         f"multiple of {2 ** (len(stem) - 1)}")
-    if a.batch_size < 1 or a.epochs < 1 or a.steps < 0 or a.val_size < 0:
-        usage_error("--batch-size and --epochs must be positive, --steps and --val-size "
-                    "not negative")
+    if a.batch_size < 1 or a.epochs < 1 or a.steps < 0 or a.val_size < 0 or a.shift < 0:
+        usage_error("--batch-size and --epochs must be positive, --steps, --val-size and "
+                    "--shift not negative")
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -151,8 +179,15 @@ def main():
     rows, cols = images.shape[1:]
     if rows % a.patch or cols % a.patch:
         usage_error(f"--patch {a.patch} does not divide {rows}x{cols} images")
+    if a.shift >= min(rows, cols):
+        usage_error(f"--shift {a.shift}: the images are {rows}x{cols}, so a shift that large can "
+                    "move all of an image out of the frame")
+    augmenting = a.shift > 0 or a.hflip
     prep = make_preprocess(a.patch, rows, cols, mean, std, stem is not None)
-    x_train, y_train = prep(images[train_idx]), torch.from_numpy(labels[train_idx].astype(np.int64))
+    # augmented runs keep the training pixels and cut each step's tokens anew
+    u_train = images[train_idx] if augmenting else None
+    x_train = None if augmenting else prep(images[train_idx])
+    y_train = torch.from_numpy(labels[train_idx].astype(np.int64))
     x_val, y_val = prep(images[val_idx]), torch.from_numpy(labels[val_idx].astype(np.int64))
     x_test, y_test = prep(test_images), torch.from_numpy(test_labels.astype(np.int64))
 
@@ -193,7 +228,11 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.lr, a.min_lr, warmup, total)
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x_train[idx]), y_train[idx],
+        if augmenting:
+            xb = prep(augment(u_train[idx.numpy()], a.shift, a.hflip, rng))
+        else:
+            xb = x_train[idx]
+        loss = F.cross_entropy(model(xb), y_train[idx],
                                label_smoothing=a.label_smoothing)
         loss.backward()
         if a.clip > 0:
@@ -203,7 +242,8 @@ def main():
             print(f"step {step + 1}/{total} loss {loss.item():.4f} "
                   f"{B * (step + 1) / (time.perf_counter() - t0):.1f} images/s", file=sys.stderr)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"subnet": a.subnet, "stem": a.stem, "steps": total, "epochs": total / per_epoch,
+    print(json.dumps({"subnet": a.subnet, "stem": a.stem, "shift": a.shift, "hflip": a.hflip,
+                      "steps": total, "epochs": total / per_epoch,
                       "val_accuracy": round(accuracy(model, x_val, y_val), 6),
                       "test_accuracy": round(accuracy(model, x_test, y_test), 6),
                       "test_images": len(y_test), "train_seconds": round(seconds, 1),
