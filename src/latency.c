@@ -132,17 +132,27 @@ static double median(double *v, int n)
 }
 
 /* Random model input of b sequences of space s into in: (b, T, P) floats
- * N(0, 1) for images, (b, T) int32 byte ids for the language model. */
+ * N(0, 1) for images (with a stem, the windows of random images, which
+ * agree where they overlap as real images' do, so the stem computes what it
+ * computes in training), (b, T) int32 byte ids for the language model. */
 static void random_input(const sn_space *s, int64_t b, sn_rng *r, void *in)
 {
-    const int64_t T = s->n_tokens;
+    const int64_t T = s->n_tokens, side = sn_stem_image_side(s);
     if (s->task == SN_TASK_LM) {
         int32_t *ids = in;
         for (int64_t i = 0; i < b * T; i++) ids[i] = (int32_t)sn_rng_below(r, 256);
-    } else {
-        float *x = in;
-        for (int64_t i = 0; i < b * T * s->token_dim; i++) x[i] = sn_rng_normal(r);
+        return;
     }
+    float *x = in, *image = side > 0 ? malloc((size_t)(side * side) * sizeof(float)) : NULL;
+    if (!image) { /* independent windows: the stem computes them token by token */
+        for (int64_t i = 0; i < b * T * s->token_dim; i++) x[i] = sn_rng_normal(r);
+        return;
+    }
+    for (int64_t i = 0; i < b; i++) {
+        for (int64_t j = 0; j < side * side; j++) image[j] = sn_rng_normal(r);
+        sn_stem_windows(s, image, x + i * T * s->token_dim);
+    }
+    free(image);
 }
 
 static size_t input_bytes(const sn_space *s, int64_t b)

@@ -296,6 +296,9 @@ typedef struct stem_acts {
     int share, fwd, bwd;
     const void *input;  /* the input of the shared pass */
     int64_t b;
+    /* Whole images (stem_whole_tokens): ts tokens per image side and gs
+     * conv2 positions per image side; ts 0: token by token. */
+    int64_t ts, gs;
 } stem_acts;
 
 /* Tokens per chunk of conv1's weight-gradient sums: chunk partials are
@@ -456,73 +459,188 @@ static int64_t global_pos(const sn_shard *sh, int64_t i)
     return sh->pos ? sh->pos[i] : i;
 }
 
-/* The stem over BT tokens' pixel windows win (BT, token_dim): their
+/* ts if T tokens make a square of ts x ts, else 0. */
+static int64_t square_side(int64_t T)
+{
+    int64_t ts = 1;
+    while (ts * ts < T) ts++;
+    return ts * ts == T ? ts : 0;
+}
+
+/* Whole images.  With three convolutions, neighbouring tokens' conv2
+ * positions overlap: a token computes conv2 at (2g+1)^2 positions (9 for
+ * g = 1), its image at (2g*ts + 1)^2 for ts x ts tokens (225 for 49 tokens,
+ * 4.6 a token).  When the shard holds every token of its images in order
+ * (positions 0 .. T-1: no sequence parallelism), the tokens form a square,
+ * and the windows agree wherever they overlap (as the windows cut from one
+ * image do; the check is exact), conv2 runs once at each of the image's positions, from
+ * the window of the last token that holds it (its owner): the same values
+ * as token by token, at about half the cost; only the order of conv2's
+ * weight-gradient sums differs.  Returns ts, or 0 (token by token). */
+static int64_t stem_whole_tokens(const dims *d, const sn_shard *sh, const float *win, int64_t b)
+{
+    if (d->n_stem != 3 || sh->tl != d->T) return 0;
+    for (int64_t t = 0; sh->pos && t < d->T; t++)
+        if (sh->pos[t] != t) return 0;
+    const int64_t ts = square_side(d->T);
+    if (ts == 0) return 0;
+    /* the window's side and the token's stride in it: overlaps of W - p */
+    const int64_t W = d->side[0] + 2, p = 4 * d->side[2], ov = W - p;
+    for (int64_t r = 0; r < b * d->T; r++) {
+        const int64_t t = r % d->T;
+        const float *w = win + r * d->PI;
+        if (t % ts + 1 < ts) /* the right neighbour: columns p.. against 0.. */
+            for (int64_t y = 0; y < W; y++)
+                if (memcmp(w + y * W + p, w + d->PI + y * W, (size_t)ov * sizeof(float)))
+                    return 0;
+        if (t / ts + 1 < ts && /* the one below: rows p.. against 0.. */
+            memcmp(w + p * W, w + ts * d->PI, (size_t)(ov * W) * sizeof(float)))
+            return 0;
+    }
+    return ts;
+}
+
+/* Whole images: the first of token r's conv2 positions among its image's
+ * (as a row of conv2's (b*gs*gs) rows), and the rows and columns of
+ * positions it owns: 2g each, one more on the image's last row or column. */
+static int64_t stem_owned(const stem_acts *k, int64_t T, int64_t g, int64_t r, int64_t *rows,
+                          int64_t *cols)
+{
+    const int64_t img = r / T, t = r % T, ti = t / k->ts, tj = t % k->ts;
+    *rows = 2 * g + (ti == k->ts - 1);
+    *cols = 2 * g + (tj == k->ts - 1);
+    return (img * k->gs + 2 * g * ti) * k->gs + 2 * g * tj;
+}
+
+int64_t sn_stem_image_side(const sn_space *s)
+{
+    const int convs = sn_stem_convs(s);
+    if (convs == 0) return 0;
+    const int64_t p = (int64_t)sn_stem_grid(s) << (convs - 1); /* the patch */
+    return square_side(s->n_tokens) * p;
+}
+
+void sn_stem_windows(const sn_space *s, const float *image, float *out)
+{
+    const int64_t side = sn_stem_image_side(s), convs = sn_stem_convs(s);
+    SN_CHECK(side > 0);
+    const int64_t p = (int64_t)sn_stem_grid(s) << (convs - 1), ts = side / p,
+                  W = sn_stem_window((int)p, (int)convs), before = sn_stem_before((int)convs);
+    for (int64_t t = 0; t < ts * ts; t++) {
+        const int64_t y0 = (t / ts) * p - before, x0 = (t % ts) * p - before;
+        for (int64_t y = y0; y < y0 + W; y++)
+            for (int64_t x = x0; x < x0 + W; x++)
+                *out++ = y < 0 || y >= side || x < 0 || x >= side ? 0.0f : image[y * side + x];
+    }
+}
+
+/* Rows of convolution c's GEMM over b images of BT tokens. */
+static int64_t stem_rows(const dims *d, const stem_acts *k, int c, int64_t b, int64_t BT)
+{
+    return k->ts && c == 1 ? b * k->gs * k->gs : BT * d->side[c] * d->side[c];
+}
+
+/* The stem over b images' BT tokens' pixel windows win (BT, token_dim): their
  * features (BT, P) into the last a->stem.act.  conv1 (9 taps, too few for a
  * GEMM to pay) runs token by token in a thread's scratch and writes conv2's
  * input patches, tap-major then channel ((dy*3 + dx)*C1 + c, the order of
  * stem.conv2.weight's columns); each later convolution is one GEMM over all
- * tokens' positions, whose outputs are gathered, token by token, into the
+ * tokens' positions (with whole images, conv2's over the images'
+ * positions), whose outputs are gathered, token by token, into the
  * next one's patches. */
-static void stem_forward(int nt, const sn_model *m, sn_acts *a, const float *win, int64_t BT)
+static void stem_forward(int nt, const sn_model *m, sn_acts *a, const sn_shard *sh,
+                         const float *win, int64_t b)
 {
     const dims d = space_dims(&m->space);
-    const int64_t W1 = d.side[0], W = W1 + 2, C1 = d.ch[0], map = W1 * W1 * C1;
+    const int64_t W1 = d.side[0], W = W1 + 2, C1 = d.ch[0], map = W1 * W1 * C1, BT = b * sh->tl;
     stem_acts *k = &a->stem;
+    k->ts = stem_whole_tokens(&d, sh, win, b);
+    k->gs = k->ts ? 2 * d.side[2] * k->ts + 1 : 0;
     for (int64_t c = 0; c < C1; c++)
         for (int64_t tap = 0; tap < 9; tap++)
             k->w1t[tap * C1 + c] = m->p.stem_w[0][c * 9 + tap];
-    const int64_t per1 = d.side[1] * d.side[1] * 9 * C1;
+    const int64_t G1 = d.side[1], per1 = G1 * G1 * 9 * C1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t r = 0; r < BT; r++) {
         float *z = k->scratch + (int64_t)omp_get_thread_num() * 3 * map, *act = z + map;
         sn_stem_conv1(win + r * d.PI, W, C1, k->w1t, m->p.stem_b[0], z);
         sn_gelu_row(act, z, map);
-        sn_stem_gather(k->col[1] + r * per1, act, W1, C1);
+        if (k->ts) {
+            int64_t rows, cols;
+            const int64_t at = stem_owned(k, d.T, d.side[2], r, &rows, &cols);
+            sn_stem_gather(k->col[1] + at * 9 * C1, k->gs, act, W1, rows, cols, C1);
+        } else {
+            sn_stem_gather(k->col[1] + r * per1, G1, act, W1, G1, G1, C1);
+        }
     }
     for (int c = 1; c < d.n_stem; c++) {
-        const int64_t rows = BT * d.side[c] * d.side[c], in = 9 * d.ch[c - 1], out = d.ch[c];
+        const int64_t rows = stem_rows(&d, k, c, b, BT), in = 9 * d.ch[c - 1], out = d.ch[c];
         sn_linear_forward(nt, k->z[c], out, k->col[c], in, m->p.stem_w[c], in, m->p.stem_b[c],
                           rows, out, in);
         sn_gelu_forward(nt, k->act[c], out, k->z[c], out, rows, out);
         if (c + 1 == d.n_stem) break;
-        const int64_t here = d.side[c] * d.side[c] * out,
-                      next = d.side[c + 1] * d.side[c + 1] * 9 * out;
+        const int64_t S = d.side[c + 1], here = d.side[c] * d.side[c] * out, next = S * S * 9 * out;
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t r = 0; r < BT; r++)
-            sn_stem_gather(k->col[c + 1] + r * next, k->act[c] + r * here, d.side[c], out);
+        for (int64_t r = 0; r < BT; r++) {
+            if (k->ts) { /* conv2's map of the image, from the token's first position */
+                int64_t rows_r, cols_r;
+                const int64_t at = stem_owned(k, d.T, S, r, &rows_r, &cols_r);
+                sn_stem_gather(k->col[c + 1] + r * next, S, k->act[c] + at * out, k->gs, S, S,
+                               out);
+            } else {
+                sn_stem_gather(k->col[c + 1] + r * next, S, k->act[c] + r * here, d.side[c], S, S,
+                               out);
+            }
+        }
     }
 }
 
 /* Backward of stem_forward over the same windows, given the features'
  * gradient in the last a->stem.dact (consumed): each GEMM convolution's
  * gradients, last first, its input patches' gradient scattered token by
- * token onto the previous one's output; then conv1 token by token
- * (recomputed, its output gradient scattered from conv2's patches'), its
- * weight and bias gradients summed per chunk of tokens and the chunks added
- * in order. */
-static void stem_backward(int nt, sn_model *m, sn_acts *a, const float *win, int64_t BT)
+ * token onto the previous one's output (with whole images, image by
+ * image onto conv2's map); then conv1 token by token (recomputed, its
+ * output gradient scattered from conv2's patches': with whole images
+ * those of the positions the token owns), its weight and bias gradients
+ * summed per chunk of tokens and the chunks added in order. */
+static void stem_backward(int nt, sn_model *m, sn_acts *a, const sn_shard *sh, const float *win,
+                          int64_t b)
 {
     const dims d = space_dims(&m->space);
-    const int64_t W1 = d.side[0], W = W1 + 2, C1 = d.ch[0], map = W1 * W1 * C1;
+    const int64_t W1 = d.side[0], W = W1 + 2, C1 = d.ch[0], map = W1 * W1 * C1, BT = b * sh->tl;
     const int64_t chunks = (BT + STEM_CHUNK - 1) / STEM_CHUNK;
     stem_acts *k = &a->stem;
     sn_params *g = &m->g;
     for (int c = d.n_stem - 1; c >= 1; c--) {
-        const int64_t rows = BT * d.side[c] * d.side[c], in = 9 * d.ch[c - 1], out = d.ch[c];
+        const int64_t rows = stem_rows(&d, k, c, b, BT), in = 9 * d.ch[c - 1], out = d.ch[c];
         sn_gelu_backward_inplace(nt, k->dact[c], out, k->z[c], out, rows, out);
         sn_linear_backward_set(nt, k->dcol[c], in, g->stem_w[c], in, g->stem_b[c], k->dact[c],
                                out, k->col[c], in, m->p.stem_w[c], in, rows, out, in);
         if (c == 1) break;
-        const int64_t prev = d.side[c - 1] * d.side[c - 1] * d.ch[c - 1],
-                      here = d.side[c] * d.side[c] * in;
+        const int64_t S = d.side[c], Cp = d.ch[c - 1], here = S * S * in;
+        if (k->ts) { /* image by image: neighbouring tokens add onto shared positions */
+            const int64_t per = k->gs * k->gs * Cp;
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t r = 0; r < BT; r++) {
-            float *da = k->dact[c - 1] + r * prev;
-            memset(da, 0, (size_t)prev * sizeof(float));
-            sn_stem_scatter(da, k->dcol[c] + r * here, d.side[c - 1], d.ch[c - 1]);
+            for (int64_t img = 0; img < b; img++) {
+                memset(k->dact[c - 1] + img * per, 0, (size_t)per * sizeof(float));
+                for (int64_t r = img * d.T; r < (img + 1) * d.T; r++) {
+                    int64_t rows_r, cols_r;
+                    const int64_t at = stem_owned(k, d.T, S, r, &rows_r, &cols_r);
+                    sn_stem_scatter(k->dact[c - 1] + at * Cp, k->gs, k->dcol[c] + r * here, S, S,
+                                    S, Cp);
+                }
+            }
+        } else {
+            const int64_t prev = d.side[c - 1] * d.side[c - 1] * Cp;
+#pragma omp parallel for num_threads(nt) schedule(static)
+            for (int64_t r = 0; r < BT; r++) {
+                float *da = k->dact[c - 1] + r * prev;
+                memset(da, 0, (size_t)prev * sizeof(float));
+                sn_stem_scatter(da, d.side[c - 1], k->dcol[c] + r * here, S, S, S, Cp);
+            }
         }
     }
-    const int64_t per1 = d.side[1] * d.side[1] * 9 * C1;
+    const int64_t G1 = d.side[1], per1 = G1 * G1 * 9 * C1;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t ch = 0; ch < chunks; ch++) {
         float *z = k->scratch + (int64_t)omp_get_thread_num() * 3 * map, *da = z + map,
@@ -534,7 +652,13 @@ static void stem_backward(int nt, sn_model *m, sn_acts *a, const float *win, int
             const float *w = win + r * d.PI;
             sn_stem_conv1(w, W, C1, k->w1t, m->p.stem_b[0], z);
             memset(da, 0, (size_t)(2 * map) * sizeof(float)); /* da and dz */
-            sn_stem_scatter(da, k->dcol[1] + r * per1, W1, C1);
+            if (k->ts) {
+                int64_t rows, cols;
+                const int64_t at = stem_owned(k, d.T, d.side[2], r, &rows, &cols);
+                sn_stem_scatter(da, W1, k->dcol[1] + at * 9 * C1, k->gs, rows, cols, C1);
+            } else {
+                sn_stem_scatter(da, W1, k->dcol[1] + r * per1, G1, G1, G1, C1);
+            }
             sn_gelu_backward_row(dz, da, z, map);
             sn_stem_conv1_grad(acc, w, dz, W, C1);
         }
@@ -570,7 +694,7 @@ static void embed_forward(int nt, const sn_model *m, sn_acts *a, const sn_shard 
         if (sn_space_has_stem(&m->space)) {
             stem_acts *k = &a->stem;
             if (k->share == 1 || k->fwd == 0) {
-                stem_forward(nt, m, a, input, BT);
+                stem_forward(nt, m, a, sh, input, b);
                 k->input = input;
                 k->b = b;
             } else {
@@ -630,9 +754,9 @@ static void embed_backward(int nt, sn_model *m, sn_acts *a, const sn_shard *sh,
         sn_linear_backward(nt, dfeat, d.P, g->patch_w, d.P, g->patch_b, dres, e,
                            k->act[d.n_stem - 1], d.P, m->p.patch_w, d.P, BT, e, d.P);
         if (k->share == 1) {
-            stem_backward(nt, m, a, input, BT);
+            stem_backward(nt, m, a, sh, input, b);
         } else if (++k->bwd == k->share) {
-            stem_backward(nt, m, a, input, BT);
+            stem_backward(nt, m, a, sh, input, b);
             sn_acts_share_stem(a, 1); /* the group is done: every pass computes it again */
         }
     } else {

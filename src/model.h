@@ -189,6 +189,17 @@ const float *sn_model_forward_shard(int nt, const sn_model *m, sn_acts *a, const
 const float *sn_model_backward_shard(int nt, sn_model *m, sn_acts *a, const sn_shard *sh,
                                      const float *dout);
 
+/* Images for a stem's token windows: the side of the square images whose
+ * tokens space s takes (a square of tokens, each p x p pixels), or 0
+ * without a stem or a square of tokens. */
+int64_t sn_stem_image_side(const sn_space *s);
+/* Cuts one image (side, side), side = sn_stem_image_side(s) > 0, into its
+ * tokens' windows out (T, token_dim) as the data loader does (io/data.h):
+ * token t's window starts sn_stem_before pixels ahead of its patch, zeros
+ * outside the image.  Windows cut so agree where they overlap, which lets
+ * the stem compute each position of the image once. */
+void sn_stem_windows(const sn_space *s, const float *image, float *out);
+
 /* The whole model on one rank, image task: tokens (b, T, token_dim). */
 const float *sn_model_forward(int nt, const sn_model *m, sn_acts *a,
                               const sn_subnet *n, const float *tokens, int64_t b);

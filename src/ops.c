@@ -356,33 +356,37 @@ void sn_stem_conv1(const float *win, int64_t W, int64_t C1, const float *w1t, co
     stem_conv1(win, W, C1, w1t, b1, z);
 }
 
-void sn_stem_gather(float *col, const float *act, int64_t W1, int64_t C1)
+void sn_stem_gather(float *col, int64_t ldcol, const float *act, int64_t ldact, int64_t rows,
+                    int64_t cols, int64_t C)
 {
-    const int64_t G = (W1 - 1) / 2;
-    for (int64_t i = 0; i < G; i++)
-        for (int64_t j = 0; j < G; j++, col += 9 * C1)
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            float *out = col + (i * ldcol + j) * 9 * C;
             for (int64_t tap = 0; tap < 9; tap++)
-                memcpy(col + tap * C1, act + ((2 * i + tap / 3) * W1 + 2 * j + tap % 3) * C1,
-                       (size_t)C1 * sizeof(float));
+                memcpy(out + tap * C, act + ((2 * i + tap / 3) * ldact + 2 * j + tap % 3) * C,
+                       (size_t)C * sizeof(float));
+        }
 }
 
 SN_VECTOR_CLONES
-static void stem_scatter(float *restrict dact, const float *restrict dcol, int64_t W1,
-                         int64_t C1)
+static void stem_scatter(float *restrict dact, int64_t ldact, const float *restrict dcol,
+                         int64_t ldcol, int64_t rows, int64_t cols, int64_t C)
 {
-    const int64_t G = (W1 - 1) / 2;
-    for (int64_t i = 0; i < G; i++)
-        for (int64_t j = 0; j < G; j++, dcol += 9 * C1)
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            const float *in = dcol + (i * ldcol + j) * 9 * C;
             for (int64_t tap = 0; tap < 9; tap++) {
-                float *restrict d = dact + ((2 * i + tap / 3) * W1 + 2 * j + tap % 3) * C1;
-                const float *restrict s = dcol + tap * C1;
-                for (int64_t c = 0; c < C1; c++) d[c] += s[c];
+                float *restrict d = dact + ((2 * i + tap / 3) * ldact + 2 * j + tap % 3) * C;
+                const float *restrict s = in + tap * C;
+                for (int64_t c = 0; c < C; c++) d[c] += s[c];
             }
+        }
 }
 
-void sn_stem_scatter(float *dact, const float *dcol, int64_t W1, int64_t C1)
+void sn_stem_scatter(float *dact, int64_t ldact, const float *dcol, int64_t ldcol, int64_t rows,
+                     int64_t cols, int64_t C)
 {
-    stem_scatter(dact, dcol, W1, C1);
+    stem_scatter(dact, ldact, dcol, ldcol, rows, cols, C);
 }
 
 SN_VECTOR_CLONES

@@ -76,15 +76,21 @@ void sn_gelu_forward(int nt, float *y, int64_t ldy, const float *x, int64_t ldx,
  * side, C1 conv1's channels:
  *   sn_stem_conv1:  z (W1*W1, C1) = b1 + conv1 of the window win (W*W),
  *                   w1t conv1's weight as (9, C1);
- *   sn_stem_gather: conv2's input patches col (G*G, 9*C1), tap-major
- *                   ((dy*3 + dx)*C1 + c), from conv1's output act (W1*W1, C1);
+ *   sn_stem_gather: a stride-2 convolution's input patches, tap-major
+ *                   ((dy*3 + dx)*C + c), at rows x cols of its positions:
+ *                   position (i, j)'s 9*C values at col + (i*ldcol + j)*9*C
+ *                   from the previous map act of C channels, its position
+ *                   (y, x) at act + (y*ldact + x)*C (conv2 of a token:
+ *                   rows = cols = ldcol = G, ldact = W1, C = C1);
  *   sn_stem_scatter: dact += the patches' gradient dcol, the reverse;
  *   sn_stem_conv1_grad: acc (9*C1, then C1) += conv1's weight (as w1t) and
  *                   bias gradients, given its output gradient dz. */
 void sn_stem_conv1(const float *win, int64_t W, int64_t C1, const float *w1t, const float *b1,
                    float *z);
-void sn_stem_gather(float *col, const float *act, int64_t W1, int64_t C1);
-void sn_stem_scatter(float *dact, const float *dcol, int64_t W1, int64_t C1);
+void sn_stem_gather(float *col, int64_t ldcol, const float *act, int64_t ldact, int64_t rows,
+                    int64_t cols, int64_t C);
+void sn_stem_scatter(float *dact, int64_t ldact, const float *dcol, int64_t ldcol, int64_t rows,
+                     int64_t cols, int64_t C);
 void sn_stem_conv1_grad(float *acc, const float *win, const float *dz, int64_t W, int64_t C1);
 
 /* One row of c values of each, for callers that divide the work among

@@ -598,6 +598,113 @@ static void test_shared_stem(void **state)
     check_shared_stem(5); /* three convolutions */
 }
 
+/* Largest relative difference of two gradient buffers over m's tensors
+ * (each judged by its own scale), and the same for logits. */
+static double max_rel_diff(const float *x, const float *y, size_t n)
+{
+    double scale = 0.0, diff = 0.0;
+    for (size_t j = 0; j < n; j++) {
+        scale = fmax(scale, fabs(x[j]));
+        diff = fmax(diff, fabs((double)y[j] - x[j]));
+    }
+    return scale > 0.0 ? diff / scale : diff;
+}
+
+/* Three convolutions over the windows of real images (sn_stem_windows):
+ * with every token of an image at hand, in order, the stem computes conv2
+ * once per position of the image, with the logits and gradients of the
+ * token by token computation (which the same tokens in reverse order, a
+ * shard naming their positions, get) and exactly the conv2 GEMM work it
+ * saves; windows that disagree on one overlapping pixel are computed
+ * token by token. */
+static void check_whole_images(sn_space *s, const char *what)
+{
+    enum { B = 3 };
+    sn_model *m = sn_model_create(s, 5);
+    assert_non_null(m);
+    redraw_params(m, 5);
+    const int64_t T = s->n_tokens, P = s->token_dim, side = sn_stem_image_side(s);
+    const int64_t C = s->n_classes;
+    assert_true(side > 0);
+    float *tokens = malloc((size_t)(B * T * P) * sizeof(float));
+    float *reversed = malloc((size_t)(B * T * P) * sizeof(float));
+    float *image = malloc((size_t)(side * side) * sizeof(float));
+    float *grads = malloc(m->n_params * sizeof(float)), logits[B * 16], dlogits[B * 16];
+    int32_t *pos = malloc((size_t)T * sizeof(int32_t));
+    assert_true(tokens && reversed && image && grads && pos && C <= 16);
+    sn_rng r;
+    sn_rng_seed(&r, 13, 0);
+    for (int64_t i = 0; i < B; i++) {
+        for (int64_t j = 0; j < side * side; j++) image[j] = sn_rng_normal(&r);
+        sn_stem_windows(s, image, tokens + i * T * P);
+    }
+    for (int64_t i = 0; i < B * C; i++) dlogits[i] = sn_rng_normal(&r);
+    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(T - 1 - t);
+    sn_shard whole, tokenwise;
+    sn_shard_full(s, &whole);
+    tokenwise = whole;
+    tokenwise.pos = pos;
+    sn_acts *aw = sn_acts_create_shard(s, &whole, B), *at = sn_acts_create_shard(s, &tokenwise, B);
+    assert_true(aw && at);
+    sn_subnet net;
+    parse_or_fail(s, "max", &net);
+    /* conv2's GEMM rows: 9 positions a token, or (2*ts + 1)^2 an image */
+    const int64_t ts = side / 4, saved_rows = B * (T * 9 - (2 * ts + 1) * (2 * ts + 1));
+    const double saved = 2.0 * (double)saved_rows * 9 * s->stem[0] * s->stem[1];
+    for (int changed = 0; changed < 2; changed++) {
+        if (changed) /* token 0's last window column, which token 1's first column repeats */
+            tokens[(4 + 1) * 9 + 8] += 1.0f;
+        for (int64_t i = 0; i < B * T; i++)
+            memcpy(reversed + i * P, tokens + ((i / T) * T + pos[i % T]) * P,
+                   (size_t)P * sizeof(float));
+        sn_model_zero_grad(m);
+        uint64_t f0 = sn_gemm_flops();
+        const float *y = sn_model_forward_shard(THREADS, m, at, &tokenwise, &net, reversed, B);
+        memcpy(logits, y, (size_t)(B * C) * sizeof(float));
+        sn_model_backward_shard(THREADS, m, at, &tokenwise, dlogits);
+        const double tokenwise_flops = (double)(sn_gemm_flops() - f0);
+        memcpy(grads, m->grads, m->n_params * sizeof(float));
+        sn_model_zero_grad(m);
+        f0 = sn_gemm_flops();
+        y = sn_model_forward_shard(THREADS, m, aw, &whole, &net, tokens, B);
+        const double dl = max_rel_diff(logits, y, (size_t)(B * C));
+        sn_model_backward_shard(THREADS, m, aw, &whole, dlogits);
+        const double whole_flops = (double)(sn_gemm_flops() - f0);
+        if (dl > 1e-5) fail_msg("%s: logits differ by %.3g with whole images", what, dl);
+        for (int i = 0; i < m->n_tensors; i++) {
+            const sn_param_info *t = &m->info[i];
+            const double dg = max_rel_diff(grads + t->offset, m->grads + t->offset, t->count);
+            if (dg > 1e-5) fail_msg("%s: %s's gradient differs by %.3g", what, t->name, dg);
+        }
+        /* forward once, backward twice (the input's and the weight's gradients) */
+        const double expect = changed ? 0.0 : 3.0 * saved;
+        if (fabs(tokenwise_flops - whole_flops - expect) > 0.5)
+            fail_msg("%s%s: whole images saved %.0f GEMM FLOPs, expected %.0f", what,
+                     changed ? " (one window changed)" : "", tokenwise_flops - whole_flops,
+                     expect);
+    }
+    sn_acts_destroy(aw);
+    sn_acts_destroy(at);
+    free(tokens);
+    free(reversed);
+    free(image);
+    free(grads);
+    free(pos);
+    sn_model_destroy(m);
+}
+
+static void test_whole_images(void **state)
+{
+    (void)state;
+    sn_space s;
+    small_space(&s);
+    add_stem(&s, 4, 6, 5);
+    check_whole_images(&s, "small space, 3 x 3 tokens");
+    sn_space_default(&s);
+    add_stem(&s, 32, 64, 128);
+    check_whole_images(&s, "default space, 7 x 7 tokens");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -615,6 +722,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_small_space),
         cmocka_unit_test(test_default_space),
         cmocka_unit_test(test_shared_stem),
+        cmocka_unit_test(test_whole_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
