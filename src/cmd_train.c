@@ -894,8 +894,8 @@ static void print_header(train_ctx *c, const sn_train_opts *to)
     if (a->shift > 0 || a->hflip) {
         char moved[64] = "";
         if (a->shift > 0)
-            snprintf(moved, sizeof moved, "%smoved by up to %lld pixels each way",
-                     a->hflip ? ", then " : "", (long long)a->shift);
+            snprintf(moved, sizeof moved, "%smoved by up to %lld pixel%s each way",
+                     a->hflip ? ", then " : "", (long long)a->shift, a->shift == 1 ? "" : "s");
         say(c, "augmentation: training images %s%s",
             a->hflip ? "mirrored left-right half the time" : "", moved);
     }
