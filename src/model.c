@@ -501,15 +501,21 @@ static int64_t stem_whole_tokens(const dims *d, const sn_shard *sh, const float 
 }
 
 /* Whole images: the first of token r's conv2 positions among its image's
- * (as a row of conv2's (b*gs*gs) rows), and the rows and columns of
- * positions it owns: 2g each, one more on the image's last row or column. */
-static int64_t stem_owned(const stem_acts *k, int64_t T, int64_t g, int64_t r, int64_t *rows,
-                          int64_t *cols)
+ * (as a row of conv2's (b*gs*gs) rows), g conv3 positions a token side. */
+static int64_t stem_origin(const stem_acts *k, int64_t T, int64_t g, int64_t r)
 {
-    const int64_t img = r / T, t = r % T, ti = t / k->ts, tj = t % k->ts;
-    *rows = 2 * g + (ti == k->ts - 1);
-    *cols = 2 * g + (tj == k->ts - 1);
-    return (img * k->gs + 2 * g * ti) * k->gs + 2 * g * tj;
+    const int64_t img = r / T, t = r % T;
+    return (img * k->gs + 2 * g * (t / k->ts)) * k->gs + 2 * g * (t % k->ts);
+}
+
+/* Whole images: the rows and columns of conv2 positions token r owns from
+ * its origin on: 2g each, one more on the image's last row or column. */
+static void stem_owned(const stem_acts *k, int64_t T, int64_t g, int64_t r, int64_t *rows,
+                       int64_t *cols)
+{
+    const int64_t t = r % T;
+    *rows = 2 * g + (t / k->ts == k->ts - 1);
+    *cols = 2 * g + (t % k->ts == k->ts - 1);
 }
 
 int64_t sn_stem_image_side(const sn_space *s)
@@ -567,7 +573,8 @@ static void stem_forward(int nt, const sn_model *m, sn_acts *a, const sn_shard *
         sn_gelu_row(act, z, map);
         if (k->ts) {
             int64_t rows, cols;
-            const int64_t at = stem_owned(k, d.T, d.side[2], r, &rows, &cols);
+            stem_owned(k, d.T, d.side[2], r, &rows, &cols);
+            const int64_t at = stem_origin(k, d.T, d.side[2], r);
             sn_stem_gather(k->col[1] + at * 9 * C1, k->gs, act, W1, rows, cols, C1);
         } else {
             sn_stem_gather(k->col[1] + r * per1, G1, act, W1, G1, G1, C1);
@@ -583,8 +590,7 @@ static void stem_forward(int nt, const sn_model *m, sn_acts *a, const sn_shard *
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t r = 0; r < BT; r++) {
             if (k->ts) { /* conv2's map of the image, from the token's first position */
-                int64_t rows_r, cols_r;
-                const int64_t at = stem_owned(k, d.T, S, r, &rows_r, &cols_r);
+                const int64_t at = stem_origin(k, d.T, S, r);
                 sn_stem_gather(k->col[c + 1] + r * next, S, k->act[c] + at * out, k->gs, S, S,
                                out);
             } else {
@@ -624,8 +630,7 @@ static void stem_backward(int nt, sn_model *m, sn_acts *a, const sn_shard *sh, c
             for (int64_t img = 0; img < b; img++) {
                 memset(k->dact[c - 1] + img * per, 0, (size_t)per * sizeof(float));
                 for (int64_t r = img * d.T; r < (img + 1) * d.T; r++) {
-                    int64_t rows_r, cols_r;
-                    const int64_t at = stem_owned(k, d.T, S, r, &rows_r, &cols_r);
+                    const int64_t at = stem_origin(k, d.T, S, r);
                     sn_stem_scatter(k->dact[c - 1] + at * Cp, k->gs, k->dcol[c] + r * here, S, S,
                                     S, Cp);
                 }
@@ -654,7 +659,8 @@ static void stem_backward(int nt, sn_model *m, sn_acts *a, const sn_shard *sh, c
             memset(da, 0, (size_t)(2 * map) * sizeof(float)); /* da and dz */
             if (k->ts) {
                 int64_t rows, cols;
-                const int64_t at = stem_owned(k, d.T, d.side[2], r, &rows, &cols);
+                stem_owned(k, d.T, d.side[2], r, &rows, &cols);
+                const int64_t at = stem_origin(k, d.T, d.side[2], r);
                 sn_stem_scatter(da, W1, k->dcol[1] + at * 9 * C1, k->gs, rows, cols, C1);
             } else {
                 sn_stem_scatter(da, W1, k->dcol[1] + r * per1, G1, G1, G1, C1);
